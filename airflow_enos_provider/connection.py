@@ -1,0 +1,159 @@
+"""Turn an Airflow ``enos`` connection into validated settings for the hook."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.validation import require_text
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+DEFAULT_TIMEOUT = 30.0
+CONN_TYPE = "enos"
+
+
+@dataclass(frozen=True)
+class EnOSConnectionSettings:
+    """Everything the hook needs from an ``enos`` connection.
+
+    :param conn_id: the connection id, for messages.
+    :param gateway_url: the API gateway base URL, scheme included, no trailing slash.
+    :param access_key: the application's access key (appKey).
+    :param secret_key: the application's secret key (appSecret); never shown in repr.
+    :param org_id: the default organization (OU) id for batch calls.
+    :param user_id: the default EnOS user id for batch calls.
+    :param verify: TLS verification: True, False, or a CA bundle path.
+    :param timeout: seconds per request.
+    """
+
+    conn_id: str
+    gateway_url: str
+    access_key: str
+    secret_key: str = field(repr=False)
+    org_id: str | None = None
+    user_id: str | None = None
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> EnOSConnectionSettings:
+        """Read and validate a connection; the error names the field to fix.
+
+        :param conn: the Airflow connection (its ``conn_type`` should be ``enos``).
+        """
+        conn_id = conn.conn_id or "(unnamed)"
+        where = f"connection '{conn_id}'"
+        extras = _extras(conn, where)
+        if not conn.host:
+            raise EnOSValidationError(
+                f"{where}: host (the EnOS API gateway URL, e.g. https://apim-ppe1.envisioniot.com) is empty"
+            )
+        if not conn.login:
+            raise EnOSValidationError(f"{where}: login (the application's access key) is empty")
+        if not conn.password:
+            raise EnOSValidationError(f"{where}: password (the application's secret key) is empty")
+        return cls(
+            conn_id=conn_id,
+            gateway_url=_gateway_url(conn.host, conn.port, where),
+            access_key=require_text(conn.login, f"{where}: login (access key)"),
+            secret_key=conn.password,
+            org_id=_optional_text(extras, "org_id", where),
+            user_id=_optional_text(extras, "user_id", where),
+            verify=_verify(extras.get("verify"), where),
+            timeout=_timeout(extras.get("timeout"), where),
+        )
+
+    def batch_identity(self, user_id: str | None, org_id: str | None) -> tuple[str, str]:
+        """Return the ``(userId, orgId)`` of a batch call: the given values, else the connection's.
+
+        :param user_id: the caller's user id, or None for the connection's ``user_id`` extra.
+        :param org_id: the caller's org id, or None for the connection's ``org_id`` extra.
+        :raises EnOSValidationError: when either is missing or malformed.
+        """
+        resolved = []
+        for name, given, default in (("user_id", user_id, self.user_id), ("org_id", org_id, self.org_id)):
+            value = given if given is not None else default
+            if value is None or value == "":
+                raise EnOSValidationError(
+                    f"{name} is required for EnOS batch calls: pass {name}= or set the '{name}' extra "
+                    f"on connection '{self.conn_id}'"
+                )
+            resolved.append(require_text(value, name))
+        return resolved[0], resolved[1]
+
+
+def _extras(conn: Connection, where: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(conn.extra) if conn.extra else {}
+    except ValueError as err:
+        raise EnOSValidationError(f"{where}: extra must be a JSON object, it does not parse: {err}") from None
+    if not isinstance(raw, dict):
+        raise EnOSValidationError(f"{where}: extra must be a JSON object, got {type(raw).__name__}")
+    extras: dict[str, Any] = {}
+    prefix = f"extra__{CONN_TYPE}__"
+    for key, value in raw.items():
+        # Forms before Airflow 3 stored fields as extra__enos__<name>; the plain name wins when both exist.
+        if key.startswith(prefix):
+            extras.setdefault(key[len(prefix) :], value)
+        else:
+            extras[key] = value
+    return {k: v for k, v in extras.items() if v is not None and v != ""}
+
+
+def _gateway_url(host: str, port: int | None, where: str) -> str:
+    text = host.strip().rstrip("/")
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnOSValidationError(
+            f"{where}: host must be the gateway URL such as https://apim-ppe1.envisioniot.com, got {host!r}"
+        )
+    if parts.query or parts.fragment:
+        raise EnOSValidationError(f"{where}: host must not contain a query or fragment, got {host!r}")
+    if port and parts.port is None:
+        text = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+    return text
+
+
+def _optional_text(extras: dict[str, Any], name: str, where: str) -> str | None:
+    value = extras.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return require_text(value, f"{where}: extra '{name}'")
+
+
+def _verify(value: Any, where: str) -> bool | str:
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        return value.strip()  # a CA bundle path
+    raise EnOSValidationError(
+        f"{where}: extra 'verify' must be true, false or a CA bundle path, got {value!r}"
+    )
+
+
+def _timeout(value: Any, where: str) -> float:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        raise EnOSValidationError(
+            f"{where}: extra 'timeout' must be a positive number of seconds, got {value!r}"
+        )
+    return seconds

@@ -1,0 +1,67 @@
+"""Errors raised by the EnOS provider; all are Airflow exceptions."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class EnOSError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class EnOSValidationError(AirflowFailException, ValueError):
+    """Bad input or connection settings, found before any request is sent (retrying cannot help)."""
+
+
+class EnOSConnectionError(EnOSError):
+    """The gateway could not be reached or did not answer in time."""
+
+
+class EnOSAPIError(EnOSError):
+    """EnOS refused a call, or answered with something that is not a success envelope.
+
+    :param message: what EnOS said (its ``msg``/``message``, or an excerpt of a non-JSON reply).
+    :param operation: the call that failed, such as ``cancel_flow_instance``.
+    :param code: the EnOS code (``code`` or ``status`` of the envelope); None when there was none.
+    :param http_status: the HTTP status of the reply.
+    :param request_id: the ``requestId`` EnOS gave, if any.
+    :param flow_inst_id: the flow instance the call was about, if any.
+    :param hint: what the user can do about it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        code: int | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        flow_inst_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.operation = operation
+        self.code = code
+        self.http_status = http_status
+        self.request_id = request_id
+        self.flow_inst_id = flow_inst_id
+        self.hint = hint
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        subject = f" of flow instance {self.flow_inst_id}" if self.flow_inst_id else ""
+        what = f"EnOS code {self.code}" if self.code is not None else "no EnOS code"
+        details = [f"HTTP {self.http_status}"] if self.http_status is not None else []
+        if self.request_id:
+            details.append(f"requestId {self.request_id}")
+        text = f"EnOS {self.operation}{subject} failed: {what}: {self.message}"
+        if details:
+            text += f" ({', '.join(details)})"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+class EnOSAuthenticationError(EnOSAPIError):
+    """The gateway refused the connection's credentials (access key, secret key or token)."""

@@ -1,0 +1,74 @@
+"""Describe the provider to Airflow (the ``apache_airflow_provider`` entry point).
+
+Imports nothing: Airflow calls this for every installed provider on many CLI and UI paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PACKAGE_NAME = "airflow-enos-provider"
+INTEGRATION = "EnOS Batch Processing"
+
+# The connection form (Airflow >= 3.2 reads it from here; EnOSHook serves it to older versions).
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "org_id": {
+        "label": "Organization (OU) ID",
+        "description": "The OU id of the EnOS organization; required for Batch Processing calls.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "user_id": {
+        "label": "User ID",
+        "description": "Default EnOS user id for Batch Processing calls (operators can override it).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "verify": {
+        "label": "TLS verification",
+        "description": "true (default); false turns certificate checks off; or the path of a CA bundle.",
+        "schema": {"type": ["string", "null"], "default": "true"},
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "Seconds to wait for each request to the gateway.",
+        "schema": {"type": ["integer", "null"], "default": 30},
+    },
+}
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {"host": "Gateway URL", "login": "Access key", "password": "Secret key"},
+    "placeholders": {
+        "host": "https://apim-ppe1.envisioniot.com",
+        "login": "7b51b354-f200-45a9-a349-585d97730c5a",
+        "password": "the application's secret key (EnOS console > Application Registration)",
+        "org_id": "o15724268424841",
+        "user_id": "u15724268424842",
+        "verify": "true",
+        "timeout": "30",
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider-info dict, with the connection form declared for Airflow 3.2+."""
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "EnOS",
+        "description": "Envision EnOS: signed API calls and Batch Processing workflow operators.",
+        "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_enos_provider.hooks.enos"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_enos_provider.operators.flow_instance"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "enos",
+                "hook-class-name": "airflow_enos_provider.hooks.enos.EnOSHook",
+                "hook-name": "EnOS",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
+    }

@@ -1,0 +1,63 @@
+"""Check user-given values before any request is sent; errors name the field and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from airflow_enos_provider.exceptions import EnOSValidationError
+
+
+def require_text(value: object, field: str) -> str:
+    """Return ``value`` if it is a non-empty string without surrounding whitespace.
+
+    :param value: the value to check.
+    :param field: the parameter name to show in the error.
+    :raises EnOSValidationError: otherwise.
+    """
+    if not isinstance(value, str):
+        raise EnOSValidationError(f"{field} must be a string, got {type(value).__name__} {value!r}")
+    if not value:
+        raise EnOSValidationError(f"{field} must be a non-empty string, got ''")
+    if value != value.strip():
+        raise EnOSValidationError(f"{field} must not start or end with whitespace, got {value!r}")
+    return value
+
+
+def require_flow_inst_id(value: object, field: str = "flow_inst_id") -> str:
+    """Return a valid flow-instance id, or raise naming ``field``.
+
+    Also catches the two mistakes templating makes: an upstream task that pushed nothing renders
+    as ``"None"``, and a list renders as its text unless the DAG renders native objects.
+
+    :param value: the id to check.
+    :param field: the parameter name to show in the error.
+    """
+    text = require_text(value, field)
+    if text == "None":
+        raise EnOSValidationError(
+            f"{field} rendered to 'None': the upstream task pushed no flow-instance id to XCom"
+        )
+    if text.startswith("[") and text.endswith("]"):
+        raise EnOSValidationError(
+            f"{field} looks like a list rendered as text ({text[:60]!r}): pass a list, or set "
+            "render_template_as_native_obj=True on the DAG so the template renders a real list"
+        )
+    return text
+
+
+def require_flow_inst_ids(value: object, field: str = "flow_inst_id") -> list[str]:
+    """Return one or more flow-instance ids as a list without duplicates, keeping their order.
+
+    :param value: one id or an iterable of ids.
+    :param field: the parameter name to show in the error.
+    """
+    if isinstance(value, str):
+        return [require_flow_inst_id(value, field)]
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, dict)):
+        raise EnOSValidationError(
+            f"{field} must be a flow-instance id or a list of ids, got {type(value).__name__} {value!r}"
+        )
+    ids = [require_flow_inst_id(item, f"{field}[{i}]") for i, item in enumerate(value)]
+    if not ids:
+        raise EnOSValidationError(f"{field} must name at least one flow instance, got an empty list")
+    return list(dict.fromkeys(ids))
