@@ -52,6 +52,7 @@ class _TokenCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self.clock = time.monotonic  # replaceable, so tests can step past a token's refresh time
         self._last_timestamp = 0
 
     def next_timestamp(self) -> int:
@@ -417,7 +418,7 @@ class EnOSHook(BaseHook):
         key = (settings.gateway_url, settings.access_key)
         with _TOKENS.lock:
             cached = _TOKENS.tokens.get(key)
-            if cached and cached[0] != stale and time.monotonic() < cached[1]:
+            if cached and cached[0] != stale and _TOKENS.clock() < cached[1]:
                 return cached[0]
             timestamp = _TOKENS.next_timestamp()
             body = {
@@ -433,7 +434,7 @@ class EnOSHook(BaseHook):
                 )
             mask_secret(token)
             expire = float(data.get("expire") or 0)
-            _TOKENS.tokens[key] = (token, time.monotonic() + expire - refresh_margin(expire))
+            _TOKENS.tokens[key] = (token, _TOKENS.clock() + expire - refresh_margin(expire))
             return token
 
     def _send(

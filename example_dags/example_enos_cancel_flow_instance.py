@@ -1,0 +1,24 @@
+"""Cancel the EnOS flow instance(s) given when the DAG is triggered.
+
+Trigger with conf ``{"flow_inst_id": "2438-201908081020"}`` (or a list of ids).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+
+with DAG(
+    dag_id="example_enos_cancel_flow_instance",
+    schedule=None,
+    catchup=False,
+    tags=["enos", "example"],
+    render_template_as_native_obj=True,  # so a list of ids in params stays a list
+    params={"flow_inst_id": Param("", type=["string", "array"], description="Flow-instance id(s) to cancel")},
+) as dag:
+    CancelFlowInstanceOperator(
+        task_id="cancel_flow_instance",
+        flow_inst_id="{{ params.flow_inst_id }}",
+        enos_conn_id="enos_default",
+    )

@@ -1,0 +1,38 @@
+"""Start an EnOS workflow and cancel it when the pipeline fails, as a teardown.
+
+``start_flow`` is the setup, ``cancel_flow_instance`` its teardown: the teardown runs whatever
+happens to the tasks in between (a failure, a run marked failed by hand), and the DAG run still
+ends failed when ``transform`` fails, so the failure is not hidden.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+
+with DAG(
+    dag_id="example_enos_cancel_on_failure",
+    schedule=None,
+    catchup=False,
+    tags=["enos", "example"],
+    params={"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")},
+) as dag:
+
+    @task
+    def start_flow(params: dict) -> str:
+        from airflow_enos_provider.hooks.enos import EnOSHook
+
+        return EnOSHook(enos_conn_id="enos_default").trigger_flow(params["flow_id"])
+
+    @task
+    def transform(flow_inst_id: str) -> None:
+        raise RuntimeError(f"transform failed while EnOS flow instance {flow_inst_id} was running")
+
+    started = start_flow()
+    cancel = CancelFlowInstanceOperator(
+        task_id="cancel_flow_instance",
+        flow_inst_id="{{ ti.xcom_pull(task_ids='start_flow') }}",
+        enos_conn_id="enos_default",
+    )
+    transform(started) >> cancel.as_teardown(setups=started)

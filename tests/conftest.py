@@ -1,0 +1,78 @@
+"""Test setup: a private AIRFLOW_HOME, the EnOS emulator on loopback, and a log kept for the leak check."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Set before anything imports airflow: every test run gets its own home and SQLite database.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="enos-test-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
+for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_")]:
+    del os.environ[_name]
+
+import pytest  # noqa: E402
+
+from tests import enos_env  # noqa: E402
+
+SUITE_LOG = ROOT / "build" / "test-logs" / "suite.log"
+SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
+SUITE_LOG.write_text("")
+_suite_handler = logging.FileHandler(SUITE_LOG, encoding="utf-8")
+_suite_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+
+@pytest.fixture(autouse=True)
+def _keep_every_log_record():
+    # Airflow reconfigures logging when it loads; re-attach so the leak check sees every record.
+    root = logging.getLogger()
+    if _suite_handler not in root.handlers:
+        root.addHandler(_suite_handler)
+    root.setLevel(logging.DEBUG)
+    yield
+
+
+def pytest_runtest_logreport(report):
+    # Captured stdout/stderr/logs and failure texts go to the suite log too.
+    with SUITE_LOG.open("a", encoding="utf-8") as log:
+        for name, content in report.sections:
+            log.write(f"--- {report.nodeid} {name}\n{content}\n")
+        if report.longrepr is not None:
+            log.write(f"--- {report.nodeid} longrepr\n{report.longreprtext}\n")
+
+
+def pytest_collection_modifyitems(items):
+    # The leak check reads what every other test logged, so it runs last.
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "runs_last: run after every other test")
+
+
+@pytest.fixture
+def emulator():
+    """Start an emulator seeded with the test tenant on a free loopback port."""
+    with enos_env.start_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def enos_conn(emulator, monkeypatch):
+    """Point the ``enos_default`` connection at the emulator; return the emulator."""
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", enos_env.connection_json(emulator.url))
+    return emulator
+
+
+@pytest.fixture
+def hook(enos_conn):
+    from airflow_enos_provider.hooks.enos import EnOSHook
+
+    hook = EnOSHook()
+    yield hook
+    hook.close()

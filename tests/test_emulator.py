@@ -1,0 +1,795 @@
+"""Test the EnOS emulator over real HTTP: token service, signing checks, Batch Processing v2.1, CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from airflow_enos_provider.emulator import EmulatorState, EnOSEmulator, ManualClock, RecordedRequest
+from airflow_enos_provider.signing import request_signature, token_encryption
+from tests.enos_env import SECRETS_SEEN
+
+APP_KEY = "ak-demo"
+APP_SECRET = "sk-demo"
+USER = "u-demo"
+ORG = "o-demo"
+FLOW = 2438
+SEEDED = "2438-201908081020"
+# 2019-08-08 10:20:00 UTC, the minute the seeded instance id names
+SEEDED_TRIGGER_MS = 1565259600000
+TOKEN_PATH = "/apim-token-service/v2.0/token/get"
+REFRESH_PATH = "/apim-token-service/v2.0/token/refresh"
+BP = "/batch-processing-service/v2.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_STAMPS = itertools.count(1)
+
+
+def make_seed() -> dict[str, Any]:
+    """Return a fresh seed dict (tests mutate their emulator, never this shape)."""
+    return {
+        "apps": [{"access_key": APP_KEY, "secret_key": APP_SECRET}],
+        "users": [
+            {"user_id": USER, "org_id": ORG},
+            {"user_id": "u-other", "org_id": ORG},
+            {"user_id": "u-locked", "org_id": ORG, "locked": True},
+        ],
+        "flows": [
+            {
+                "flow_id": FLOW,
+                "name": "daily_load",
+                "owner": USER,
+                "init_seconds": 1,
+                "run_seconds": 30,
+                "tasks": ["extract", "transform", "load"],
+            },
+            {"flow_id": 77, "name": "Hourly_Report", "owner": "u-other", "tasks": ["report"]},
+        ],
+        "instances": [
+            {"instance_id": SEEDED, "flow_id": FLOW, "status": "RUNNING", "trigger_time": SEEDED_TRIGGER_MS},
+            {"instance_id": "77-done", "flow_id": 77, "status": 1},
+        ],
+    }
+
+
+class Client:
+    """Speak the documented EnOS scheme to the emulator (token call + signed requests)."""
+
+    def __init__(self, emulator: EnOSEmulator, session: requests.Session | None = None) -> None:
+        """Bind the client to a running emulator.
+
+        :param emulator: the started emulator.
+        :param session: the HTTP session to use; a new one when None.
+        """
+        self.emulator = emulator
+        self.session = session or requests.Session()
+        self.token: str | None = None
+
+    def _timestamp(self) -> int:
+        # A manual clock does not move between calls; a shared counter keeps every encryption unique.
+        return self.emulator.state.now_ms() + next(_STAMPS)
+
+    def token_body(self, app_key: str = APP_KEY, secret: str = APP_SECRET) -> dict[str, Any]:
+        """Return a valid token-request body with a fresh timestamp."""
+        ts = self._timestamp()
+        return {"appKey": app_key, "timestamp": ts, "encryption": token_encryption(app_key, ts, secret)}
+
+    def post_token(self, body: Any, path: str = TOKEN_PATH) -> dict[str, Any]:
+        """Post a token-service request and return the parsed envelope."""
+        reply = self.session.post(self.emulator.url + path, json=body)
+        assert reply.status_code == 200
+        return reply.json()
+
+    def get_token(self) -> str:
+        """Fetch a token (kept for later calls) and return it."""
+        envelope = self.post_token(self.token_body())
+        assert envelope["status"] == 0, envelope
+        self.token = envelope["data"]["accessToken"]
+        return self.token
+
+    def call(
+        self,
+        method: str,
+        resource: str,
+        action: str | None,
+        body: Any = None,
+        *,
+        user: str | None = USER,
+        org: str | None = ORG,
+        extra: dict[str, str] | None = None,
+        raw_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one signed Batch Processing call and return the raw response."""
+        params: dict[str, str] = {}
+        if action is not None:
+            params["action"] = action
+        if user is not None:
+            params["userId"] = user
+        if org is not None:
+            params["orgId"] = org
+        params.update(extra or {})
+        query = urlencode(params)
+        data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
+        token = self.token or self.get_token()
+        ts = self._timestamp()
+        sent = {
+            "apim-accesstoken": token,
+            "apim-timestamp": str(ts),
+            "apim-signature": request_signature(token, query, data, ts, APP_SECRET),
+            "Content-Type": "application/json;charset=UTF-8",
+        }
+        sent.update(headers or {})
+        return self.session.request(
+            method, f"{self.emulator.url}{BP}/{resource}?{query}", data=data, headers=sent
+        )
+
+    def ok(self, method: str, resource: str, action: str, body: Any = None, **kwargs: Any) -> Any:
+        """Send a call that must succeed and return its ``data``."""
+        reply = self.call(method, resource, action, body, **kwargs)
+        assert reply.status_code == 200
+        envelope = reply.json()
+        assert envelope["code"] == 0, envelope
+        assert envelope["msg"] == "OK"
+        return envelope["data"]
+
+    def error(
+        self, method: str, resource: str, action: str | None, body: Any = None, **kwargs: Any
+    ) -> tuple[int, str]:
+        """Send a call that must fail with a business error and return ``(code, msg)``."""
+        reply = self.call(method, resource, action, body, **kwargs)
+        assert reply.status_code == 200
+        envelope = reply.json()
+        assert envelope["code"] != 0, envelope
+        assert envelope["data"] is None
+        assert len(envelope["requestId"]) == 32
+        return envelope["code"], envelope["msg"]
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        """Return a FlowInstance through the API."""
+        return self.ok("GET", "flowInstances", "get", extra={"flowInstId": instance_id})
+
+    def trigger(self, flow_id: int = FLOW, **fields: Any) -> str:
+        """Trigger a flow through the API and return the new instance id."""
+        return self.ok("POST", "flows", "trigger", {"flowId": flow_id, **fields})["flowInstanceId"]
+
+    def search(self, **body: Any) -> dict[str, Any]:
+        """Search instances through the API."""
+        return self.ok("POST", "flowInstances", "search", body)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EnOSEmulator]:
+    # Overrides the suite's emulator fixture: these tests need their own seed.
+    with EnOSEmulator(make_seed(), clock="manual") as emu:
+        try:
+            yield emu
+        finally:
+            SECRETS_SEEN.update(emu.state.issued_tokens())  # so the suite's log leak check covers them
+
+
+@pytest.fixture
+def client(emulator: EnOSEmulator) -> Iterator[Client]:
+    c = Client(emulator)
+    yield c
+    c.session.close()
+
+
+# --------------------------------------------------------------------------- token service
+
+
+def test_token_get_issues_a_token(client: Client) -> None:
+    envelope = client.post_token(client.token_body())
+    assert envelope["status"] == 0
+    assert envelope["msg"] == "SUCCESS"
+    assert envelope["business"] == "apim-token-service"
+    assert envelope["data"]["expire"] == 7200
+    assert envelope["data"]["accessToken"] in client.emulator.state.issued_tokens()
+
+
+def test_token_get_again_returns_same_token_with_remaining_expire(
+    client: Client, emulator: EnOSEmulator
+) -> None:
+    first = client.post_token(client.token_body())["data"]
+    emulator.state.advance(100)
+    second = client.post_token(client.token_body())["data"]
+    assert second["accessToken"] == first["accessToken"]
+    assert second["expire"] == 7100
+    assert len(emulator.state.issued_tokens()) == 1
+
+
+def test_token_replayed_encryption_is_refused(client: Client) -> None:
+    body = client.token_body()
+    assert client.post_token(body)["status"] == 0
+    replay = client.post_token(body)
+    assert replay["status"] == 1001
+    assert replay["data"] is None
+
+
+def test_token_bad_encryption_and_unknown_app(client: Client) -> None:
+    wrong_secret = client.token_body(secret="not-the-secret")
+    assert client.post_token(wrong_secret)["status"] == 1003
+    unknown = client.token_body(app_key="ak-nobody")
+    assert client.post_token(unknown)["status"] == 1002
+
+
+@pytest.mark.parametrize("missing", ["appKey", "timestamp", "encryption"])
+def test_token_missing_field_is_1202(client: Client, missing: str) -> None:
+    body = client.token_body()
+    del body[missing]
+    envelope = client.post_token(body)
+    assert envelope == {
+        "status": 1202,
+        "msg": envelope["msg"],
+        "business": "apim-token-service",
+        "data": None,
+    }
+
+
+def test_token_empty_and_unparseable_bodies(client: Client, emulator: EnOSEmulator) -> None:
+    assert client.session.post(emulator.url + TOKEN_PATH).json()["status"] == 1202
+    assert client.session.post(emulator.url + TOKEN_PATH, data=b"{nope").json()["status"] == 1004
+
+
+def test_token_expiry_with_manual_clock_and_short_ttl(emulator: EnOSEmulator) -> None:
+    emulator.state.token_ttl = 5
+    client = Client(emulator)
+    first = client.get_token()
+    assert client.ok("GET", "time", "getCurrentTime") == emulator.state.now_ms()
+    emulator.state.advance(4.5)
+    assert client.post_token(client.token_body())["data"] == {"accessToken": first, "expire": 1}
+    emulator.state.advance(0.5)
+    expired = client.call("GET", "time", "getCurrentTime")
+    assert expired.status_code == 401
+    assert expired.json() == {"code": 1203, "msg": "Access token expired"}
+    second = client.get_token()
+    assert second != first
+    assert client.ok("GET", "time", "getCurrentTime") == emulator.state.now_ms()
+
+
+def test_expire_tokens_hook(client: Client, emulator: EnOSEmulator) -> None:
+    first = client.get_token()
+    emulator.state.expire_tokens()
+    assert client.call("GET", "time", "getCurrentTime").json()["code"] == 1203
+    assert client.get_token() != first
+
+
+def test_token_refresh(client: Client, emulator: EnOSEmulator) -> None:
+    old = client.get_token()
+    envelope = client.post_token({**client.token_body(), "accessToken": old}, REFRESH_PATH)
+    assert envelope["status"] == 0
+    new = envelope["data"]["accessToken"]
+    assert new != old
+    # The refreshed-away token is expired; the new one works.
+    assert client.call("GET", "time", "getCurrentTime").status_code == 401
+    client.token = new
+    client.ok("GET", "time", "getCurrentTime")
+    unknown = client.post_token({**client.token_body(), "accessToken": "feedbeef"}, REFRESH_PATH)
+    assert unknown["status"] == 1204
+    assert client.post_token(client.token_body(), REFRESH_PATH)["status"] == 1202
+
+
+# --------------------------------------------------------------------------- gateway checks
+
+
+def test_missing_or_unknown_token_is_401(client: Client, emulator: EnOSEmulator) -> None:
+    bare = requests.get(f"{emulator.url}{BP}/time?action=getCurrentTime&userId={USER}&orgId={ORG}")
+    assert bare.status_code == 401
+    assert bare.json() == {"message": "Invalid credentials"}
+    client.token = "0" * 32
+    assert client.call("GET", "time", "getCurrentTime").json() == {"message": "Invalid credentials"}
+
+
+def test_signature_mismatch_is_401(client: Client) -> None:
+    wrong = client.call("GET", "time", "getCurrentTime", headers={"apim-signature": "0" * 64})
+    assert wrong.status_code == 401
+    assert wrong.json() == {"message": "Signature verification failed"}
+    no_timestamp = client.call("GET", "time", "getCurrentTime", headers={"apim-timestamp": "soon"})
+    assert no_timestamp.json() == {"message": "Signature verification failed"}
+
+
+def test_signature_covers_the_exact_body_bytes(client: Client) -> None:
+    token = client.get_token()
+    query = urlencode({"action": "cancel", "userId": USER, "orgId": ORG})
+    signed = json.dumps({"flowInstId": SEEDED}).encode()
+    sent = json.dumps({"flowInstId": SEEDED}, indent=2).encode()
+    ts = client.emulator.state.now_ms()
+    reply = client.session.post(
+        f"{client.emulator.url}{BP}/flowInstances?{query}",
+        data=sent,
+        headers={
+            "apim-accesstoken": token,
+            "apim-timestamp": str(ts),
+            "apim-signature": request_signature(token, query, signed, ts, APP_SECRET),
+        },
+    )
+    assert reply.status_code == 401
+    assert client.emulator.state.instance_status(SEEDED) == 2
+
+
+def test_signature_uses_decoded_query_values(client: Client) -> None:
+    # "a b+c" travels percent-encoded; the emulator must verify against the decoded value.
+    code, msg = client.error("GET", "flowInstances", "get", extra={"flowInstId": "a b+c/é"})
+    assert (code, msg) == (62102, "Instance not found")
+    assert client.emulator.state.requests[-1].query["flowInstId"] == "a b+c/é"
+
+
+def test_unknown_path_is_404(client: Client, emulator: EnOSEmulator) -> None:
+    for method, path in [
+        ("GET", "/nope"),
+        ("GET", f"{BP}/widgets?action=get"),
+        ("DELETE", f"{BP}/flows?action=get"),
+        ("GET", TOKEN_PATH),
+    ]:
+        reply = client.session.request(method, emulator.url + path)
+        assert reply.status_code == 404
+        assert reply.json() == {"message": "Not Found"}
+
+
+# --------------------------------------------------------------------------- common parameters
+
+
+def test_user_and_org_checks(client: Client, emulator: EnOSEmulator) -> None:
+    missing = (62102, "Invalid parameter: userId/orgId is required")
+    assert client.error("GET", "time", "getCurrentTime", user=None) == missing
+    assert client.error("GET", "time", "getCurrentTime", org=None) == missing
+    assert client.error("GET", "time", None)[0] == 62102
+    mismatch = (62101, "User does not exist or does not match orgId")
+    assert client.error("GET", "time", "getCurrentTime", user="u-ghost") == mismatch
+    assert client.error("GET", "time", "getCurrentTime", org="o-elsewhere") == mismatch
+    assert client.error("GET", "time", "getCurrentTime", user="u-locked") == (62105, "Account is locked")
+    emulator.state.set_user_locked("u-locked", False)
+    client.ok("GET", "time", "getCurrentTime", user="u-locked")
+    assert client.error("GET", "flows", "explode")[0] == 62102
+
+
+def test_unparseable_body_is_invalid_request_body(client: Client) -> None:
+    expected = (62102, "Invalid request body.")
+    assert client.error("POST", "flowInstances", "cancel", raw_body=b"{not json") == expected
+    assert client.error("POST", "flowInstances", "cancel", raw_body=b"[1, 2]") == expected
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_cancel_running_instance(client: Client, emulator: EnOSEmulator) -> None:
+    assert client.ok("POST", "flowInstances", "cancel", {"flowInstId": SEEDED}) == ""
+    assert emulator.state.instance_status(SEEDED) == 8
+    inst = client.instance(SEEDED)
+    assert (inst["status"], inst["statusDesc"]) == (8, "CANCEL")
+    assert inst["endTime"] != ""
+    listed = client.search(expression=SEEDED)["flowInsts"]
+    assert [(i["instanceId"], i["isCancelled"]) for i in listed] == [(SEEDED, True)]
+
+
+def test_cancel_errors(client: Client, emulator: EnOSEmulator) -> None:
+    assert client.error("POST", "flowInstances", "cancel", {"flowInstId": "nope"}) == (
+        62102,
+        "Instance not found",
+    )
+    assert client.error("POST", "flowInstances", "cancel", {})[0] == 62102
+    not_owner = client.error("POST", "flowInstances", "cancel", {"flowInstId": SEEDED}, user="u-other")
+    assert not_owner == (62103, "User has no privilege")
+    emulator.state.set_flow_locked(FLOW, True)
+    assert client.error("POST", "flowInstances", "cancel", {"flowInstId": SEEDED}) == (
+        62105,
+        "Workflow is locked",
+    )
+    emulator.state.set_flow_locked(FLOW, False)
+    assert emulator.state.instance_status(SEEDED) == 2
+
+
+@pytest.mark.parametrize("final", ["SUCCESS", "FAIL", "CANCEL", 7])
+def test_cancel_finished_instance_with_cancel_final_error(
+    client: Client, emulator: EnOSEmulator, final: Any
+) -> None:
+    emulator.state.set_instance_status(SEEDED, final)
+    before = emulator.state.instance_status(SEEDED)
+    code, msg = client.error("POST", "flowInstances", "cancel", {"flowInstId": SEEDED})
+    assert (code, msg) == (62102, "Instance is already finished")
+    assert emulator.state.instance_status(SEEDED) == before
+
+
+def test_cancel_finished_instance_with_cancel_final_success(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.cancel_final = "success"
+    emulator.state.set_instance_status(SEEDED, "FAIL")
+    assert client.ok("POST", "flowInstances", "cancel", {"flowInstId": SEEDED}) == ""
+    assert emulator.state.instance_status(SEEDED) == -1
+    with pytest.raises(ValueError):
+        emulator.state.cancel_final = "maybe"
+
+
+def test_cancel_final_from_constructor_and_seed() -> None:
+    seed = make_seed()
+    seed["settings"] = {"cancel_final": "success", "token_ttl": 60}
+    assert EnOSEmulator(seed).state.cancel_final == "success"
+    assert EnOSEmulator(seed).state.token_ttl == 60
+    # A keyword that differs from its default wins over the seed.
+    assert EnOSEmulator(seed, token_ttl=30).state.token_ttl == 30
+    assert EnOSEmulator(make_seed(), cancel_final="success").state.cancel_final == "success"
+    with pytest.raises(ValueError):
+        EnOSEmulator(make_seed(), cancel_final="ignore")
+
+
+# --------------------------------------------------------------------------- get / search
+
+
+def test_get_instance_shape(client: Client) -> None:
+    inst = client.instance(SEEDED)
+    assert inst["instanceId"] == SEEDED
+    assert inst["flowId"] == FLOW
+    assert inst["flowName"] == "daily_load"
+    assert (inst["status"], inst["statusDesc"]) == (2, "RUNNING")
+    assert inst["triggerTime"] == "2019-08-08 10:20:00"
+    assert inst["startTime"] == "2019-08-08 10:20:00"
+    assert inst["endTime"] == ""
+    assert inst["owner"] == USER
+    assert inst["parameters"] == "{}"
+    assert json.loads(inst["graph"]) == {
+        "tasks": [
+            {"taskId": "extract", "status": 2},
+            {"taskId": "transform", "status": 0},
+            {"taskId": "load", "status": 0},
+        ]
+    }
+    assert inst["calDt"]
+    assert inst["hasEditPri"] is True
+    assert inst["hasReadPri"] is True
+    assert client.instance("77-done")["hasEditPri"] is False
+    assert client.error("GET", "flowInstances", "get", extra={"flowInstId": "nope"}) == (
+        62102,
+        "Instance not found",
+    )
+    assert client.error("GET", "flowInstances", "get")[0] == 62102
+
+
+def test_forced_fail_marks_last_task_failed(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.set_instance_status(SEEDED, "FAIL")
+    inst = client.instance(SEEDED)
+    assert (inst["status"], inst["statusDesc"]) == (-1, "FAIL")
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [1, 1, -1]
+    assert inst["endTime"] != ""
+    assert emulator.state.instance(SEEDED) == inst
+
+
+def test_search_filters_sorting_and_paging(client: Client, emulator: EnOSEmulator) -> None:
+    state = emulator.state
+    base = SEEDED_TRIGGER_MS
+    for n in range(1, 6):
+        state.add_instance(f"2438-extra-{n}", FLOW, status="SUCCESS", trigger_time_ms=base + n * 60_000)
+    state.add_instance("77-waiting", 77, status="WAIT", trigger_time_ms=base - 60_000, type=1)
+
+    everything = client.search(pagination={"pageNo": 1, "pageSize": 100})
+    assert everything["count"] == 8
+    ids = [i["instanceId"] for i in everything["flowInsts"]]
+    assert ids[:6] == [
+        "77-done",
+        "2438-extra-5",
+        "2438-extra-4",
+        "2438-extra-3",
+        "2438-extra-2",
+        "2438-extra-1",
+    ]
+    assert ids[-2:] == [SEEDED, "77-waiting"]
+
+    page2 = client.search(pagination={"pageNo": 2, "pageSize": 3})
+    assert page2["count"] == 8
+    assert [i["instanceId"] for i in page2["flowInsts"]] == ids[3:6]
+
+    oldest_first = client.search(
+        pagination={"pageNo": 1, "pageSize": 2, "sorters": [{"field": "triggerTime", "order": "ASC"}]}
+    )
+    assert [i["instanceId"] for i in oldest_first["flowInsts"]] == ["77-waiting", SEEDED]
+
+    assert client.search(expression="HOURLY_report")["count"] == 2  # flow-name match, any case
+    assert client.search(expression="EXTRA-3")["count"] == 1  # instance-id match
+    assert client.search(status="2,5")["count"] == 2
+    assert client.search(status="-1")["count"] == 0
+    assert client.search(owner="u-other")["count"] == 2
+    assert client.search(type=1)["count"] == 1
+    window = client.search(fromTriggerTime=base + 60_000, toTriggerTime=base + 180_000)
+    assert window["count"] == 3
+    assert all(i["isCancelled"] is False for i in everything["flowInsts"])
+
+    assert client.search(pagination={"pageNo": 1, "pageSize": 1000})["count"] == 8
+    assert (
+        client.error("POST", "flowInstances", "search", {"pagination": {"pageNo": 1, "pageSize": 1001}})[0]
+        == 62102
+    )
+    assert (
+        client.error("POST", "flowInstances", "search", {"pagination": {"pageNo": 0, "pageSize": 10}})[0]
+        == 62102
+    )
+    assert client.error("POST", "flowInstances", "search", {"status": "2,banana"})[0] == 62102
+    bad_sorter = {"pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "colour"}]}}
+    assert client.error("POST", "flowInstances", "search", bad_sorter)[0] == 62102
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def test_trigger_progresses_with_the_clock(client: Client, emulator: EnOSEmulator) -> None:
+    state = emulator.state
+    state.set_instance_status(SEEDED, "SUCCESS")
+    instance_id = client.trigger()
+    minute = time.strftime("%Y%m%d%H%M", time.gmtime(state.now()))
+    assert instance_id == f"{FLOW}-{minute}"
+    inst = client.instance(instance_id)
+    assert (inst["status"], inst["startTime"], inst["endTime"], inst["owner"]) == (0, "", "", USER)
+
+    state.advance(1)
+    inst = client.instance(instance_id)
+    assert (inst["status"], inst["statusDesc"]) == (2, "RUNNING")
+    assert inst["startTime"] != ""
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [2, 0, 0]
+
+    state.advance(15)
+    assert [t["status"] for t in json.loads(client.instance(instance_id)["graph"])["tasks"]] == [1, 2, 0]
+
+    state.advance(15)
+    inst = client.instance(instance_id)
+    assert (inst["status"], inst["statusDesc"]) == (1, "SUCCESS")
+    assert inst["endTime"] != ""
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [1, 1, 1]
+    assert state.instance_status(instance_id) == 1
+
+
+def test_trigger_one_instance_at_a_time(client: Client, emulator: EnOSEmulator) -> None:
+    state = emulator.state
+    assert client.error("POST", "flows", "trigger", {"flowId": FLOW}) == (62102, "Flow is already running")
+    client.ok("POST", "flowInstances", "cancel", {"flowInstId": SEEDED})
+    fixed_ms = SEEDED_TRIGGER_MS + 3_600_000
+    first = client.trigger(triggerTime=fixed_ms)
+    assert first == "2438-201908081120"
+    client.ok("POST", "flowInstances", "cancel", {"flowInstId": first})
+    assert client.error("POST", "flows", "trigger", {"flowId": FLOW}) == (
+        62102,
+        "Flow was triggered within a minute",
+    )
+    state.advance(60)
+    # The same trigger minute again: the id gets a numeric suffix to stay unique.
+    assert client.trigger(triggerTime=fixed_ms) == "2438-201908081120-2"
+
+
+def test_trigger_with_future_trigger_time_waits(client: Client, emulator: EnOSEmulator) -> None:
+    instance_id = client.trigger(77, triggerTime=emulator.state.now_ms() + 120_000)
+    emulator.state.advance(119)
+    assert emulator.state.instance_status(instance_id) == 0
+    emulator.state.advance(2)
+    assert emulator.state.instance_status(instance_id) == 2
+
+
+def test_trigger_errors(client: Client, emulator: EnOSEmulator) -> None:
+    assert client.error("POST", "flows", "trigger", {"flowId": 999}) == (62102, "Flow not found")
+    assert client.error("POST", "flows", "trigger", {}) == (62102, "Invalid parameter: flowId is required")
+    assert client.error("POST", "flows", "trigger", {"flowId": "many"})[0] == 62102
+    emulator.state.set_flow_locked(77, True)
+    assert client.error("POST", "flows", "trigger", {"flowId": 77}) == (62105, "Workflow is locked")
+
+
+def test_update_and_trigger_stores_parameters(client: Client, emulator: EnOSEmulator) -> None:
+    data = client.ok("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": {"day": "2024-01-01"}})
+    inst = client.instance(data["flowInstanceId"])
+    assert json.loads(inst["parameters"]) == {"day": "2024-01-01"}
+    assert inst["owner"] == USER
+
+    emulator.state.set_instance_status(data["flowInstanceId"], "SUCCESS")
+    emulator.state.advance(60)
+    as_string = client.ok("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": '{"n": 1}'})
+    assert client.instance(as_string["flowInstanceId"])["parameters"] == '{"n": 1}'
+
+    assert client.error("POST", "flows", "updateAndTrigger", {"flowId": 77})[0] == 62102
+    assert (
+        client.error("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": "{oops"})[0] == 62102
+    )
+
+
+def test_trigger_from_task(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.set_instance_status(SEEDED, "FAIL")
+    missing = client.error("POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "nope"})
+    assert missing == (62102, "Task not found")
+    assert client.error("POST", "flows", "triggerFromTask", {"flowId": FLOW})[0] == 62102
+    data = client.ok("POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "transform"})
+    emulator.state.advance(1)
+    tasks = json.loads(client.instance(data["flowInstanceId"])["graph"])["tasks"]
+    assert [t["status"] for t in tasks] == [10, 2, 0]
+
+
+def test_get_flow_and_current_time(client: Client, emulator: EnOSEmulator) -> None:
+    flow = client.ok("GET", "flows", "get", extra={"flowId": str(FLOW)})
+    assert flow["flowId"] == FLOW
+    assert flow["flowName"] == "daily_load"
+    assert flow["owner"] == USER
+    assert flow["locked"] is False
+    assert flow["isUserLocked"] is False
+    emulator.state.set_flow_locked(FLOW, True)
+    assert client.ok("GET", "flows", "get", extra={"flowId": str(FLOW)})["locked"] is True
+    assert client.error("GET", "flows", "get", extra={"flowId": "404"}) == (62102, "Flow not found")
+    assert client.error("GET", "flows", "get")[0] == 62102
+
+    now = client.ok("GET", "time", "getCurrentTime")
+    assert isinstance(now, int)
+    assert now == emulator.state.now_ms()
+    emulator.state.advance(2.5)
+    assert client.ok("GET", "time", "getCurrentTime") == now + 2500
+
+
+# --------------------------------------------------------------------------- state API
+
+
+def test_state_hooks_and_seed_file(tmp_path: Path) -> None:
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps(make_seed()), encoding="utf-8")
+    clock = ManualClock(start=1_700_000_000)
+    emulator = EnOSEmulator(seed_file, clock=clock)
+    state = emulator.state
+    assert isinstance(state, EmulatorState)
+    assert state.now_ms() == 1_700_000_000_000
+    assert state.advance(1) == 1_700_000_001
+    assert state.instance_status("77-done") == 1
+    assert state.instance("77-done")["owner"] == "u-other"  # defaults to the flow's owner
+    assert state.add_instance("77-x", 77, status=5, owner=USER) == "77-x"
+    assert state.instance("77-x")["statusDesc"] == "WAIT"
+    state.set_instance_status("77-x", "running")
+    assert state.instance_status("77-x") == 2
+    with pytest.raises(ValueError):
+        state.add_instance("77-x", 77)
+    with pytest.raises(ValueError):
+        state.add_instance("1-y", 1)
+    with pytest.raises(ValueError):
+        state.set_instance_status("77-x", "DANCING")
+    with pytest.raises(ValueError):
+        EnOSEmulator({"flows": [{"flow_id": 1, "colour": "red"}]})
+    with pytest.raises(ValueError):
+        EnOSEmulator({"users": [{"user_id": "u"}]})
+    with pytest.raises(RuntimeError):
+        EnOSEmulator().state.advance(1)
+    assert EnOSEmulator(clock=lambda: 42.0).state.now_ms() == 42_000
+    with pytest.raises(RuntimeError):
+        _ = EnOSEmulator().url
+
+
+# --------------------------------------------------------------------------- HTTP behaviour
+
+
+def test_keep_alive_reuses_one_connection(emulator: EnOSEmulator) -> None:
+    with requests.Session() as session:
+        client = Client(emulator, session)
+        client.get_token()
+        client.ok("GET", "time", "getCurrentTime")
+        client.ok("GET", "flowInstances", "get", extra={"flowInstId": SEEDED})
+    assert emulator.state.connections_opened == 1
+    assert len({r.connection_id for r in emulator.state.requests}) == 1
+    with requests.Session() as other:
+        Client(emulator, other).get_token()
+    assert emulator.state.connections_opened == 2
+
+
+def test_requests_are_recorded_without_header_values(client: Client, emulator: EnOSEmulator) -> None:
+    token = client.get_token()
+    client.ok("POST", "flowInstances", "cancel", {"flowInstId": SEEDED})
+    client.call("GET", "time", "getCurrentTime", headers={"apim-signature": "f" * 64})
+    client.post_token({**client.token_body(), "accessToken": token}, REFRESH_PATH)
+    recorded = emulator.state.requests
+    operations = ["token.get", "flowInstances.cancel", "time.getCurrentTime", "token.refresh"]
+    assert [r.operation for r in recorded] == operations
+    assert all(isinstance(r, RecordedRequest) for r in recorded)
+    cancel = recorded[1]
+    assert (cancel.method, cancel.path) == ("POST", f"{BP}/flowInstances")
+    assert cancel.query == {"action": "cancel", "userId": USER, "orgId": ORG}
+    assert cancel.body == {"flowInstId": SEEDED}
+    assert (cancel.code, cancel.http_status) == (0, 200)
+    assert cancel.peer_port > 0
+    assert (recorded[2].code, recorded[2].http_status) == (None, 401)
+    assert recorded[3].body is not None
+    assert recorded[3].body["accessToken"] == "***"
+    dump = repr(recorded)
+    for secret in [*emulator.state.issued_tokens(), APP_SECRET, "f" * 64]:
+        assert secret not in dump
+    assert emulator.state.count("flowInstances.cancel") == 1
+    emulator.state.clear_requests()
+    assert emulator.state.requests == []
+    assert emulator.state.count("token.get") == 0
+
+
+def test_concurrent_clients(emulator: EnOSEmulator) -> None:
+    def worker() -> int:
+        with requests.Session() as session:
+            client = Client(emulator, session)
+            for _ in range(25):
+                client.ok("GET", "flowInstances", "get", extra={"flowInstId": SEEDED})
+        return 25
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(worker) for _ in range(8)]
+        assert sum(f.result() for f in futures) == 200
+    assert emulator.state.count("flowInstances.get") == 200
+    assert emulator.state.connections_opened == 8
+
+
+def test_stop_closes_keep_alive_connections() -> None:
+    emulator = EnOSEmulator(make_seed()).start()
+    session = requests.Session()
+    Client(emulator, session).get_token()
+    url = emulator.url
+    emulator.stop()
+    emulator.stop()  # idempotent
+    with pytest.raises(requests.ConnectionError):
+        session.post(url + TOKEN_PATH, json={})
+    session.close()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_prints_url_serves_and_exits_cleanly(tmp_path: Path) -> None:
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps(make_seed()), encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_enos_provider.emulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed_file),
+            "--token-ttl",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        # Bounded wait for the URL line, so a hung CLI fails the test instead of blocking it.
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        url = proc.stdout.readline().strip() if ready else ""
+        if not url.startswith("http://127.0.0.1:"):
+            proc.kill()
+            pytest.fail(f"no URL line from the CLI ({url!r}): {proc.communicate(timeout=10)[1]}")
+        ts = int(time.time() * 1000)
+        body = {"appKey": APP_KEY, "timestamp": ts, "encryption": token_encryption(APP_KEY, ts, APP_SECRET)}
+        envelope = requests.post(url + TOKEN_PATH, json=body, timeout=10).json()
+        assert envelope["status"] == 0
+        assert envelope["data"]["expire"] == 60
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert out == ""  # exactly one line was printed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_status_history_follows_the_schedule_then_the_cancel(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.set_instance_status(SEEDED, "SUCCESS")
+    start = emulator.state.now()
+    instance_id = client.trigger()
+    emulator.state.advance(5)
+    assert [name for _, name in emulator.state.status_history(instance_id)] == ["INIT", "RUNNING"]
+    client.ok("POST", "flowInstances", "cancel", {"flowInstId": instance_id})
+    history = emulator.state.status_history(instance_id)
+    assert [name for _, name in history] == ["INIT", "RUNNING", "CANCEL"]
+    assert history[0][0] == start and history[-1][0] == start + 5
+    assert [name for _, name in emulator.state.status_history(SEEDED)] == ["RUNNING", "SUCCESS"]

@@ -1,0 +1,233 @@
+"""EnOSHook against the emulator over loopback: every method, tokens, errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from airflow_enos_provider.exceptions import (
+    EnOSAPIError,
+    EnOSAuthenticationError,
+    EnOSConnectionError,
+    EnOSValidationError,
+)
+from airflow_enos_provider.hooks.enos import _TOKENS, EnOSHook
+from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
+from tests import enos_env as env
+
+
+def test_get_server_time_is_the_emulator_clock(hook, emulator):
+    assert hook.get_server_time() == emulator.state.now_ms()
+
+
+def test_get_flow_instance(hook):
+    instance = hook.get_flow_instance(env.RUNNING_ID)
+    assert instance["instanceId"] == env.RUNNING_ID
+    assert instance["flowId"] == env.FLOW_ID
+    assert instance["status"] == S.RUNNING
+
+
+def test_cancel_flow_instance_sends_one_signed_call_with_identity(hook, emulator):
+    hook.cancel_flow_instance(env.RUNNING_ID)
+    assert emulator.state.instance_status(env.RUNNING_ID) == S.CANCEL
+    (call,) = [r for r in emulator.state.requests if r.operation == "flowInstances.cancel"]
+    assert call.method == "POST"
+    assert call.query == {"action": "cancel", "userId": env.USER_ID, "orgId": env.ORG_ID}
+    assert call.body == {"flowInstId": env.RUNNING_ID}
+
+
+def test_operation_arguments_override_the_connection_identity(hook, emulator):
+    with pytest.raises(EnOSAPIError) as caught:
+        hook.cancel_flow_instance(env.RUNNING_ID, user_id=env.OTHER_USER_ID)
+    assert caught.value.code == 62103
+    assert emulator.state.instance_status(env.RUNNING_ID) == S.RUNNING
+
+
+def test_trigger_flow_and_follow_the_instance(hook, emulator):
+    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID)
+    assert instance_id.startswith(f"{env.IDLE_FLOW_ID}-")
+    assert hook.get_flow_instance(instance_id)["status"] == S.INIT
+    emulator.state.advance(2)
+    assert hook.get_flow_instance(instance_id)["status"] == S.RUNNING
+    emulator.state.advance(3600)
+    assert hook.get_flow_instance(instance_id)["status"] == S.SUCCESS
+
+
+def test_trigger_flow_accepts_digit_string_and_sends_an_integer(hook, emulator):
+    hook.trigger_flow(str(env.IDLE_FLOW_ID), trigger_time=1_700_000_000_000)
+    (call,) = [r for r in emulator.state.requests if r.operation == "flows.trigger"]
+    assert call.body == {"flowId": env.IDLE_FLOW_ID, "triggerTime": 1_700_000_000_000}
+
+
+def test_get_flow(hook):
+    flow = hook.get_flow(env.LOCKED_FLOW_ID)
+    assert flow["flowId"] == env.LOCKED_FLOW_ID and flow["locked"] is True
+
+
+def test_list_flow_instances_follows_every_page(hook, emulator):
+    for minute in range(250):
+        emulator.state.add_instance(f"{env.FLOW_ID}-2020010100{minute:03d}", env.FLOW_ID, status="WAIT")
+    found = hook.list_flow_instances(status=S.WAIT, page_size=100)
+    assert len(found) == 250 and len({i["instanceId"] for i in found}) == 250
+    pages = [
+        r.body["pagination"]["pageNo"]
+        for r in emulator.state.requests
+        if r.operation == "flowInstances.search"
+    ]
+    assert pages == [1, 2, 3]
+
+
+def test_list_flow_instances_status_as_codes_names_and_members(hook, emulator):
+    found = hook.list_flow_instances(status=[S.RUNNING, "SUCCESS", 2])
+    assert {i["instanceId"] for i in found} == {env.RUNNING_ID, env.SUCCEEDED_ID, env.LOCKED_FLOW_INSTANCE_ID}
+    (call,) = [r for r in emulator.state.requests if r.operation == "flowInstances.search"]
+    assert call.body["status"] == "2,1"
+
+
+def test_list_with_non_ascii_and_reserved_characters_is_signed_and_sent_intact(hook, emulator):
+    odd = "描述 & = + % #"
+    emulator.state.add_flow(77, name=f"flow {odd}", owner=env.USER_ID)
+    emulator.state.add_instance("77-202001010000", 77, status="RUNNING")
+    found = hook.list_flow_instances(expression=odd)
+    assert [i["instanceId"] for i in found] == ["77-202001010000"]
+
+
+def test_bad_list_arguments_fail_before_any_request(hook, emulator):
+    with pytest.raises(EnOSValidationError, match="unknown filter 'flowId'"):
+        hook.list_flow_instances(flowId=1)
+    with pytest.raises(EnOSValidationError, match="page_size must be an integer from 1 to 1000"):
+        hook.list_flow_instances(page_size=0)
+    with pytest.raises(EnOSValidationError, match="status: 'DONE' is not a flow-instance status"):
+        hook.list_flow_instances(status="DONE")
+    with pytest.raises(EnOSValidationError, match="flow_id must be a non-negative integer"):
+        hook.trigger_flow("abc")
+    assert emulator.state.requests == []
+
+
+def test_token_is_cached_per_gateway_and_access_key_across_hooks(enos_conn, emulator):
+    for _ in range(2):
+        hook = EnOSHook()
+        hook.get_server_time()
+        hook.get_flow_instance(env.RUNNING_ID)
+        hook.close()
+    assert emulator.state.count("token.get") == 1
+
+
+def test_token_is_replaced_shortly_before_it_expires(hook, emulator, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(_TOKENS, "clock", lambda: now[0])
+    emulator.state.token_ttl = 100  # refreshed 10 s (10%) before the end
+    hook.get_server_time()
+    now[0] += 89
+    hook.get_server_time()
+    assert emulator.state.count("token.get") == 1
+    now[0] += 2
+    emulator.state.advance(91)
+    hook.get_server_time()
+    assert emulator.state.count("token.get") == 2
+
+
+def test_expired_token_is_replaced_once_and_the_call_repeated(hook, emulator):
+    hook.get_server_time()
+    emulator.state.expire_tokens()
+    hook.cancel_flow_instance(env.RUNNING_ID)
+    assert emulator.state.instance_status(env.RUNNING_ID) == S.CANCEL
+    assert emulator.state.count("token.get") == 2
+    cancels = [r for r in emulator.state.requests if r.operation == "flowInstances.cancel"]
+    assert [r.http_status for r in cancels] == [401, 200]
+
+
+def test_wrong_secret_gives_a_clear_authentication_error(emulator, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ENOS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "enos",
+                "host": emulator.url,
+                "login": env.ACCESS_KEY,
+                "password": "not-the-secret",
+                "extra": {"org_id": env.ORG_ID, "user_id": env.USER_ID},
+            }
+        ),
+    )
+    with pytest.raises(EnOSAuthenticationError) as caught:
+        EnOSHook().cancel_flow_instance(env.RUNNING_ID)
+    text = str(caught.value)
+    assert caught.value.code == 1003 and "secret key" in text and "not-the-secret" not in text
+    assert emulator.state.count("flowInstances.cancel") == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "hint"),
+    [
+        ({"org_id": "o-elsewhere"}, 62101, "check user_id and org_id"),
+        ({"user_id": env.OTHER_USER_ID}, 62103, "does not own"),
+        ({"user_id": env.LOCKED_USER_ID}, 62105, "locked"),
+    ],
+)
+def test_refusals_name_the_code_and_what_to_do(hook, kwargs, code, hint):
+    with pytest.raises(EnOSAPIError) as caught:
+        hook.cancel_flow_instance(env.RUNNING_ID, **kwargs)
+    assert caught.value.code == code and hint in str(caught.value) and env.RUNNING_ID in str(caught.value)
+    assert caught.value.request_id
+
+
+def test_locked_workflow_and_unknown_instance(hook):
+    with pytest.raises(EnOSAPIError) as caught:
+        hook.cancel_flow_instance(env.LOCKED_FLOW_INSTANCE_ID)
+    assert caught.value.code == 62105
+    with pytest.raises(EnOSAPIError) as caught:
+        hook.get_flow_instance("2438-000000000000")
+    assert caught.value.code == 62102 and "not found" in caught.value.message.lower()
+
+
+def test_test_connection_reports_success_and_failure(hook, emulator, monkeypatch):
+    ok, message = hook.test_connection()
+    assert ok and emulator.url in message
+    monkeypatch.setenv("AIRFLOW_CONN_BAD", env.connection_json(emulator.url).replace(env.SECRET_KEY, "wrong"))
+    ok, message = EnOSHook("bad").test_connection()
+    assert not ok and "1003" in message and "wrong" not in message
+
+
+class _HtmlErrorPage(BaseHTTPRequestHandler):
+    """A proxy in front of the gateway answering with its own HTML page."""
+
+    def do_POST(self):
+        body = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+        self.send_response(502)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_non_json_reply_raises_api_error_with_status_and_excerpt(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlErrorPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(url))
+        with pytest.raises(EnOSAPIError) as caught:
+            EnOSHook().get_server_time()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.http_status == 502 and "502 Bad Gateway" in str(caught.value)
+
+
+def test_unreachable_gateway_raises_connection_error(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json("http://127.0.0.1:9"))
+    with pytest.raises(EnOSConnectionError, match=r"could not reach http://127\.0\.0\.1:9"):
+        EnOSHook().get_server_time()
+
+
+def test_one_tcp_connection_for_many_calls(hook, emulator):
+    for _ in range(5):
+        hook.get_flow_instance(env.RUNNING_ID)
+    assert emulator.state.connections_opened == 1

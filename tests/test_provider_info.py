@@ -1,0 +1,107 @@
+"""The provider registers with Airflow: entry point, schema, CLI views, connection form."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_enos_provider import __version__
+from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from airflow_enos_provider.hooks.enos import EnOSHook
+
+
+def test_provider_info_validates_against_airflow_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_package_name_is_the_installed_distribution_and_entry_point_is_registered():
+    info = get_provider_info()
+    dist = importlib.metadata.distribution(info["package-name"])
+    assert dist.metadata["Name"] == info["package-name"] == "airflow-enos-provider"
+    assert dist.version == __version__
+    points = [ep for ep in dist.entry_points if ep.group == "apache_airflow_provider"]
+    assert [ep.load() for ep in points] == [get_provider_info]
+
+
+def test_modules_and_hook_class_named_in_the_dict_exist():
+    info = get_provider_info()
+    for section in ("hooks", "operators"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                __import__(module)
+    (conn_type,) = info["connection-types"]
+    module, _, name = conn_type["hook-class-name"].rpartition(".")
+    hook = getattr(__import__(module, fromlist=[name]), name)
+    assert hook is EnOSHook
+    assert (hook.conn_type, hook.default_conn_name, hook.conn_name_attr, hook.hook_name) == (
+        "enos",
+        "enos_default",
+        "enos_conn_id",
+        "EnOS",
+    )
+
+
+def test_legacy_ui_behaviour_matches_the_declarative_one():
+    legacy = EnOSHook.get_ui_field_behaviour()
+    assert legacy == {
+        "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+        "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+        "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+    }
+    assert legacy["hidden_fields"] == ["schema", "port"]
+    assert set(legacy["relabeling"]) == {"host", "login", "password"}
+    assert set(CONN_FIELDS) == {"org_id", "user_id", "verify", "timeout"}
+    assert all(CONN_FIELDS[name]["description"] for name in CONN_FIELDS)
+
+
+def test_legacy_form_widgets_need_the_fab_ui_which_airflow_3_3_lacks():
+    # Airflow < 3.2 calls this with Flask-AppBuilder installed; 3.3 reads conn-fields instead and
+    # treats this ImportError as "no widgets" (providers_manager checks e.name).
+    with pytest.raises(ImportError) as caught:
+        EnOSHook.get_connection_form_widgets()
+    assert caught.value.name in ("flask_appbuilder", "wtforms")
+
+
+def test_providers_manager_exposes_the_enos_form():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    manager = ProvidersManager()
+    assert manager.providers["airflow-enos-provider"].version == __version__
+    hook_info = ProvidersManagerTaskRuntime().hooks["enos"]
+    assert hook_info.hook_class_name == "airflow_enos_provider.hooks.enos.EnOSHook"
+    assert hook_info.connection_id_attribute_name == "enos_conn_id"
+    widgets = manager.connection_form_widgets
+    for name in CONN_FIELDS:
+        assert widgets[f"extra__enos__{name}"].hook_class_name == "airflow_enos_provider.hooks.enos.EnOSHook"
+    behaviour = manager.field_behaviours["enos"]
+    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["relabeling"]["password"] == "Secret key"
+
+
+def _airflow_cli(*args: str) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args, "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+        timeout=120,
+    ).stdout
+    return json.loads(out[out.index("[") :])
+
+
+def test_airflow_cli_lists_the_provider_and_the_connection_type():
+    providers = {row["package_name"]: row for row in _airflow_cli("providers", "list")}
+    assert providers["airflow-enos-provider"]["version"] == __version__
+    hooks = {row["connection_type"]: row for row in _airflow_cli("providers", "hooks")}
+    assert hooks["enos"]["class"] == "airflow_enos_provider.hooks.enos.EnOSHook"
