@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpx
 import requests
 from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.sdk.log import amask_secret, mask_secret
+from requests.adapters import HTTPAdapter
 
 from airflow_enos_provider import __version__
 from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings
@@ -28,11 +34,13 @@ from airflow_enos_provider.exceptions import (
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_enos_provider.signing import request_signature, token_encryption
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
-from airflow_enos_provider.validation import require_flow_inst_id, require_text
+from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_text
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
 BATCH_PATH = "/batch-processing-service/v2.1"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+USER_AGENT = f"airflow-enos-provider/{__version__}"
+DEFAULT_MAX_CONCURRENCY = 16
 # Refusals after which reading the instance cannot change the verdict of a cancel.
 _NOT_WORTH_A_READ = frozenset({62101, 62105})
 _LIST_FILTERS = {
@@ -54,12 +62,41 @@ class _TokenCache:
         self.tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self.clock = time.monotonic  # replaceable, so tests can step past a token's refresh time
         self._last_timestamp = 0
+        self._timestamp_lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def valid(self, key: tuple[str, str], stale: str | None) -> str | None:
+        cached = self.tokens.get(key)
+        if cached and cached[0] != stale and self.clock() < cached[1]:
+            return cached[0]
+        return None
+
+    def store(self, key: tuple[str, str], data: Any) -> str:
+        token = data.get("accessToken") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise EnOSAuthenticationError(
+                "the token service returned no accessToken", operation="get_access_token"
+            )
+        expire = float(data.get("expire") or 0)
+        self.tokens[key] = (token, self.clock() + expire - refresh_margin(expire))
+        return token
 
     def next_timestamp(self) -> int:
         # The token service refuses a repeated encryption (1001), so two requests in one millisecond
         # must not share a timestamp.
-        self._last_timestamp = max(int(time.time() * 1000), self._last_timestamp + 1)
-        return self._last_timestamp
+        with self._timestamp_lock:
+            self._last_timestamp = max(int(time.time() * 1000), self._last_timestamp + 1)
+            return self._last_timestamp
+
+    def async_lock(self) -> asyncio.Lock:
+        # One fetch at a time per event loop: a thousand waiting triggers must not ask for a thousand tokens.
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
 
     def clear(self) -> None:
         with self.lock:
@@ -67,6 +104,19 @@ class _TokenCache:
 
 
 _TOKENS = _TokenCache()
+# One async client per event loop and TLS setting, shared by every trigger in a triggerer.
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool | str, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_client(verify: bool | str) -> httpx.AsyncClient:
+    clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    if verify not in clients:
+        clients[verify] = httpx.AsyncClient(
+            verify=verify, headers={"User-Agent": USER_AGENT}, limits=httpx.Limits(max_connections=64)
+        )
+    return clients[verify]
 
 
 def refresh_margin(expire_seconds: float) -> float:
@@ -77,13 +127,49 @@ def refresh_margin(expire_seconds: float) -> float:
     return min(300.0, expire_seconds * 0.1)
 
 
+@dataclass(frozen=True)
+class _Op:
+    """One Batch Processing call, described once and run by the sync or the async transport."""
+
+    name: str
+    method: str
+    resource: str
+    action: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: dict[str, Any] | None = None
+    flow_inst_id: str | None = None
+
+
+def _cancel_op(flow_inst_id: str) -> _Op:
+    flow_inst_id = require_flow_inst_id(flow_inst_id)
+    return _Op(
+        "cancel_flow_instance", "POST", "/flowInstances", "cancel",
+        body={"flowInstId": flow_inst_id}, flow_inst_id=flow_inst_id,
+    )  # fmt: skip
+
+
+def _get_op(flow_inst_id: str) -> _Op:
+    flow_inst_id = require_flow_inst_id(flow_inst_id)
+    return _Op(
+        "get_flow_instance", "GET", "/flowInstances", "get",
+        query=(("flowInstId", flow_inst_id),), flow_inst_id=flow_inst_id,
+    )  # fmt: skip
+
+
+def _stopped(flow_inst_id: str, outcome: str, status: EnOSFlowInstanceStatus | None) -> dict[str, Any]:
+    return {"flow_inst_id": flow_inst_id, "outcome": outcome, "status": status.name if status else None}
+
+
 class EnOSHook(BaseHook):
     """Call the EnOS API gateway with the token-and-signature scheme, over one keep-alive session.
 
     Tokens are cached per process for each (gateway, access key) and replaced shortly before they
-    expire, and once more when a call is refused because the token expired.
+    expire, and once more when a call is refused because the token expired. Every method has an
+    ``a``-prefixed async twin where triggers need one.
 
     :param enos_conn_id: the ``enos`` connection to use.
+    :param timeout: seconds per request, overriding the connection's ``timeout`` extra (``on_kill``
+        uses a short one, because Airflow kills the process 5 s after asking it to stop).
     """
 
     conn_name_attr = "enos_conn_id"
@@ -91,9 +177,10 @@ class EnOSHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "EnOS"
 
-    def __init__(self, enos_conn_id: str = default_conn_name) -> None:
+    def __init__(self, enos_conn_id: str = default_conn_name, *, timeout: float | None = None) -> None:
         super().__init__()
         self.enos_conn_id = enos_conn_id
+        self.timeout_override = timeout
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -126,11 +213,22 @@ class EnOSHook(BaseHook):
         mask_secret(settings.secret_key)
         return settings
 
+    async def asettings(self) -> EnOSConnectionSettings:
+        """Return the connection's validated settings, reading the connection without blocking."""
+        if "settings" not in self.__dict__:
+            settings = EnOSConnectionSettings.from_connection(await self.aget_connection(self.enos_conn_id))
+            await amask_secret(settings.secret_key)
+            self.__dict__["settings"] = settings
+        return self.__dict__["settings"]
+
     @cached_property
     def session(self) -> requests.Session:
-        """Return this hook's keep-alive HTTP session."""
+        """Return this hook's keep-alive HTTP session, pooled for bulk cancels."""
         session = requests.Session()
-        session.headers["User-Agent"] = f"airflow-enos-provider/{__version__}"
+        session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=DEFAULT_MAX_CONCURRENCY)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         return session
 
     def get_conn(self) -> requests.Session:
@@ -155,17 +253,13 @@ class EnOSHook(BaseHook):
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         :raises EnOSAPIError: when EnOS refuses (the error names the code and what to do).
         """
-        flow_inst_id = require_flow_inst_id(flow_inst_id)
-        self._batch(
-            "cancel_flow_instance",
-            "POST",
-            "/flowInstances",
-            "cancel",
-            user_id=user_id,
-            org_id=org_id,
-            body={"flowInstId": flow_inst_id},
-            flow_inst_id=flow_inst_id,
-        )
+        self._run(_cancel_op(flow_inst_id), user_id, org_id)
+
+    async def acancel_flow_instance(
+        self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> None:
+        """Ask EnOS to cancel a flow instance (async; see :meth:`cancel_flow_instance`)."""
+        await self._arun(_cancel_op(flow_inst_id), user_id, org_id)
 
     def get_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -176,18 +270,15 @@ class EnOSHook(BaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        flow_inst_id = require_flow_inst_id(flow_inst_id)
-        data = self._batch(
-            "get_flow_instance",
-            "GET",
-            "/flowInstances",
-            "get",
-            user_id=user_id,
-            org_id=org_id,
-            query=[("flowInstId", flow_inst_id)],
-            flow_inst_id=flow_inst_id,
-        )
-        return _expect_dict(data, "get_flow_instance", flow_inst_id)
+        op = _get_op(flow_inst_id)
+        return _expect_dict(self._run(op, user_id, org_id), op)
+
+    async def aget_flow_instance(
+        self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Return a flow instance (async; see :meth:`get_flow_instance`)."""
+        op = _get_op(flow_inst_id)
+        return _expect_dict(await self._arun(op, user_id, org_id), op)
 
     def ensure_flow_instance_stopped(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -196,6 +287,7 @@ class EnOSHook(BaseHook):
 
         Sends the cancel first (no read on the success path). When EnOS refuses, reads the instance:
         if it is final the outcome is ``already_final`` with that status; otherwise the refusal stands.
+        So an instance that finishes between any read and the cancel is ``already_final``, not an error.
 
         :param flow_inst_id: the instance id.
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
@@ -209,26 +301,121 @@ class EnOSHook(BaseHook):
         except EnOSAPIError as refusal:
             if isinstance(refusal, EnOSAuthenticationError) or refusal.code in _NOT_WORTH_A_READ:
                 raise
-            status = self._read_status_after_refusal(flow_inst_id, user_id, org_id, refusal)
-            if status is None or not status.is_final:
-                raise
-            return {"flow_inst_id": flow_inst_id, "outcome": "already_final", "status": status.name}
-        return {"flow_inst_id": flow_inst_id, "outcome": "cancelled", "status": None}
+            try:
+                instance = self.get_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
+            except EnOSError as read_error:
+                instance = read_error
+            return self._outcome_after_refusal(flow_inst_id, refusal, instance)
+        return _stopped(flow_inst_id, "cancelled", None)
 
-    def _read_status_after_refusal(
-        self, flow_inst_id: str, user_id: str | None, org_id: str | None, refusal: EnOSAPIError
-    ) -> EnOSFlowInstanceStatus | None:
+    async def aensure_flow_instance_stopped(
+        self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel a flow instance or confirm it finished (async; see :meth:`ensure_flow_instance_stopped`)."""
         try:
-            instance = self.get_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
-            return EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
-        except EnOSError as read_error:
+            await self.acancel_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
+        except EnOSAPIError as refusal:
+            if isinstance(refusal, EnOSAuthenticationError) or refusal.code in _NOT_WORTH_A_READ:
+                raise
+            try:
+                instance = await self.aget_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
+            except EnOSError as read_error:
+                instance = read_error
+            return self._outcome_after_refusal(flow_inst_id, refusal, instance)
+        return _stopped(flow_inst_id, "cancelled", None)
+
+    def _outcome_after_refusal(
+        self, flow_inst_id: str, refusal: EnOSAPIError, instance: dict[str, Any] | EnOSError
+    ) -> dict[str, Any]:
+        if isinstance(instance, EnOSError):
             self.log.warning(
                 "EnOS refused to cancel flow instance %s (code %s) and reading it failed too: %s",
-                flow_inst_id,
-                refusal.code,
-                read_error,
+                flow_inst_id, refusal.code, instance,
+            )  # fmt: skip
+            raise refusal
+        try:
+            status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+        except EnOSValidationError:
+            raise refusal from None
+        if not status.is_final:
+            raise refusal
+        return _stopped(flow_inst_id, "already_final", status)
+
+    def cancel_flow_instances(
+        self,
+        flow_inst_ids: Iterable[str],
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> dict[str, dict[str, Any] | EnOSError]:
+        """Stop many flow instances concurrently over this hook's connection pool.
+
+        Each id gets :meth:`ensure_flow_instance_stopped`; one failing id does not stop the others.
+
+        :param flow_inst_ids: the instance ids (duplicates are cancelled once).
+        :param max_concurrency: the most requests in flight at once (1 to 256).
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: per id, in the given order, the outcome dict or the error that stopped it.
+        """
+        ids = require_flow_inst_ids(flow_inst_ids, "flow_inst_ids")
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or not 1 <= max_concurrency <= 256
+        ):
+            raise EnOSValidationError(
+                f"max_concurrency must be an integer from 1 to 256, got {max_concurrency!r}"
             )
-            return None
+        self.settings.batch_identity(user_id, org_id)
+        if max_concurrency > DEFAULT_MAX_CONCURRENCY:
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
+        self._access_token()  # once, before the threads fan out
+
+        def stop(flow_inst_id: str) -> dict[str, Any] | EnOSError:
+            try:
+                return self.ensure_flow_instance_stopped(flow_inst_id, user_id=user_id, org_id=org_id)
+            except EnOSError as err:
+                return err
+
+        with ThreadPoolExecutor(
+            max_workers=min(max_concurrency, len(ids)), thread_name_prefix="enos-cancel"
+        ) as pool:
+            return dict(zip(ids, pool.map(stop, ids), strict=True))
+
+    def find_flow_instances(
+        self,
+        *,
+        flow_id: int | str | None = None,
+        expression: str | None = None,
+        only_active: bool = True,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the instances of a workflow (and/or matching an expression), all pages.
+
+        EnOS searches by a fuzzy ``expression`` only, so instances of ``flow_id`` are found with the
+        expression ``"<flow_id>-"`` and then kept only when their ``flowId`` is exactly ``flow_id``.
+
+        :param flow_id: the workflow whose instances to find.
+        :param expression: fuzzy match on instance id or flow name.
+        :param only_active: keep only instances that may still run (see ``active_statuses()``).
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        if flow_id is None and expression is None:
+            raise EnOSValidationError("find_flow_instances needs flow_id or expression (or both)")
+        wanted = None if flow_id is None else to_flow_id(flow_id)
+        found = self.list_flow_instances(
+            status=sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None,
+            expression=expression if expression is not None else f"{wanted}-",
+            user_id=user_id,
+            org_id=org_id,
+        )
+        return [i for i in found if wanted is None or i.get("flowId") == wanted]
 
     def list_flow_instances(
         self,
@@ -276,19 +463,14 @@ class EnOSHook(BaseHook):
             pagination: dict[str, Any] = {"pageNo": page_no, "pageSize": page_size}
             if sorters is not None:
                 pagination["sorters"] = sorters
-            data = _expect_dict(
-                self._batch(
-                    "list_flow_instances",
-                    "POST",
-                    "/flowInstances",
-                    "search",
-                    user_id=user_id,
-                    org_id=org_id,
-                    body={**search, "pagination": pagination},
-                ),
+            op = _Op(
                 "list_flow_instances",
-                None,
+                "POST",
+                "/flowInstances",
+                "search",
+                body={**search, "pagination": pagination},
             )
+            data = _expect_dict(self._run(op, user_id, org_id), op)
             page = data.get("flowInsts") or []
             found.extend(page)
             if not page or len(page) < page_size or len(found) >= int(data.get("count") or 0):
@@ -300,6 +482,8 @@ class EnOSHook(BaseHook):
         flow_id: int | str,
         *,
         trigger_time: int | datetime | None = None,
+        parameters: Mapping[str, Any] | str | None = None,
+        start_task_id: str | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
     ) -> str:
@@ -307,19 +491,31 @@ class EnOSHook(BaseHook):
 
         :param flow_id: the workflow id (an integer, or its digits as a string).
         :param trigger_time: the logical trigger time, ms since the epoch or a datetime; default now.
+        :param parameters: run with these parameters (EnOS "Update And Trigger Flow").
+        :param start_task_id: start from this task of the workflow (EnOS "Trigger Flow From Task").
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        body = {
+        body: dict[str, Any] = {
             "flowId": to_flow_id(flow_id),
             "triggerTime": int(time.time() * 1000) if trigger_time is None else to_epoch_ms(trigger_time),
         }
-        data = self._batch(
-            "trigger_flow", "POST", "/flows", "trigger", user_id=user_id, org_id=org_id, body=body
-        )
+        action = "trigger"
+        if parameters is not None and start_task_id is not None:
+            raise EnOSValidationError(
+                "parameters and start_task_id cannot be combined: EnOS triggers with new parameters "
+                "or from a task, not both"
+            )
+        if parameters is not None:
+            if not isinstance(parameters, (str, Mapping)):
+                raise EnOSValidationError(f"parameters must be a dict or a JSON string, got {parameters!r}")
+            action, body["parameters"] = "updateAndTrigger", parameters
+        if start_task_id is not None:
+            action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
+        data = self._run(_Op("trigger_flow", "POST", "/flows", action, body=body), user_id, org_id)
         instance_id = data.get("flowInstanceId") if isinstance(data, dict) else None
         if not isinstance(instance_id, str) or not instance_id:
-            raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r}", operation="trigger_flow")
+            raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
         return instance_id
 
     def get_flow(
@@ -331,16 +527,8 @@ class EnOSHook(BaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        data = self._batch(
-            "get_flow",
-            "GET",
-            "/flows",
-            "get",
-            user_id=user_id,
-            org_id=org_id,
-            query=[("flowId", str(to_flow_id(flow_id)))],
-        )
-        return _expect_dict(data, "get_flow", None)
+        op = _Op("get_flow", "GET", "/flows", "get", query=(("flowId", str(to_flow_id(flow_id))),))
+        return _expect_dict(self._run(op, user_id, org_id), op)
 
     def get_server_time(self, *, user_id: str | None = None, org_id: str | None = None) -> int:
         """Return EnOS's current time in milliseconds since the epoch (UTC).
@@ -348,14 +536,12 @@ class EnOSHook(BaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        data = self._batch(
-            "get_server_time", "GET", "/time", "getCurrentTime", user_id=user_id, org_id=org_id
-        )
+        data = self._run(_Op("get_server_time", "GET", "/time", "getCurrentTime"), user_id, org_id)
         try:
             return int(data)
         except (TypeError, ValueError):
             raise EnOSAPIError(
-                f"the reply is not a time in ms: {data!r}", operation="get_server_time"
+                f"the reply is not a time in ms: {data!r:.200}", operation="get_server_time"
             ) from None
 
     def test_connection(self) -> tuple[bool, str]:
@@ -364,8 +550,9 @@ class EnOSHook(BaseHook):
             settings = self.settings
             if settings.user_id and settings.org_id:
                 server_ms = self.get_server_time()
-                return True, (
-                    f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms"
+                return (
+                    True,
+                    f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
                 )
             self._access_token()
             return True, (
@@ -377,76 +564,79 @@ class EnOSHook(BaseHook):
 
     # ----------------------------------------------------------------- transport
 
-    def _batch(
-        self,
-        operation: str,
-        method: str,
-        resource: str,
-        action: str,
-        *,
-        user_id: str | None,
-        org_id: str | None,
-        query: list[tuple[str, str]] | None = None,
-        body: dict[str, Any] | None = None,
-        flow_inst_id: str | None = None,
-    ) -> Any:
-        user, org = self.settings.batch_identity(user_id, org_id)
-        params = [("action", action), ("userId", user), ("orgId", org), *(query or [])]
-        return self._call(operation, method, BATCH_PATH + resource, params, body, flow_inst_id)
-
-    def _call(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        body: dict[str, Any] | None,
-        flow_inst_id: str | None,
-    ) -> Any:
+    def _run(self, op: _Op, user_id: str | None, org_id: str | None) -> Any:
+        path, query = self._batch_target(self.settings, op, user_id, org_id)
         token = self._access_token()
         try:
-            return self._send(operation, method, path, query, body, token, flow_inst_id)
+            return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
         except EnOSAPIError as err:
-            if err.code != TOKEN_EXPIRED and err.http_status != 401:
+            if not _token_refused(err):
                 raise
-            self.log.info("EnOS refused the access token for %s (expired); getting a new one", operation)
+            self.log.info("EnOS refused the access token for %s (expired); getting a new one", op.name)
             token = self._access_token(stale=token)
-            return self._send(operation, method, path, query, body, token, flow_inst_id)
+            return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+
+    async def _arun(self, op: _Op, user_id: str | None, org_id: str | None) -> Any:
+        path, query = self._batch_target(await self.asettings(), op, user_id, org_id)
+        token = await self._aaccess_token()
+        try:
+            return await self._asend(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+        except EnOSAPIError as err:
+            if not _token_refused(err):
+                raise
+            self.log.info("EnOS refused the access token for %s (expired); getting a new one", op.name)
+            token = await self._aaccess_token(stale=token)
+            return await self._asend(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+
+    @staticmethod
+    def _batch_target(
+        settings: EnOSConnectionSettings, op: _Op, user_id: str | None, org_id: str | None
+    ) -> tuple[str, list[tuple[str, str]]]:
+        user, org = settings.batch_identity(user_id, org_id)
+        return BATCH_PATH + op.resource, [("action", op.action), ("userId", user), ("orgId", org), *op.query]
+
+    def _token_request(self) -> tuple[tuple[str, str], dict[str, Any]]:
+        settings = self.settings
+        timestamp = _TOKENS.next_timestamp()
+        body = {
+            "appKey": settings.access_key,
+            "timestamp": timestamp,
+            "encryption": token_encryption(settings.access_key, timestamp, settings.secret_key),
+        }
+        return (settings.gateway_url, settings.access_key), body
 
     def _access_token(self, *, stale: str | None = None) -> str:
         settings = self.settings
         key = (settings.gateway_url, settings.access_key)
-        with _TOKENS.lock:
-            cached = _TOKENS.tokens.get(key)
-            if cached and cached[0] != stale and _TOKENS.clock() < cached[1]:
-                return cached[0]
-            timestamp = _TOKENS.next_timestamp()
-            body = {
-                "appKey": settings.access_key,
-                "timestamp": timestamp,
-                "encryption": token_encryption(settings.access_key, timestamp, settings.secret_key),
-            }
-            data = self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
-            token = data.get("accessToken") if isinstance(data, dict) else None
-            if not isinstance(token, str) or not token:
-                raise EnOSAuthenticationError(
-                    "the token service returned no accessToken", operation="get_access_token"
-                )
+        if token := _TOKENS.valid(key, stale):
+            return token
+        with _TOKENS.lock:  # held across the fetch, so concurrent threads wait for one token
+            if token := _TOKENS.valid(key, stale):
+                return token
+            key, body = self._token_request()
+            token = _TOKENS.store(
+                key, self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
+            )
             mask_secret(token)
-            expire = float(data.get("expire") or 0)
-            _TOKENS.tokens[key] = (token, _TOKENS.clock() + expire - refresh_margin(expire))
             return token
 
-    def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        body: dict[str, Any] | None,
-        token: str | None,
-        flow_inst_id: str | None,
-    ) -> Any:
+    async def _aaccess_token(self, *, stale: str | None = None) -> str:
+        settings = await self.asettings()
+        key = (settings.gateway_url, settings.access_key)
+        if token := _TOKENS.valid(key, stale):
+            return token
+        async with _TOKENS.async_lock():
+            if token := _TOKENS.valid(key, stale):
+                return token
+            key, body = self._token_request()
+            reply = await self._asend("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
+            token = _TOKENS.store(key, reply)
+            await amask_secret(token)
+            return token
+
+    def _prepare(
+        self, path: str, query: list[tuple[str, str]], body: dict[str, Any] | None, token: str | None
+    ) -> tuple[str, bytes | None, dict[str, str]]:
         settings = self.settings
         # Serialised once: these exact bytes are both signed and sent.
         payload = (
@@ -461,28 +651,77 @@ class EnOSHook(BaseHook):
             headers["apim-signature"] = request_signature(
                 token, query, payload, timestamp, settings.secret_key
             )
+        return url, payload, headers
+
+    @property
+    def _timeout(self) -> float:
+        return self.timeout_override if self.timeout_override is not None else self.settings.timeout
+
+    def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: dict[str, Any] | None,
+        token: str | None,
+        flow_inst_id: str | None,
+    ) -> Any:
+        url, payload, headers = self._prepare(path, query, body, token)
         try:
             reply = self.session.request(
-                method, url, data=payload, headers=headers, timeout=settings.timeout, verify=settings.verify
+                method, url, data=payload, headers=headers, timeout=self._timeout, verify=self.settings.verify
             )
         except requests.exceptions.SSLError:
-            raise EnOSConnectionError(
-                f"EnOS {operation}: TLS verification of {settings.gateway_url} failed; "
-                "set the connection's 'verify' extra to a CA bundle path if the gateway uses a private CA"
-            ) from None
+            raise self._unreachable(operation, flow_inst_id, "tls") from None
         except requests.Timeout:
-            raise EnOSConnectionError(
-                f"EnOS {operation}{_about(flow_inst_id)}: no reply from {settings.gateway_url} "
-                f"within the connection's timeout of {settings.timeout:g} s"
-            ) from None
+            raise self._unreachable(operation, flow_inst_id, "timeout") from None
         except requests.RequestException as err:
-            raise EnOSConnectionError(
-                f"EnOS {operation}{_about(flow_inst_id)}: could not reach {settings.gateway_url} "
-                f"({type(err).__name__}: {err})"
-            ) from None
+            raise self._unreachable(operation, flow_inst_id, f"{type(err).__name__}: {err}") from None
         return parse_reply(
             http_status=reply.status_code, body=reply.content, operation=operation, flow_inst_id=flow_inst_id
         )
+
+    async def _asend(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: dict[str, Any] | None,
+        token: str | None,
+        flow_inst_id: str | None,
+    ) -> Any:
+        url, payload, headers = self._prepare(path, query, body, token)
+        client = _async_client(self.settings.verify)
+        try:
+            reply = await client.request(method, url, content=payload, headers=headers, timeout=self._timeout)
+        except httpx.TimeoutException:
+            raise self._unreachable(operation, flow_inst_id, "timeout") from None
+        except httpx.ConnectError as err:
+            why = "tls" if "CERTIFICATE" in str(err).upper() else f"{type(err).__name__}: {err}"
+            raise self._unreachable(operation, flow_inst_id, why) from None
+        except httpx.HTTPError as err:
+            raise self._unreachable(operation, flow_inst_id, f"{type(err).__name__}: {err}") from None
+        return parse_reply(
+            http_status=reply.status_code, body=reply.content, operation=operation, flow_inst_id=flow_inst_id
+        )
+
+    def _unreachable(self, operation: str, flow_inst_id: str | None, why: str) -> EnOSConnectionError:
+        gateway = self.settings.gateway_url
+        about = f"EnOS {operation}{_about(flow_inst_id)}"
+        if why == "tls":
+            return EnOSConnectionError(
+                f"{about}: TLS verification of {gateway} failed; set the connection's 'verify' extra to a "
+                "CA bundle path if the gateway uses a private CA"
+            )
+        if why == "timeout":
+            return EnOSConnectionError(f"{about}: no reply from {gateway} within {self._timeout:g} s")
+        return EnOSConnectionError(f"{about}: could not reach {gateway} ({why})")
+
+
+def _token_refused(err: EnOSAPIError) -> bool:
+    return err.code == TOKEN_EXPIRED or err.http_status == 401
 
 
 def to_flow_id(value: object) -> int:
@@ -522,10 +761,10 @@ def _statuses(value: object) -> list[EnOSFlowInstanceStatus]:
     return list(dict.fromkeys(statuses))
 
 
-def _expect_dict(data: Any, operation: str, flow_inst_id: str | None) -> dict[str, Any]:
+def _expect_dict(data: Any, op: _Op) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise EnOSAPIError(
-            f"expected an object in data, got {data!r:.200}", operation=operation, flow_inst_id=flow_inst_id
+            f"expected an object in data, got {data!r:.200}", operation=op.name, flow_inst_id=op.flow_inst_id
         )
     return dict(data)
 
