@@ -65,3 +65,15 @@ class EnOSAPIError(EnOSError):
 
 class EnOSAuthenticationError(EnOSAPIError):
     """The gateway refused the connection's credentials (access key, secret key or token)."""
+
+
+class EnOSFlowInstanceError(EnOSError):
+    """A flow instance ended in a status the task did not accept, or did not end in time.
+
+    :param message: what happened, per instance.
+    :param statuses: the last status read per instance id.
+    """
+
+    def __init__(self, message: str, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+        super().__init__(message)

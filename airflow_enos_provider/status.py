@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 
@@ -75,3 +78,75 @@ _FINAL = frozenset(
         EnOSFlowInstanceStatus.SKIP,
     }
 )
+
+
+def parse_statuses(values: object, field: str) -> frozenset[EnOSFlowInstanceStatus]:
+    """Turn one status or an iterable of them into a set of statuses.
+
+    :param values: a status (member, code or name) or an iterable of them.
+    :param field: the parameter name to show in the error.
+    """
+    items = [values] if isinstance(values, (str, int)) else values
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise EnOSValidationError(f"{field} must be a status or a list of statuses, got {values!r}")
+    return frozenset(EnOSFlowInstanceStatus.parse(item, field) for item in items)
+
+
+@dataclass(frozen=True)
+class FlowInstanceWait:
+    """What a wait is for: the statuses that end it well, and those that end it badly.
+
+    :param target: statuses that end the wait successfully.
+    :param failure: statuses that end it with a failure; by default every final status not in target.
+    """
+
+    target: frozenset[EnOSFlowInstanceStatus]
+    failure: frozenset[EnOSFlowInstanceStatus]
+
+    @classmethod
+    def build(cls, target_statuses: object, failure_statuses: object | None = None) -> FlowInstanceWait:
+        """Validate and build a wait condition from user input (codes, names or members).
+
+        :param target_statuses: the statuses that end the wait successfully.
+        :param failure_statuses: the statuses that fail it; None for every other final status.
+        """
+        target = parse_statuses(target_statuses, "target_statuses")
+        if not target:
+            raise EnOSValidationError("target_statuses must name at least one status")
+        if failure_statuses is None:
+            failure = _FINAL - target
+        else:
+            failure = parse_statuses(failure_statuses, "failure_statuses")
+            if both := target & failure:
+                names = ", ".join(sorted(s.name for s in both))
+                raise EnOSValidationError(f"statuses cannot be both target and failure: {names}")
+        return cls(target, failure)
+
+    def verdict(self, status: EnOSFlowInstanceStatus) -> str:
+        """Return ``"success"``, ``"failed"`` or ``"waiting"`` for a status.
+
+        :param status: the instance's current status.
+        """
+        if status in self.target:
+            return "success"
+        if status in self.failure:
+            return "failed"
+        return "waiting"
+
+
+def failing_tasks(instance: dict[str, Any]) -> list[str]:
+    """Return the ids of the tasks that failed, from the instance's ``graph`` (a JSON string).
+
+    :param instance: a FlowInstance as EnOS returns it.
+    """
+    try:
+        graph = json.loads(instance.get("graph") or "{}")
+        tasks = graph.get("tasks", []) if isinstance(graph, dict) else []
+        bad = {
+            EnOSFlowInstanceStatus.FAIL,
+            EnOSFlowInstanceStatus.INTERNAL_ERROR,
+            EnOSFlowInstanceStatus.TIMEOUT,
+        }
+        return [str(t.get("taskId")) for t in tasks if isinstance(t, dict) and t.get("status") in bad]
+    except (ValueError, TypeError, AttributeError):
+        return []  # the graph is informative only; never fail a task because it is malformed

@@ -106,6 +106,8 @@ def test_if_already_final_is_checked_when_the_dag_is_parsed():
 def test_templated_fields():
     assert set(CancelFlowInstanceOperator.template_fields) == {
         "flow_inst_id",
+        "flow_id",
+        "expression",
         "user_id",
         "org_id",
         "enos_conn_id",

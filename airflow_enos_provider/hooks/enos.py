@@ -771,3 +771,9 @@ def _expect_dict(data: Any, op: _Op) -> dict[str, Any]:
 
 def _about(flow_inst_id: str | None) -> str:
     return f" of flow instance {flow_inst_id}" if flow_inst_id else ""
+
+
+async def aclose_async_clients() -> None:
+    """Close the async clients of the running event loop (a worker running a wait inline calls this)."""
+    for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+        await client.aclose()

@@ -1,69 +1,58 @@
-"""Operators for EnOS Batch Processing flow instances.
+"""Operators for EnOS Batch Processing flow instances: start one, cancel them.
 
-Imported on every DAG parse: the HTTP stack is imported by the hook when a task runs, not here.
+Imported on every DAG parse: the hook (HTTP stack) and the trigger are imported when a task runs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
+from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
 from airflow_enos_provider.validation import require_flow_inst_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_enos_provider.hooks.enos import EnOSHook
+    from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 
 IF_ALREADY_FINAL = ("skip", "fail")
+# on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
+ON_KILL_TIMEOUT = 3.0
 
 
-class CancelFlowInstanceOperator(BaseOperator):
-    """Cancel one or more EnOS flow instances; safe to repeat, so it can run as a teardown.
+def seconds(value: float | timedelta | None, field: str) -> float | None:
+    """Return a positive duration in seconds, or None.
 
-    When EnOS refuses a cancel, the instance is read: if it already finished, the task logs its final
-    status and succeeds (``if_already_final="skip"``) or fails (``"fail"``); any other refusal fails
-    the task with the EnOS code and message. With several ids, every id is tried and the task fails
-    at the end listing each id that could not be cancelled and why.
-
-    :param flow_inst_id: one flow-instance id or a list of them (templated).
-    :param user_id: the EnOS user id that owns the instances; default: the connection's ``user_id``
-        extra (templated).
-    :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
-    :param enos_conn_id: the ``enos`` connection to use (templated).
-    :param if_already_final: ``"skip"`` (default) to succeed or ``"fail"`` to fail when an instance
-        had already finished.
-    :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
-        ``status`` is the final status read after a refusal, None when EnOS accepted the cancel.
+    :param value: seconds or a timedelta, or None.
+    :param field: the parameter name to show in the error.
     """
+    if value is None:
+        return None
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
+        raise EnOSValidationError(
+            f"{field} must be a positive number of seconds or a timedelta, got {value!r}"
+        )
+    return float(number)
 
-    template_fields: Sequence[str] = ("flow_inst_id", "user_id", "org_id", "enos_conn_id")
-    ui_color = "#f4a6a6"
 
-    def __init__(
-        self,
-        *,
-        flow_inst_id: str | list[str],
-        user_id: str | None = None,
-        org_id: str | None = None,
-        enos_conn_id: str = "enos_default",
-        if_already_final: str = "skip",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if if_already_final not in IF_ALREADY_FINAL:
-            raise EnOSValidationError(
-                f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
-            )
-        self.flow_inst_id = flow_inst_id
-        self.user_id = user_id
-        self.org_id = org_id
-        self.enos_conn_id = enos_conn_id
-        self.if_already_final = if_already_final
+def default_deferrable() -> bool:
+    """Return ``[operators] default_deferrable`` (False when unset)."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class _EnOSOperator(BaseOperator):
+    """What every EnOS operator shares: the connection, the identity, and the wait's deadline."""
+
+    enos_conn_id: str
 
     @cached_property
     def hook(self) -> EnOSHook:
@@ -72,36 +61,339 @@ class CancelFlowInstanceOperator(BaseOperator):
 
         return EnOSHook(enos_conn_id=self.enos_conn_id)
 
+    def _deadline(self, context: Context, timeout: float | None) -> float | None:
+        # Airflow 3.3 does not enforce execution_timeout while a task is deferred, so the trigger
+        # enforces it too, and cancels before the task fails.
+        limits = [time.time() + timeout] if timeout is not None else []
+        start = getattr(context.get("ti"), "start_date", None)
+        if self.execution_timeout is not None and start is not None:
+            limits.append(start.timestamp() + self.execution_timeout.total_seconds())
+        return min(limits) if limits else None
+
+    def _wait_trigger(self, flow_inst_ids: list[str], **kwargs: Any) -> EnOSFlowInstanceTrigger:
+        from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
+
+        return EnOSFlowInstanceTrigger(
+            flow_inst_ids,
+            enos_conn_id=self.enos_conn_id,
+            user_id=getattr(self, "user_id", None),
+            org_id=getattr(self, "org_id", None),
+            **kwargs,
+        )
+
+
+class EnOSTriggerFlowOperator(_EnOSOperator):
+    """Start an EnOS workflow and, by default, wait until its instance finishes.
+
+    The new flow-instance id goes to XCom (key ``flow_inst_id``, and as the return value) as soon as
+    EnOS returns it, before any waiting, so a teardown or callback can cancel it whatever happens next.
+
+    :param flow_id: the workflow id (templated).
+    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated).
+    :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated).
+    :param start_task_id: start from this task, via EnOS "Trigger Flow From Task" (templated); named
+        so because ``task_id`` is the Airflow task's own id.
+    :param user_id: the EnOS user id; default: the connection's ``user_id`` extra (templated).
+    :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
+    :param enos_conn_id: the ``enos`` connection (templated).
+    :param wait_for_completion: wait until the instance is final; succeed on ``success_statuses``.
+    :param success_statuses: final statuses that count as success (default SUCCESS and SKIP).
+    :param poll_interval: seconds between status reads while waiting.
+    :param timeout: seconds (or a timedelta) to wait before cancelling the instance and failing.
+    :param cancel_on_kill: cancel the instance when the task is killed, times out (``timeout`` or
+        ``execution_timeout``), or its deferred wait is killed (Airflow 3.3+).
+    :param deferrable: wait in the triggerer instead of holding a worker slot (default:
+        ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = (
+        "flow_id",
+        "trigger_time",
+        "parameters",
+        "start_task_id",
+        "user_id",
+        "org_id",
+        "enos_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json"}
+    ui_color = "#a6d8f4"
+
+    def __init__(
+        self,
+        *,
+        flow_id: int | str,
+        trigger_time: Any = None,
+        parameters: dict[str, Any] | str | None = None,
+        start_task_id: str | None = None,
+        user_id: str | None = None,
+        org_id: str | None = None,
+        enos_conn_id: str = "enos_default",
+        wait_for_completion: bool = True,
+        success_statuses: Sequence[str | int] = ("SUCCESS", "SKIP"),
+        poll_interval: float = 30.0,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.flow_id = flow_id
+        self.trigger_time = trigger_time
+        self.parameters = parameters
+        self.start_task_id = start_task_id
+        self.user_id = user_id
+        self.org_id = org_id
+        self.enos_conn_id = enos_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.success_statuses = sorted(
+            s.name for s in parse_statuses(list(success_statuses), "success_statuses")
+        )
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        self.timeout = seconds(timeout, "timeout")
+        self.cancel_on_kill = cancel_on_kill
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.flow_inst_id: str | None = None
+
+    def execute(self, context: Context) -> str:
+        flow_inst_id = self.hook.trigger_flow(
+            self.flow_id,
+            trigger_time=self.trigger_time,
+            parameters=self.parameters,
+            start_task_id=self.start_task_id,
+            user_id=self.user_id,
+            org_id=self.org_id,
+        )
+        self.flow_inst_id = flow_inst_id
+        context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
+        self.log.info("Started EnOS flow %s as flow instance %s", self.flow_id, flow_inst_id)
+        if not self.wait_for_completion:
+            return flow_inst_id
+        trigger = self._wait_trigger(
+            [flow_inst_id],
+            target_statuses=self.success_statuses,
+            poll_interval=self.poll_interval,
+            deadline=self._deadline(context, self.timeout),
+            cancel_on_timeout=self.cancel_on_kill,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self.execute_complete(context, trigger.run_inline())
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Finish after the wait: succeed with the instance id, or fail saying how the instance ended."""
+        (flow_inst_id,) = event["flow_inst_ids"]
+        self.flow_inst_id = flow_inst_id
+        raise_for_event(event)
+        self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
+        return flow_inst_id
+
+    def on_kill(self) -> None:
+        if not (self.cancel_on_kill and self.flow_inst_id):
+            return
+        try:
+            from airflow_enos_provider.hooks.enos import EnOSHook
+
+            hook = EnOSHook(self.enos_conn_id, timeout=ON_KILL_TIMEOUT)
+            hook.cancel_flow_instance(self.flow_inst_id, user_id=self.user_id, org_id=self.org_id)
+            self.log.info("Task killed: asked EnOS to cancel flow instance %s", self.flow_inst_id)
+        except Exception as err:  # noqa: BLE001 - on_kill must never raise; the log says what happened
+            self.log.warning(
+                "Task killed: could not cancel EnOS flow instance %s: %s", self.flow_inst_id, err
+            )
+
+
+def raise_for_event(event: dict[str, Any]) -> None:
+    """Raise the error a wait's event stands for; return when it succeeded.
+
+    :param event: the payload of an :class:`EnOSFlowInstanceTrigger` event.
+    """
+    if event["status"] == "success":
+        return
+    if event["status"] == "timeout":
+        cancelled = event.get("cancelled") or {}
+        note = "; ".join(f"{i}: {outcome}" for i, outcome in cancelled.items())
+        raise EnOSFlowInstanceError(
+            event["message"] + (f"; cancel: {note}" if note else ""), event["statuses"]
+        )
+    if event["status"] == "failed":
+        raise EnOSFlowInstanceError(f"EnOS flow instance ended badly: {event['message']}", event["statuses"])
+    raise EnOSError(event["message"])
+
+
+class CancelFlowInstanceOperator(_EnOSOperator):
+    """Cancel EnOS flow instances; safe to repeat, so it can run as a teardown.
+
+    Give the instances by id (``flow_inst_id``), or by query (``flow_id`` and/or ``expression``, for a
+    kill switch: every active instance of the flow). Several instances are cancelled concurrently.
+    When EnOS refuses a cancel, the instance is read: if it already finished, the task logs its final
+    status and succeeds (``if_already_final="skip"``) or fails (``"fail"``); any other refusal fails
+    the task with the EnOS code and message, after every other id has been tried.
+
+    :param flow_inst_id: one flow-instance id or a list of them (templated).
+    :param flow_id: cancel instances of this workflow instead (templated).
+    :param expression: cancel instances whose id or flow name matches this (templated).
+    :param only_active: with ``flow_id``/``expression``, only instances that may still run.
+    :param user_id: the EnOS user id that owns the instances; default: the connection's ``user_id``
+        extra (templated).
+    :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
+    :param enos_conn_id: the ``enos`` connection to use (templated).
+    :param if_already_final: ``"skip"`` (default) to succeed or ``"fail"`` to fail when an instance
+        had already finished.
+    :param max_concurrency: the most cancel requests in flight at once.
+    :param wait_for_termination: after cancelling, wait until each instance is final and report it.
+    :param poll_interval: seconds between status reads while waiting.
+    :param timeout: seconds (or a timedelta) to wait for termination before failing.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
+        ``status`` is the final status read (after a refusal, or by the wait), else None.
+    """
+
+    template_fields: Sequence[str] = (
+        "flow_inst_id",
+        "flow_id",
+        "expression",
+        "user_id",
+        "org_id",
+        "enos_conn_id",
+    )
+    ui_color = "#f4a6a6"
+
+    def __init__(
+        self,
+        *,
+        flow_inst_id: str | list[str] | None = None,
+        flow_id: int | str | None = None,
+        expression: str | None = None,
+        only_active: bool = True,
+        user_id: str | None = None,
+        org_id: str | None = None,
+        enos_conn_id: str = "enos_default",
+        if_already_final: str = "skip",
+        max_concurrency: int = 16,
+        wait_for_termination: bool = False,
+        poll_interval: float = 10.0,
+        timeout: float | timedelta | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if if_already_final not in IF_ALREADY_FINAL:
+            raise EnOSValidationError(
+                f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
+            )
+        if (flow_inst_id is None) == (flow_id is None and expression is None):
+            raise EnOSValidationError(
+                "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
+            )
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or not 1 <= max_concurrency <= 256
+        ):
+            raise EnOSValidationError(
+                f"max_concurrency must be an integer from 1 to 256, got {max_concurrency!r}"
+            )
+        self.flow_inst_id = flow_inst_id
+        self.flow_id = flow_id
+        self.expression = expression
+        self.only_active = only_active
+        self.user_id = user_id
+        self.org_id = org_id
+        self.enos_conn_id = enos_conn_id
+        self.if_already_final = if_already_final
+        self.max_concurrency = max_concurrency
+        self.wait_for_termination = wait_for_termination
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        self.timeout = seconds(timeout, "timeout")
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def _targets(self) -> list[str]:
+        if self.flow_inst_id is not None:
+            return require_flow_inst_ids(self.flow_inst_id)
+        found = self.hook.find_flow_instances(
+            flow_id=self.flow_id,
+            expression=self.expression,
+            only_active=self.only_active,
+            user_id=self.user_id,
+            org_id=self.org_id,
+        )
+        ids = [str(i["instanceId"]) for i in found]
+        which = "active " if self.only_active else ""
+        self.log.info(
+            "Found %s %sEnOS flow instance(s) for flow_id=%s expression=%s: %s",
+            len(ids), which, self.flow_id, self.expression, ", ".join(ids) or "none",
+        )  # fmt: skip
+        return ids
+
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        ids = require_flow_inst_ids(self.flow_inst_id)
+        if self.flow_inst_id is not None:
+            require_flow_inst_ids(self.flow_inst_id)
         # Check the connection and identity before the first request, so a typo fails fast and clearly.
         self.hook.settings.batch_identity(self.user_id, self.org_id)
-        results: dict[str, dict[str, Any]] = {}
-        failures: dict[str, str] = {}
         try:
-            for flow_inst_id in ids:
-                try:
-                    result = self.hook.ensure_flow_instance_stopped(
-                        flow_inst_id, user_id=self.user_id, org_id=self.org_id
-                    )
-                except EnOSError as err:
-                    self.log.error("Could not cancel EnOS flow instance %s: %s", flow_inst_id, err)
-                    failures[flow_inst_id] = str(err)
-                    continue
-                results[flow_inst_id] = {"outcome": result["outcome"], "status": result["status"]}
-                if result["outcome"] == "cancelled":
-                    self.log.info("EnOS accepted the cancel of flow instance %s", flow_inst_id)
-                    continue
-                self.log.info(
-                    "EnOS flow instance %s had already finished with status %s; nothing to cancel",
-                    flow_inst_id,
-                    result["status"],
-                )
-                if self.if_already_final == "fail":
-                    failures[flow_inst_id] = f"already finished with status {result['status']}"
+            ids = self._targets()
+            if not ids:
+                return {}
+            outcomes = self.hook.cancel_flow_instances(
+                ids, max_concurrency=self.max_concurrency, user_id=self.user_id, org_id=self.org_id
+            )
         finally:
             self.hook.close()
+        results: dict[str, dict[str, Any]] = {}
+        failures: dict[str, str] = {}
+        for flow_inst_id, outcome in outcomes.items():
+            if isinstance(outcome, EnOSError):
+                self.log.error("Could not cancel EnOS flow instance %s: %s", flow_inst_id, outcome)
+                failures[flow_inst_id] = str(outcome)
+                continue
+            results[flow_inst_id] = {"outcome": outcome["outcome"], "status": outcome["status"]}
+            if outcome["outcome"] == "cancelled":
+                self.log.info("EnOS accepted the cancel of flow instance %s", flow_inst_id)
+                continue
+            self.log.info(
+                "EnOS flow instance %s had already finished with status %s; nothing to cancel",
+                flow_inst_id, outcome["status"],
+            )  # fmt: skip
+            if self.if_already_final == "fail":
+                failures[flow_inst_id] = f"already finished with status {outcome['status']}"
+        to_wait = [i for i, r in results.items() if r["status"] is None]
+        if self.wait_for_termination and to_wait:
+            trigger = self._wait_trigger(
+                to_wait,
+                target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
+                failure_statuses=[],
+                poll_interval=self.poll_interval,
+                deadline=self._deadline(context, self.timeout),
+            )
+            state = {"results": results, "failures": failures}
+            if self.deferrable:
+                self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)
+            return self.execute_complete(context, trigger.run_inline(), **state)
+        return self._finish(len(outcomes), results, failures)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any],
+        results: dict[str, dict[str, Any]],
+        failures: dict[str, str],
+    ) -> dict[str, dict[str, Any]]:
+        """Record the final statuses the wait saw, then succeed or fail for every instance."""
+        for flow_inst_id, status in event["statuses"].items():
+            results[flow_inst_id]["status"] = status
+            self.log.info("EnOS flow instance %s ended %s", flow_inst_id, status)
+        if event["status"] != "success":
+            for flow_inst_id in event["flow_inst_ids"]:
+                status = event["statuses"].get(flow_inst_id)
+                if status is None or not EnOSFlowInstanceStatus[status].is_final:
+                    failures[flow_inst_id] = f"cancel accepted but not final: {event['message']}"
+        return self._finish(len(results.keys() | failures.keys()), results, failures)
+
+    def _finish(
+        self, total: int, results: dict[str, dict[str, Any]], failures: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
         if failures:
             listed = "\n".join(f"- {flow_inst_id}: {why}" for flow_inst_id, why in failures.items())
-            raise EnOSError(f"{len(failures)} of {len(ids)} EnOS flow instance(s) not cancelled:\n{listed}")
+            raise EnOSError(f"{len(failures)} of {total} EnOS flow instance(s) not cancelled:\n{listed}")
         return results

@@ -1,0 +1,233 @@
+"""Wait for EnOS flow instances without holding a worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError
+from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait, failing_tasks
+
+if TYPE_CHECKING:
+    from airflow_enos_provider.hooks.enos import EnOSHook
+
+# Seconds allowed for the one cancel request on_kill sends; Airflow gives the triggerer 30 s in all.
+KILL_CANCEL_TIMEOUT = 10.0
+
+
+def _transient(err: EnOSError) -> bool:
+    if isinstance(err, EnOSConnectionError):
+        return True
+    return isinstance(err, EnOSAPIError) and (
+        err.code == 62109 or err.http_status in (429, 500, 502, 503, 504) or err.code is None
+    )
+
+
+def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance: dict[str, Any]) -> str:
+    """Say which instance ended how, with its failed tasks and EnOS's own description.
+
+    :param flow_inst_id: the instance id.
+    :param status: its status.
+    :param instance: the FlowInstance EnOS returned.
+    """
+    text = f"{flow_inst_id} is {status.name}"
+    if tasks := failing_tasks(instance):
+        text += f" (failed tasks: {', '.join(tasks)})"
+    description = instance.get("statusDesc")
+    if description and description != status.name:
+        text += f": {description}"
+    return text
+
+
+class EnOSFlowInstanceTrigger(BaseTrigger):
+    """Poll EnOS flow instances until each reaches a target status, then fire one event.
+
+    Remote work is cancelled only on purpose: when ``deadline`` passes (if ``cancel_on_timeout``) and
+    when a user kills the deferred task (``on_kill``, Airflow 3.3+, if ``cancel_on_kill``). Never in
+    ``cleanup()`` or on a bare cancellation, which also happen when the triggerer restarts.
+
+    The event payload: ``status`` (``success``, ``failed``, ``timeout`` or ``error``),
+    ``flow_inst_ids``, ``statuses`` (id to status name, as last read), ``message``, and after a
+    timeout ``cancelled`` (id to cancel outcome or error text).
+
+    :param flow_inst_ids: the instances to wait for.
+    :param enos_conn_id: the ``enos`` connection.
+    :param user_id: the EnOS user id; default: the connection's.
+    :param org_id: the OU id; default: the connection's.
+    :param target_statuses: status names that end the wait successfully.
+    :param failure_statuses: status names that fail it; None for every other final status.
+    :param poll_interval: seconds between reads.
+    :param deadline: Unix time after which the wait ends with ``timeout``; None to wait forever.
+    :param cancel_on_timeout: cancel the instances still waiting when the deadline passes.
+    :param cancel_on_kill: cancel them when a user kills the deferred task.
+    :param max_poll_errors: consecutive transient read failures tolerated before giving up.
+    """
+
+    def __init__(
+        self,
+        flow_inst_ids: Iterable[str],
+        *,
+        enos_conn_id: str = "enos_default",
+        user_id: str | None = None,
+        org_id: str | None = None,
+        target_statuses: Iterable[str] = ("SUCCESS",),
+        failure_statuses: Iterable[str] | None = None,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_kill: bool = False,
+        max_poll_errors: int = 3,
+    ) -> None:
+        super().__init__()
+        self.flow_inst_ids = list(flow_inst_ids)
+        self.enos_conn_id = enos_conn_id
+        self.user_id = user_id
+        self.org_id = org_id
+        self.wait = FlowInstanceWait.build(
+            list(target_statuses), None if failure_statuses is None else list(failure_statuses)
+        )
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.max_poll_errors = max_poll_errors
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "flow_inst_ids": self.flow_inst_ids,
+                "enos_conn_id": self.enos_conn_id,
+                "user_id": self.user_id,
+                "org_id": self.org_id,
+                "target_statuses": sorted(s.name for s in self.wait.target),
+                "failure_statuses": sorted(s.name for s in self.wait.failure),
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_timeout": self.cancel_on_timeout,
+                "cancel_on_kill": self.cancel_on_kill,
+                "max_poll_errors": self.max_poll_errors,
+            },
+        )
+
+    def _hook(self, timeout: float | None = None) -> EnOSHook:
+        from airflow_enos_provider.hooks.enos import EnOSHook
+
+        return EnOSHook(self.enos_conn_id, timeout=timeout)
+
+    def _event(self, status: str, statuses: dict[str, str], message: str, **extra: Any) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "flow_inst_ids": self.flow_inst_ids,
+                "statuses": statuses,
+                "message": message,
+                **extra,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        ids = ", ".join(self.flow_inst_ids)
+        statuses: dict[str, str] = {}
+        pending = list(self.flow_inst_ids)
+        errors_in_a_row = 0
+        while True:
+            reads = await asyncio.gather(
+                *(hook.aget_flow_instance(i, user_id=self.user_id, org_id=self.org_id) for i in pending),
+                return_exceptions=True,
+            )
+            failed_reads = [r for r in reads if isinstance(r, BaseException)]
+            if failed_reads:
+                err = failed_reads[0]
+                if not isinstance(err, EnOSError):
+                    raise err
+                errors_in_a_row += 1
+                if not _transient(err) or errors_in_a_row >= self.max_poll_errors:
+                    yield self._event("error", statuses, f"could not read EnOS flow instance(s) {ids}: {err}")
+                    return
+                self.log.warning(
+                    "Reading EnOS flow instance(s) %s failed (%s of %s tolerated): %s",
+                    ids, errors_in_a_row, self.max_poll_errors, err,
+                )  # fmt: skip
+            else:
+                errors_in_a_row = 0
+                failed: list[str] = []
+                for flow_inst_id, instance in zip(pending, reads, strict=True):
+                    status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+                    statuses[flow_inst_id] = status.name
+                    verdict = self.wait.verdict(status)
+                    if verdict == "failed":
+                        failed.append(describe_failure(flow_inst_id, status, instance))
+                    self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
+                if failed:
+                    yield self._event("failed", statuses, "; ".join(failed))
+                    return
+                pending = [
+                    i for i in pending if self.wait.verdict(EnOSFlowInstanceStatus[statuses[i]]) == "waiting"
+                ]
+                if not pending:
+                    yield self._event("success", statuses, f"EnOS flow instance(s) {ids} reached {statuses}")
+                    return
+            now = time.time()
+            if self.deadline is not None and now >= self.deadline:
+                yield await self._timed_out(hook, pending, statuses)
+                return
+            pause = (
+                self.poll_interval if self.deadline is None else min(self.poll_interval, self.deadline - now)
+            )
+            await asyncio.sleep(max(pause, 0.0))
+
+    async def _timed_out(self, hook: EnOSHook, pending: list[str], statuses: dict[str, str]) -> TriggerEvent:
+        waiting = ", ".join(f"{i} ({statuses.get(i, 'unread')})" for i in pending)
+        cancelled: dict[str, Any] = {}
+        if self.cancel_on_timeout:
+            for flow_inst_id in pending:
+                try:
+                    outcome = await hook.aensure_flow_instance_stopped(
+                        flow_inst_id, user_id=self.user_id, org_id=self.org_id
+                    )
+                    cancelled[flow_inst_id] = outcome["outcome"]
+                    self.log.info(
+                        "Deadline passed: EnOS flow instance %s %s", flow_inst_id, outcome["outcome"]
+                    )
+                except EnOSError as err:
+                    cancelled[flow_inst_id] = f"not cancelled: {err}"
+                    self.log.error(
+                        "Deadline passed: could not cancel EnOS flow instance %s: %s", flow_inst_id, err
+                    )
+        message = f"deadline passed while waiting for EnOS flow instance(s) {waiting}"
+        return self._event("timeout", statuses, message, cancelled=cancelled)
+
+    async def on_kill(self) -> None:
+        """Send one best-effort cancel per instance when a user kills the deferred task (Airflow 3.3+)."""
+        if not self.cancel_on_kill:
+            return
+        hook = self._hook(timeout=KILL_CANCEL_TIMEOUT)
+        for flow_inst_id in self.flow_inst_ids:
+            try:
+                await hook.acancel_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
+                self.log.info("Deferred task killed: asked EnOS to cancel flow instance %s", flow_inst_id)
+            except Exception as err:  # noqa: BLE001 - a kill must never fail; the log says what happened
+                self.log.warning(
+                    "Deferred task killed: could not cancel EnOS flow instance %s: %s", flow_inst_id, err
+                )
+
+    def run_inline(self) -> dict[str, Any]:
+        """Run this wait in the calling process (when not deferring) and return the event payload."""
+
+        async def first_event() -> dict[str, Any]:
+            from airflow_enos_provider.hooks.enos import aclose_async_clients
+
+            try:
+                async for event in self.run():
+                    return event.payload
+                raise EnOSError("the EnOS flow-instance wait ended without an event")
+            finally:
+                await aclose_async_clients()
+
+        return asyncio.run(first_event())
