@@ -62,6 +62,19 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_enos_provider.operators.flow_instance"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_enos_provider.sensors.flow_instance"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_enos_provider.triggers.flow_instance"],
+            }
+        ],
+        "notifications": ["airflow_enos_provider.notifications.flow_instance.EnOSCancelFlowInstanceNotifier"],
         "connection-types": [
             {
                 "connection-type": "enos",

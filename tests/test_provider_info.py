@@ -34,10 +34,13 @@ def test_package_name_is_the_installed_distribution_and_entry_point_is_registere
 
 def test_modules_and_hook_class_named_in_the_dict_exist():
     info = get_provider_info()
-    for section in ("hooks", "operators"):
+    for section in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[section]:
             for module in entry["python-modules"]:
                 __import__(module)
+    for path in info["notifications"]:
+        module, _, name = path.rpartition(".")
+        assert getattr(__import__(module, fromlist=[name]), name).__name__ == name
     (conn_type,) = info["connection-types"]
     module, _, name = conn_type["hook-class-name"].rpartition(".")
     hook = getattr(__import__(module, fromlist=[name]), name)

@@ -1,0 +1,98 @@
+"""Cancel EnOS flow instances from a task or DAG callback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+from airflow_enos_provider.exceptions import EnOSError
+from airflow_enos_provider.validation import require_flow_inst_ids
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class EnOSCancelFlowInstanceNotifier(BaseNotifier):
+    """Cancel EnOS flow instances when a callback fires, e.g. ``on_failure_callback``.
+
+    Give the ids directly (``flow_inst_id``, templated, e.g. ``"{{ ti.xcom_pull(task_ids='start') }}"``)
+    or name the task that started them (``from_task_id``: its XCom ``xcom_key`` is read). Works as
+    a task-level and a DAG-level callback. Never raises: a callback's error would only be logged,
+    so each outcome is logged here, by instance id. Note that Airflow does not run failure callbacks
+    when a user marks a task or run failed by hand: use a teardown for that.
+
+    :param flow_inst_id: one id or a list of ids (templated).
+    :param from_task_id: read the ids from this task's XCom instead (templated).
+    :param xcom_key: the XCom key to read with ``from_task_id``.
+    :param user_id: the EnOS user id; default: the connection's ``user_id`` extra (templated).
+    :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
+    :param enos_conn_id: the ``enos`` connection (templated).
+    :param max_concurrency: the most cancel requests in flight at once.
+    """
+
+    template_fields: Sequence[str] = ("flow_inst_id", "from_task_id", "user_id", "org_id", "enos_conn_id")
+
+    def __init__(
+        self,
+        *,
+        flow_inst_id: str | list[str] | None = None,
+        from_task_id: str | None = None,
+        xcom_key: str = "flow_inst_id",
+        user_id: str | None = None,
+        org_id: str | None = None,
+        enos_conn_id: str = "enos_default",
+        max_concurrency: int = 16,
+    ) -> None:
+        super().__init__()
+        if (flow_inst_id is None) == (from_task_id is None):
+            raise ValueError("give exactly one of flow_inst_id and from_task_id")
+        self.flow_inst_id = flow_inst_id
+        self.from_task_id = from_task_id
+        self.xcom_key = xcom_key
+        self.user_id = user_id
+        self.org_id = org_id
+        self.enos_conn_id = enos_conn_id
+        self.max_concurrency = max_concurrency
+
+    def _ids(self, context: Context) -> Any:
+        if self.from_task_id is None:
+            return self.flow_inst_id
+        return context["ti"].xcom_pull(task_ids=self.from_task_id, key=self.xcom_key)
+
+    def notify(self, context: Context) -> None:
+        raw = self._ids(context)
+        if raw in (None, "", "None", []):
+            self.log.warning(
+                "No EnOS flow instance to cancel (flow_inst_id=%r, from_task_id=%r): the flow was "
+                "probably never started",
+                self.flow_inst_id,
+                self.from_task_id,
+            )
+            return
+        from airflow_enos_provider.hooks.enos import EnOSHook
+
+        hook = EnOSHook(self.enos_conn_id)
+        try:
+            outcomes = hook.cancel_flow_instances(
+                require_flow_inst_ids(raw),
+                max_concurrency=self.max_concurrency,
+                user_id=self.user_id,
+                org_id=self.org_id,
+            )
+        except EnOSError as err:
+            self.log.error("Could not cancel EnOS flow instance(s) %s: %s", raw, err)
+            return
+        finally:
+            hook.close()
+        for flow_inst_id, outcome in outcomes.items():
+            if isinstance(outcome, EnOSError):
+                self.log.error("Could not cancel EnOS flow instance %s: %s", flow_inst_id, outcome)
+            else:
+                self.log.info(
+                    "EnOS flow instance %s: %s (status %s)",
+                    flow_inst_id,
+                    outcome["outcome"],
+                    outcome["status"],
+                )
