@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
+from airflow_enos_provider.notifications.flow_instance import EnOSCancelFlowInstanceNotifier
+from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator, EnOSTriggerFlowOperator
+from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
 
@@ -112,3 +114,127 @@ def test_templated_fields():
         "org_id",
         "enos_conn_id",
     }
+
+
+def test_bulk_cancel_runs_concurrently_over_one_pool(enos_conn):
+    ids = [
+        enos_conn.state.add_instance(f"2438-20200101{n:04d}", env.FLOW_ID, status="RUNNING")
+        for n in range(60)
+    ]
+    result = run(flow_inst_id=ids, max_concurrency=8)
+    assert len(result) == 60 and {r["outcome"] for r in result.values()} == {"cancelled"}
+    assert all(enos_conn.state.instance_status(i) == S.CANCEL for i in ids)
+    assert enos_conn.state.count("flowInstances.cancel") == 60
+    assert enos_conn.state.count("token.get") == 1
+    assert enos_conn.state.connections_opened <= 8
+
+
+def test_cancel_by_flow_id_cancels_only_its_active_instances(enos_conn):
+    state = enos_conn.state
+    waiting = state.add_instance("2438-201908091020", env.FLOW_ID, status="WAIT")
+    state.add_flow(12438, name="other", owner=env.USER_ID)
+    lookalike = state.add_instance("12438-201908091020", 12438, status="RUNNING")
+    result = run(flow_id=str(env.FLOW_ID))
+    assert result == {
+        env.RUNNING_ID: {"outcome": "cancelled", "status": None},
+        waiting: {"outcome": "cancelled", "status": None},
+    }
+    assert [state.instance_status(i) for i in (env.RUNNING_ID, waiting, env.SUCCEEDED_ID, lookalike)] == [
+        S.CANCEL,
+        S.CANCEL,
+        S.SUCCESS,
+        S.RUNNING,
+    ]
+
+
+def test_cancel_by_query_with_nothing_active_succeeds_with_no_result(enos_conn):
+    assert run(flow_id=env.IDLE_FLOW_ID) == {}
+    assert enos_conn.state.count("flowInstances.cancel") == 0
+
+
+def test_instance_finishing_between_the_read_and_the_cancel_is_already_final(enos_conn):
+    enos_conn.state.cancel_final = "error"
+    enos_conn.state.after(
+        "flowInstances.search", lambda: enos_conn.state.set_instance_status(env.RUNNING_ID, "SUCCESS")
+    )
+    result = run(flow_id=env.FLOW_ID)
+    assert result == {env.RUNNING_ID: {"outcome": "already_final", "status": "SUCCESS"}}
+
+
+def test_wait_for_termination_reports_the_final_status(enos_conn):
+    ids = [env.RUNNING_ID, env.SUCCEEDED_ID]
+    result = run(flow_inst_id=ids, wait_for_termination=True, poll_interval=0.01)
+    assert result[env.RUNNING_ID] == {"outcome": "cancelled", "status": "CANCEL"}
+    assert result[env.SUCCEEDED_ID]["status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"flow_inst_id": "a-1", "flow_id": 1}, {"flow_inst_id": "a-1", "expression": "x"}],
+)
+def test_ids_or_a_query_but_not_both(kwargs):
+    with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/expression"):
+        CancelFlowInstanceOperator(task_id="c", **kwargs)
+
+
+def test_trigger_operator_on_kill_sends_one_cancel(enos_conn):
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID)
+    op.flow_inst_id = env.RUNNING_ID  # as execute() sets it right after the trigger call
+    op.on_kill()
+    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.CANCEL
+    assert (
+        enos_conn.state.count("flowInstances.cancel") == 1 and enos_conn.state.count("flowInstances.get") == 0
+    )
+
+
+def test_trigger_operator_on_kill_never_raises(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json("http://127.0.0.1:9"))
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID)
+    op.flow_inst_id = env.RUNNING_ID
+    op.on_kill()
+
+
+def test_trigger_operator_without_cancel_on_kill_leaves_the_instance(enos_conn):
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID, cancel_on_kill=False)
+    op.flow_inst_id = env.RUNNING_ID
+    op.on_kill()
+    assert enos_conn.state.count("flowInstances.cancel") == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be a positive number"),
+        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"success_statuses": ["DONE"]}, "success_statuses: 'DONE' is not a flow-instance status"),
+    ],
+)
+def test_trigger_operator_checks_its_arguments_at_parse_time(kwargs, message):
+    with pytest.raises(EnOSValidationError, match=message):
+        EnOSTriggerFlowOperator(task_id="start", flow_id=1, **kwargs)
+
+
+def test_notifier_cancels_given_ids(enos_conn):
+    EnOSCancelFlowInstanceNotifier(flow_inst_id=[env.RUNNING_ID, env.SUCCEEDED_ID]).notify({})
+    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.CANCEL
+    assert enos_conn.state.instance_status(env.SUCCEEDED_ID) == S.SUCCESS
+
+
+def test_notifier_never_raises(enos_conn):
+    EnOSCancelFlowInstanceNotifier(flow_inst_id="2438-000000000000").notify({})
+    EnOSCancelFlowInstanceNotifier(flow_inst_id="None").notify({})
+    assert enos_conn.state.count("flowInstances.cancel") == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [("SUCCESS", True), ("RUNNING", False), ("WAIT", False)])
+def test_sensor_poke(enos_conn, status, expected):
+    enos_conn.state.set_instance_status(env.RUNNING_ID, status)
+    assert EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID).poke({}) is expected
+
+
+def test_sensor_fails_early_on_other_final_statuses(enos_conn):
+    enos_conn.state.set_instance_status(env.RUNNING_ID, "FAIL")
+    with pytest.raises(EnOSFlowInstanceError, match=r"is FAIL \(failed tasks: load\)"):
+        EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID).poke({})
+    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, failure_statuses=[])
+    assert sensor.poke({}) is False

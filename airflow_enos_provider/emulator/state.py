@@ -394,6 +394,7 @@ class EmulatorState:
         self._issued: list[str] = []
         self._seen_encryptions: set[str] = set()
         self._requests: list[RecordedRequest] = []
+        self._after: dict[str, list[Callable[[], None]]] = {}
         self._connections = 0
         self._seq = 0
 
@@ -770,6 +771,21 @@ class EmulatorState:
         """
         with self.lock:
             self._requests.append(request)
+            callbacks = self._after.pop(request.operation or "", [])
+        for callback in callbacks:
+            callback()
+
+    def after(self, operation: str, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, right after the next ``operation`` is handled and before it is answered.
+
+        Lets a test make something happen between two calls of a client, such as an instance
+        finishing between the client's read and its cancel.
+
+        :param operation: an operation name such as ``"flowInstances.search"``.
+        :param callback: what to do; it may call this state's methods.
+        """
+        with self.lock:
+            self._after.setdefault(operation, []).append(callback)
 
     def clear_requests(self) -> None:
         """Forget every recorded request (the connection count is kept)."""
