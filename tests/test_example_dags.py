@@ -24,7 +24,20 @@ def live_emulator(airflow_db, monkeypatch):
     # Real clock: Airflow's own pace decides what EnOS sees, as in production.
     with env.start_emulator(clock=None) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url))
+        monkeypatch.setenv("ENOS_EXAMPLE_POLL_SECONDS", "0.2")
         yield emulator
+
+
+def add_flow(emulator, flow_id: int, run_seconds: float) -> int:
+    emulator.state.add_flow(
+        flow_id, name=f"flow_{flow_id}", owner=env.USER_ID, init_seconds=0, run_seconds=run_seconds
+    )
+    return flow_id
+
+
+def started_instance(emulator, flow_id: int) -> str:
+    (instance_id,) = [i for i in emulator.state.instance_ids() if i.startswith(f"{flow_id}-")]
+    return instance_id
 
 
 def run_example(dag_id: str, conf: dict | None = None):
@@ -57,3 +70,74 @@ def test_cancel_on_failure_teardown_cancels_and_the_run_stays_failed(live_emulat
     assert live_emulator.state.instance_status(started) == S.CANCEL
     cancels = [r for r in live_emulator.state.requests if r.operation == "flowInstances.cancel"]
     assert [r.body for r in cancels] == [{"flowInstId": started}]
+
+
+def test_start_and_wait_in_a_worker_and_deferred(live_emulator):
+    flows = {
+        "flow_id": add_flow(live_emulator, 501, 0.5),
+        "deferred_flow_id": add_flow(live_emulator, 502, 0.5),
+    }
+    run, states = run_example("example_enos_trigger_flow", flows)
+    assert run.state == "success" and states == {"run_flow": "success", "run_flow_deferred": "success"}
+    for flow_id in flows.values():
+        assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.SUCCESS
+    ti = run.get_task_instance("run_flow_deferred")
+    assert ti.xcom_pull(task_ids="run_flow_deferred", key="flow_inst_id") == started_instance(
+        live_emulator, 502
+    )
+
+
+def test_failure_callbacks_cancel_and_the_run_stays_failed(live_emulator):
+    flow_id = add_flow(live_emulator, 503, 3600)
+    run, states = run_example("example_enos_cancel_on_failure_callback", {"flow_id": flow_id})
+    assert run.state == "failed" and states == {"start_flow": "success", "transform": "failed"}
+    assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.CANCEL
+    assert [r.code for r in live_emulator.state.requests if r.operation == "flowInstances.cancel"] == [0]
+
+
+def test_execution_timeout_cancels_the_instance_in_a_worker_and_deferred(live_emulator, monkeypatch):
+    monkeypatch.setenv("ENOS_EXAMPLE_TIMEOUT_SECONDS", "2")
+    flows = {
+        "flow_id": add_flow(live_emulator, 504, 3600),
+        "deferred_flow_id": add_flow(live_emulator, 505, 3600),
+    }
+    run, states = run_example("example_enos_timeout_cancels", flows)
+    assert run.state == "failed" and states == {"run_flow": "failed", "run_flow_deferred": "failed"}
+    for flow_id in flows.values():
+        assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.CANCEL
+
+
+def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator):
+    from airflow_enos_provider.hooks.enos import EnOSHook
+
+    add_flow(live_emulator, 506, 1.0)
+    instance_id = EnOSHook().trigger_flow(506)  # "another system" starts it
+    run, states = run_example("example_enos_flow_instance_sensor", {"flow_inst_id": instance_id})
+    assert run.state == "success", states
+    assert set(states.values()) == {"success"}
+    assert live_emulator.state.instance_status(instance_id) == S.SUCCESS
+
+
+def test_sensor_fails_early_when_the_instance_fails(live_emulator):
+    live_emulator.state.set_instance_status(env.RUNNING_ID, "FAIL")
+    run, states = run_example("example_enos_flow_instance_sensor", {"flow_inst_id": env.RUNNING_ID})
+    assert run.state == "failed"
+    assert (
+        states["wait_for_flow_instance"] == "failed" and states["wait_for_flow_instance_deferred"] == "failed"
+    )
+
+
+def test_kill_switch_cancels_every_active_instance_of_the_flow(live_emulator):
+    waiting = live_emulator.state.add_instance("2438-201908091020", env.FLOW_ID, status="WAIT")
+    run, states = run_example("example_enos_kill_switch", {"flow_id": env.FLOW_ID})
+    assert run.state == "success" and states == {"cancel_all_active": "success"}
+    assert [live_emulator.state.instance_status(i) for i in (env.RUNNING_ID, waiting, env.SUCCEEDED_ID)] == [
+        S.CANCEL,
+        S.CANCEL,
+        S.SUCCESS,
+    ]
+    xcom = run.get_task_instance("cancel_all_active").xcom_pull(task_ids="cancel_all_active")
+    assert xcom == {
+        env.RUNNING_ID: {"outcome": "cancelled", "status": "CANCEL"},
+        waiting: {"outcome": "cancelled", "status": "CANCEL"},
+    }

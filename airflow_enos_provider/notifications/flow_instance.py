@@ -56,13 +56,26 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
         self.enos_conn_id = enos_conn_id
         self.max_concurrency = max_concurrency
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        # dag.test() hands DAG-level callbacks a serialized DAG, which has no template environment.
+        dag = context.get("dag")
+        if jinja_env is None and dag is not None and not hasattr(dag, "get_template_env"):
+            jinja_env = self.get_template_env(dag=None)
+        super().render_template_fields(context, jinja_env)
+
     def _ids(self, context: Context) -> Any:
         if self.from_task_id is None:
             return self.flow_inst_id
         return context["ti"].xcom_pull(task_ids=self.from_task_id, key=self.xcom_key)
 
     def notify(self, context: Context) -> None:
-        raw = self._ids(context)
+        try:
+            raw = self._ids(context)
+        except Exception as err:  # noqa: BLE001 - a callback must log, not raise
+            self.log.error(
+                "Could not read the EnOS flow-instance ids from task %s: %s", self.from_task_id, err
+            )
+            return
         if raw in (None, "", "None", []):
             self.log.warning(
                 "No EnOS flow instance to cancel (flow_inst_id=%r, from_task_id=%r): the flow was "

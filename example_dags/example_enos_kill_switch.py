@@ -1,0 +1,27 @@
+"""Kill switch: cancel every active instance of an EnOS workflow, and wait until they stopped."""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import DAG, Param
+
+from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+
+POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "10"))
+
+with DAG(
+    dag_id="example_enos_kill_switch",
+    schedule=None,
+    catchup=False,
+    tags=["enos", "example"],
+    params={"flow_id": Param(2438, type="integer", description="The workflow to stop")},
+) as dag:
+    CancelFlowInstanceOperator(
+        task_id="cancel_all_active",
+        flow_id="{{ params.flow_id }}",
+        only_active=True,
+        wait_for_termination=True,
+        poll_interval=POLL_SECONDS,
+        timeout=600,
+    )

@@ -1,0 +1,41 @@
+"""Start EnOS workflows and wait for them: in a worker, and deferred to the triggerer.
+
+The deferred wait holds no worker slot. Both tasks push the flow-instance id to XCom before
+waiting, and cancel the instance if the task is killed or times out.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param
+
+from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+
+# Tests poll faster; in production 30 s is plenty for batch workflows.
+POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "30"))
+
+with DAG(
+    dag_id="example_enos_trigger_flow",
+    schedule=None,
+    catchup=False,
+    tags=["enos", "example"],
+    params={
+        "flow_id": Param(2438, type="integer", description="Workflow waited for in a worker"),
+        "deferred_flow_id": Param(2440, type="integer", description="Workflow waited for in the triggerer"),
+    },
+) as dag:
+    EnOSTriggerFlowOperator(
+        task_id="run_flow",
+        flow_id="{{ params.flow_id }}",
+        poll_interval=POLL_SECONDS,
+        timeout=timedelta(hours=2),
+    )
+    EnOSTriggerFlowOperator(
+        task_id="run_flow_deferred",
+        flow_id="{{ params.deferred_flow_id }}",
+        poll_interval=POLL_SECONDS,
+        timeout=timedelta(hours=2),
+        deferrable=True,
+    )
