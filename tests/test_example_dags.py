@@ -103,8 +103,12 @@ def test_execution_timeout_cancels_the_instance_in_a_worker_and_deferred(live_em
     }
     run, states = run_example("example_enos_timeout_cancels", flows)
     assert run.state == "failed" and states == {"run_flow": "failed", "run_flow_deferred": "failed"}
-    for flow_id in flows.values():
-        assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.CANCEL
+    for task_id, flow_id in zip(("run_flow", "run_flow_deferred"), flows.values(), strict=True):
+        instance_id = started_instance(live_emulator, flow_id)
+        assert live_emulator.state.instance_status(instance_id) == S.CANCEL
+        # pushed before the wait began, so it is there although the task failed
+        ti = run.get_task_instance(task_id)
+        assert ti.xcom_pull(task_ids=task_id, key="flow_inst_id") == instance_id
 
 
 def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator):

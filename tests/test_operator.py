@@ -238,3 +238,14 @@ def test_sensor_fails_early_on_other_final_statuses(enos_conn):
         EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID).poke({})
     sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, failure_statuses=[])
     assert sensor.poke({}) is False
+
+
+def test_trigger_operator_fails_with_the_status_and_the_failed_tasks(enos_conn):
+    enos_conn.state.set_instance_status(env.RUNNING_ID, "FAIL")
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID, poll_interval=0.01)
+    event = op._wait_trigger([env.RUNNING_ID], target_statuses=op.success_statuses).run_inline()
+    with pytest.raises(
+        EnOSFlowInstanceError, match=rf"{env.RUNNING_ID} is FAIL \(failed tasks: load\)"
+    ) as caught:
+        op.execute_complete({}, event)
+    assert caught.value.statuses == {env.RUNNING_ID: "FAIL"}
