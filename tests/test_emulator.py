@@ -793,3 +793,11 @@ def test_status_history_follows_the_schedule_then_the_cancel(client: Client, emu
     assert [name for _, name in history] == ["INIT", "RUNNING", "CANCEL"]
     assert history[0][0] == start and history[-1][0] == start + 5
     assert [name for _, name in emulator.state.status_history(SEEDED)] == ["RUNNING", "SUCCESS"]
+
+
+def test_latency_is_a_checked_setting(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.latency = 0.01
+    assert client.instance(SEEDED)["instanceId"] == SEEDED
+    assert emulator.state.latency == 0.01
+    with pytest.raises(ValueError, match="latency must be >= 0"):
+        emulator.state.latency = -1

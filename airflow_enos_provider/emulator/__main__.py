@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token-ttl", type=float, help="access-token lifetime in seconds (overrides the seed; default 7200)"
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added before answering each request (default 0)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             emulator.state.cancel_final = args.cancel_final
         if args.token_ttl is not None:
             emulator.state.token_ttl = args.token_ttl
+        emulator.state.latency = args.latency
         emulator.start()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"enos emulator: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ import os
 import socket
 import socketserver
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -314,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         data = json.dumps(payload, ensure_ascii=False).encode()
+        if latency := self.server.state.latency:
+            time.sleep(latency)  # the emulated distance to the gateway, not synchronisation
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

@@ -385,6 +385,7 @@ class EmulatorState:
         self.lock = threading.RLock()
         self._cancel_final = _check_cancel_final(cancel_final)
         self._token_ttl = _check_ttl(token_ttl)
+        self._latency = 0.0
         self._apps: dict[str, _App] = {}
         self._users: dict[str, _User] = {}
         self._flows: dict[int, _Flow] = {}
@@ -410,6 +411,17 @@ class EmulatorState:
     def cancel_final(self, value: str) -> None:
         with self.lock:
             self._cancel_final = _check_cancel_final(value)
+
+    @property
+    def latency(self) -> float:
+        """Seconds the server waits before answering each request, like a gateway far away (default 0)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {value!r}")
+        self._latency = float(value)
 
     @property
     def token_ttl(self) -> float:
