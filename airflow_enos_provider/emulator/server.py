@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import socketserver
+import struct
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from airflow_enos_provider.emulator.faults import Fault
 from airflow_enos_provider.emulator.state import (
     BP_INTERNAL,
     BP_INVALID_PARAMETER,
@@ -158,12 +160,57 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(body)
             except ValueError:
                 parsed = _UNPARSEABLE
+        fault = self.server.state.faults.take(_operation_of(method, path, query))
+        if fault is not None and not fault.processed:
+            self._unprocessed_fault(method, path, query, parsed, fault)
+            return
+        if fault is not None and fault.kind == "token_expired":
+            self.server.state.expire_tokens()
         try:
             reply = self._route(method, path, raw_query, query, body, parsed)
         except Exception:
             logger.exception("emulator failed on %s %s", method, path)
             reply = (None, 500, _envelope(BP_INTERNAL, "Internal server exception", None))
-        self._finish(method, path, query, parsed, reply)
+        self._finish(method, path, query, parsed, reply, fault=fault)
+
+    def _unprocessed_fault(
+        self, method: str, path: str, query: dict[str, str], parsed: Any, fault: Fault
+    ) -> None:
+        operation = _operation_of(method, path, query)
+        if fault.kind == "reset_before":
+            self._record(method, path, query, parsed, operation, None, 0, fault)
+            self._reset()
+            return
+        if fault.kind == "http_429":
+            reply = (operation, 429, {"message": "Too Many Requests"})
+            self._finish(
+                method, path, query, parsed, reply, fault=fault, headers={"Retry-After": fault.retry_after}
+            )
+        elif fault.kind == "http_5xx":
+            reply = (operation, fault.status, {"message": f"Gateway error {fault.status}"})
+            self._finish(method, path, query, parsed, reply, fault=fault)
+        elif fault.kind == "html":
+            title = f"{fault.status} Bad Gateway"
+            page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+            self._finish(
+                method, path, query, parsed, (operation, fault.status, {}), fault=fault, raw=page.encode()
+            )
+        elif fault.kind == "non_json":
+            self._finish(method, path, query, parsed, (operation, 200, {}), fault=fault, raw=b"OK")
+        else:  # unknown_code
+            reply = (
+                operation,
+                200,
+                {"code": 99999, "msg": "Unknown error", "data": None, "requestId": uuid.uuid4().hex},
+            )
+            self._finish(method, path, query, parsed, reply, fault=fault)
+
+    def _reset(self) -> None:
+        # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -292,9 +339,56 @@ class _Handler(BaseHTTPRequestHandler):
         query: dict[str, str],
         parsed: Any,
         reply: _Reply,
+        *,
+        fault: Fault | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> None:
         operation, status, payload = reply
         code = payload.get("code", payload.get("status"))
+        self._record(
+            method, path, query, parsed, operation, code if isinstance(code, int) else None, status, fault
+        )
+        if fault is not None and fault.kind == "reset_after":
+            self._reset()
+            return
+        data = raw if raw is not None else json.dumps(payload, ensure_ascii=False).encode()
+        if fault is not None and fault.kind == "truncated":
+            data = data[: len(data) // 2]
+        if latency := self.server.state.latency:
+            time.sleep(latency)  # the emulated distance to the gateway, not synchronisation
+        if fault is not None and fault.kind == "latency":
+            time.sleep(fault.seconds)
+        self.send_response(status)
+        content_type = (
+            "text/html" if raw is not None and raw.startswith(b"<") else "application/json;charset=UTF-8"
+        )
+        self.send_header(
+            "Content-Type", content_type if raw is None or content_type == "text/html" else "text/plain"
+        )
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if fault is not None and fault.kind == "slow_body":
+            self.wfile.flush()
+            time.sleep(fault.seconds)  # the injected slowness itself
+        with contextlib.suppress(OSError):  # a client that timed out may be gone
+            self.wfile.write(data)
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        parsed: Any,
+        operation: str | None,
+        code: int | None,
+        status: int,
+        fault: Fault | None,
+    ) -> None:
         recorded_body = None
         if isinstance(parsed, dict):
             recorded_body = dict(parsed)
@@ -308,22 +402,23 @@ class _Handler(BaseHTTPRequestHandler):
                 query=query,
                 operation=operation,
                 body=recorded_body,
-                code=code if isinstance(code, int) else None,
+                code=code,
                 http_status=status,
                 connection_id=self.connection_id,
                 peer_port=int(self.client_address[1]),
+                fault=fault.kind if fault is not None else None,
             )
         )
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        if latency := self.server.state.latency:
-            time.sleep(latency)  # the emulated distance to the gateway, not synchronisation
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+
+
+def _operation_of(method: str, path: str, query: dict[str, str]) -> str | None:
+    if path.startswith(TOKEN_PREFIX) and method == "POST":
+        return f"token.{path[len(TOKEN_PREFIX) :]}"
+    if path.startswith(BATCH_PREFIX):
+        resource = path[len(BATCH_PREFIX) :]
+        if query.get("action") in BATCH_ROUTES.get(resource, {}).get(method, ()):
+            return f"{resource}.{query['action']}"
+    return None
 
 
 def _token_envelope(status: int, msg: str, data: dict[str, Any] | None) -> dict[str, Any]:

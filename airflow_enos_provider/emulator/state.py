@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from airflow_enos_provider.emulator.faults import Fault, FaultPlan
 from airflow_enos_provider.signing import token_encryption
 
 STATUS_NAMES: dict[int, str] = {
@@ -176,6 +177,7 @@ class RecordedRequest:
     :param http_status: the HTTP status of the reply.
     :param connection_id: a number unique to the TCP connection the request came on (from 1).
     :param peer_port: the client's source port of that connection.
+    :param fault: the injected fault that hit this request, if any.
     """
 
     method: str
@@ -187,6 +189,7 @@ class RecordedRequest:
     http_status: int
     connection_id: int
     peer_port: int
+    fault: str | None = None
 
 
 @dataclass
@@ -396,6 +399,7 @@ class EmulatorState:
         self._seen_encryptions: set[str] = set()
         self._requests: list[RecordedRequest] = []
         self._after: dict[str, list[Callable[[], None]]] = {}
+        self.faults = FaultPlan()
         self._connections = 0
         self._seq = 0
 
@@ -786,6 +790,15 @@ class EmulatorState:
             callbacks = self._after.pop(request.operation or "", [])
         for callback in callbacks:
             callback()
+
+    def inject(self, kind: str, operation: str = "*", **options: Any) -> Fault:
+        """Put a fault in force; see :mod:`airflow_enos_provider.emulator.faults` for the kinds.
+
+        :param kind: e.g. ``"reset_after"``, ``"http_5xx"``, ``"slow_body"``.
+        :param operation: e.g. ``"flowInstances.cancel"``; ``"*"`` for every operation.
+        :param options: ``times``, ``fraction``, ``seconds``, ``status``, ``retry_after``.
+        """
+        return self.faults.add(Fault(kind, operation, **options))
 
     def after(self, operation: str, callback: Callable[[], None]) -> None:
         """Run ``callback`` once, right after the next ``operation`` is handled and before it is answered.
