@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_MAX_WAIT = 60.0
 CONN_TYPE = "enos"
 
 
@@ -29,6 +31,8 @@ class EnOSConnectionSettings:
     :param user_id: the default EnOS user id for batch calls.
     :param verify: TLS verification: True, False, or a CA bundle path.
     :param timeout: seconds per request.
+    :param retries: how many times a failed call is repeated when repeating is safe.
+    :param retry_max_wait: the most seconds spent waiting between the attempts of one call.
     """
 
     conn_id: str
@@ -39,6 +43,8 @@ class EnOSConnectionSettings:
     user_id: str | None = None
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
 
     @classmethod
     def from_connection(cls, conn: Connection) -> EnOSConnectionSettings:
@@ -65,7 +71,11 @@ class EnOSConnectionSettings:
             org_id=_optional_text(extras, "org_id", where),
             user_id=_optional_text(extras, "user_id", where),
             verify=_verify(extras.get("verify"), where),
-            timeout=_timeout(extras.get("timeout"), where),
+            timeout=_seconds(extras.get("timeout"), "timeout", DEFAULT_TIMEOUT, where),
+            retries=_retries(extras.get("retries"), where),
+            retry_max_wait=_seconds(
+                extras.get("retry_max_wait"), "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, where
+            ),
         )
 
     def batch_identity(self, user_id: str | None, org_id: str | None) -> tuple[str, str]:
@@ -145,15 +155,29 @@ def _verify(value: Any, where: str) -> bool | str:
     )
 
 
-def _timeout(value: Any, where: str) -> float:
+def _seconds(value: Any, name: str, default: float, where: str) -> float:
     if value is None:
-        return DEFAULT_TIMEOUT
+        return default
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = float("nan")
-    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+    if isinstance(value, bool) or not 0 < seconds < float("inf"):
         raise EnOSValidationError(
-            f"{where}: extra 'timeout' must be a positive number of seconds, got {value!r}"
+            f"{where}: extra '{name}' must be a positive number of seconds, got {value!r}"
         )
     return seconds
+
+
+def _retries(value: Any, where: str) -> int:
+    if value is None:
+        return DEFAULT_RETRIES
+    try:
+        retries = int(value)
+    except (TypeError, ValueError):
+        retries = -1
+    if isinstance(value, (bool, float)) or not 0 <= retries <= 20:
+        raise EnOSValidationError(
+            f"{where}: extra 'retries' must be a whole number from 0 to 20, got {value!r}"
+        )
+    return retries

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError
@@ -35,17 +38,53 @@ def parse_reply(
     body: bytes,
     operation: str,
     flow_inst_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """Return the ``data`` of a success envelope, or raise :class:`EnOSAPIError`.
 
     Accepts the v2.1 envelope (``code``) and the v2.0 / token-service one (``status``); a gateway
-    error with only ``{"message": ...}``; and non-JSON bodies such as HTML error pages.
+    error with only ``{"message": ...}``; and non-JSON bodies such as HTML error pages. Errors carry
+    the ``Retry-After`` and ``Date`` headers, for retries and clock-skew reports.
 
     :param http_status: the reply's HTTP status.
     :param body: the reply body bytes.
     :param operation: the call's name, for the error.
     :param flow_inst_id: the flow instance the call was about, for the error.
+    :param headers: the reply's headers (case-insensitive mapping).
     """
+    try:
+        return _parse(http_status, body, operation, flow_inst_id)
+    except EnOSAPIError as err:
+        if headers is not None:
+            err.retry_after = parse_retry_after(headers.get("Retry-After"))
+            err.server_time = _http_date(headers.get("Date"))
+        raise
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date).
+
+    :param value: the header value, or None.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    when = _http_date(text)
+    return None if when is None else max(0.0, when - time.time())
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _parse(http_status: int, body: bytes, operation: str, flow_inst_id: str | None) -> Any:
     payload = _json_or_none(body)
     if not isinstance(payload, dict):
         kind = "an empty reply" if not body.strip() else "a reply that is not a JSON object"

@@ -14,7 +14,18 @@ class EnOSValidationError(AirflowFailException, ValueError):
 
 
 class EnOSConnectionError(EnOSError):
-    """The gateway could not be reached or did not answer in time."""
+    """The gateway could not be reached or did not answer in time.
+
+    :param message: what happened.
+    :param maybe_sent: whether the request may have reached EnOS (a read timeout or a reset after
+        sending), which makes repeating a call that is not idempotent unsafe.
+    :param tls: the TLS certificate check failed (repeating cannot help).
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True, tls: bool = False) -> None:
+        self.maybe_sent = maybe_sent
+        self.tls = tls
+        super().__init__(message)
 
 
 class EnOSAPIError(EnOSError):
@@ -27,6 +38,8 @@ class EnOSAPIError(EnOSError):
     :param request_id: the ``requestId`` EnOS gave, if any.
     :param flow_inst_id: the flow instance the call was about, if any.
     :param hint: what the user can do about it.
+    :param retry_after: seconds the gateway asked to wait (``Retry-After``), if it did.
+    :param server_time: the gateway's clock from the reply's ``Date`` header (Unix seconds), if any.
     """
 
     def __init__(
@@ -39,8 +52,12 @@ class EnOSAPIError(EnOSError):
         request_id: str | None = None,
         flow_inst_id: str | None = None,
         hint: str | None = None,
+        retry_after: float | None = None,
+        server_time: float | None = None,
     ) -> None:
         self.message = message
+        self.retry_after = retry_after
+        self.server_time = server_time
         self.operation = operation
         self.code = code
         self.http_status = http_status

@@ -32,6 +32,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Seconds to wait for each request to the gateway.",
         "schema": {"type": ["integer", "null"], "default": 30},
     },
+    "retries": {
+        "label": "Retries",
+        "description": "How often a call that failed transiently (network, 429, 5xx) is repeated.",
+        "schema": {"type": ["integer", "null"], "default": 3},
+    },
+    "retry_max_wait": {
+        "label": "Retry budget (seconds)",
+        "description": "The most seconds spent waiting between the attempts of one call.",
+        "schema": {"type": ["integer", "null"], "default": 60},
+    },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
@@ -44,6 +54,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "user_id": "u15724268424842",
         "verify": "true",
         "timeout": "30",
+        "retries": "3",
+        "retry_max_wait": "60",
     },
 }
 

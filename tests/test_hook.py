@@ -214,7 +214,7 @@ def test_non_json_reply_raises_api_error_with_status_and_excerpt(monkeypatch):
         url = f"http://127.0.0.1:{server.server_address[1]}"
         monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(url))
         with pytest.raises(EnOSAPIError) as caught:
-            EnOSHook().get_server_time()
+            EnOSHook(retry_base_delay=0.001).get_server_time()
     finally:
         server.shutdown()
         server.server_close()
@@ -223,8 +223,10 @@ def test_non_json_reply_raises_api_error_with_status_and_excerpt(monkeypatch):
 
 def test_unreachable_gateway_raises_connection_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json("http://127.0.0.1:9"))
+    hook = EnOSHook(retry_base_delay=0.001)
     with pytest.raises(EnOSConnectionError, match=r"could not reach http://127\.0\.0\.1:9"):
-        EnOSHook().get_server_time()
+        hook.get_server_time()
+    assert hook.retry_count.value == 3  # connection refused: nothing was sent, so it is retried
 
 
 def test_one_tcp_connection_for_many_calls(hook, emulator):

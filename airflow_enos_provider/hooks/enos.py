@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +43,7 @@ BATCH_PATH = "/batch-processing-service/v2.1"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 USER_AGENT = f"airflow-enos-provider/{__version__}"
 DEFAULT_MAX_CONCURRENCY = 16
+CLOCK_SKEW_WARNING = 30.0  # seconds of difference with the gateway worth naming in an error
 # Refusals after which reading the instance cannot change the verdict of a cancel.
 _NOT_WORTH_A_READ = frozenset({62101, 62105})
 _LIST_FILTERS = {
@@ -138,6 +141,8 @@ class _Op:
     query: tuple[tuple[str, str], ...] = ()
     body: dict[str, Any] | None = None
     flow_inst_id: str | None = None
+    # Repeating a call that may have reached EnOS is safe unless it starts something new.
+    idempotent: bool = True
 
 
 def _cancel_op(flow_inst_id: str) -> _Op:
@@ -170,6 +175,9 @@ class EnOSHook(BaseHook):
     :param enos_conn_id: the ``enos`` connection to use.
     :param timeout: seconds per request, overriding the connection's ``timeout`` extra (``on_kill``
         uses a short one, because Airflow kills the process 5 s after asking it to stop).
+    :param retries: overrides the connection's ``retries`` extra (default 3).
+    :param retry_max_wait: overrides the connection's ``retry_max_wait`` extra (default 60 s).
+    :param retry_base_delay: the first backoff in seconds; later ones double, with full jitter.
     """
 
     conn_name_attr = "enos_conn_id"
@@ -177,10 +185,22 @@ class EnOSHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "EnOS"
 
-    def __init__(self, enos_conn_id: str = default_conn_name, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        enos_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        retry_max_wait: float | None = None,
+        retry_base_delay: float = 0.5,
+    ) -> None:
         super().__init__()
         self.enos_conn_id = enos_conn_id
         self.timeout_override = timeout
+        self.retries_override = retries
+        self.retry_max_wait_override = retry_max_wait
+        self.retry_base_delay = retry_base_delay
+        self.retry_count = RetryCounter()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -512,7 +532,9 @@ class EnOSHook(BaseHook):
             action, body["parameters"] = "updateAndTrigger", parameters
         if start_task_id is not None:
             action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
-        data = self._run(_Op("trigger_flow", "POST", "/flows", action, body=body), user_id, org_id)
+        data = self._run(
+            _Op("trigger_flow", "POST", "/flows", action, body=body, idempotent=False), user_id, org_id
+        )
         instance_id = data.get("flowInstanceId") if isinstance(data, dict) else None
         if not isinstance(instance_id, str) or not instance_id:
             raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
@@ -564,29 +586,112 @@ class EnOSHook(BaseHook):
 
     # ----------------------------------------------------------------- transport
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Return the retry policy: the hook's overrides, else the connection's extras."""
+        settings = self.settings
+        return RetryPolicy(
+            retries=settings.retries if self.retries_override is None else self.retries_override,
+            max_wait=settings.retry_max_wait
+            if self.retry_max_wait_override is None
+            else self.retry_max_wait_override,
+            base_delay=self.retry_base_delay,
+        )
+
     def _run(self, op: _Op, user_id: str | None, org_id: str | None) -> Any:
         path, query = self._batch_target(self.settings, op, user_id, org_id)
-        token = self._access_token()
-        try:
-            return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
-        except EnOSAPIError as err:
-            if not _token_refused(err):
-                raise
+        refreshed = False
+
+        def attempt() -> Any:
+            nonlocal refreshed
+            token = _given_up(self._access_token)
+            try:
+                return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+            except EnOSAPIError as err:
+                if refreshed or not _token_refused(err):
+                    raise
+            refreshed = True
             self.log.info("EnOS refused the access token for %s (expired); getting a new one", op.name)
-            token = self._access_token(stale=token)
+            token = _given_up(self._access_token, stale=token)
             return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+
+        try:
+            return self._retrying(op.name, op.flow_inst_id, op.idempotent, attempt)
+        except EnOSAPIError as err:
+            raise _explain_clock_skew(err) from None
 
     async def _arun(self, op: _Op, user_id: str | None, org_id: str | None) -> Any:
         path, query = self._batch_target(await self.asettings(), op, user_id, org_id)
-        token = await self._aaccess_token()
-        try:
-            return await self._asend(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
-        except EnOSAPIError as err:
-            if not _token_refused(err):
-                raise
+        refreshed = False
+
+        async def attempt() -> Any:
+            nonlocal refreshed
+            token = await _agiven_up(self._aaccess_token)
+            try:
+                return await self._asend(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+            except EnOSAPIError as err:
+                if refreshed or not _token_refused(err):
+                    raise
+            refreshed = True
             self.log.info("EnOS refused the access token for %s (expired); getting a new one", op.name)
-            token = await self._aaccess_token(stale=token)
+            token = await _agiven_up(self._aaccess_token, stale=token)
             return await self._asend(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
+
+        try:
+            return await self._aretrying(op.name, op.flow_inst_id, op.idempotent, attempt)
+        except EnOSAPIError as err:
+            raise _explain_clock_skew(err) from None
+
+    def _retrying(
+        self, name: str, flow_inst_id: str | None, idempotent: bool, attempt: Callable[[], Any]
+    ) -> Any:
+        policy, waited = self.retry_policy, 0.0
+        for number in itertools.count(1):
+            try:
+                return attempt()
+            except _GiveUp as stop:
+                raise stop.err from None
+            except EnOSError as err:
+                delay = policy.delay(number, err, idempotent, waited)
+                if delay is None:
+                    raise
+                self._log_retry(name, flow_inst_id, number, policy, err, delay)
+                time.sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
+
+    async def _aretrying(
+        self, name: str, flow_inst_id: str | None, idempotent: bool, attempt: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        policy, waited = self.retry_policy, 0.0
+        for number in itertools.count(1):
+            try:
+                return await attempt()
+            except _GiveUp as stop:
+                raise stop.err from None
+            except EnOSError as err:
+                delay = policy.delay(number, err, idempotent, waited)
+                if delay is None:
+                    raise
+                self._log_retry(name, flow_inst_id, number, policy, err, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
+
+    def _log_retry(
+        self,
+        name: str,
+        flow_inst_id: str | None,
+        number: int,
+        policy: RetryPolicy,
+        err: EnOSError,
+        delay: float,
+    ) -> None:
+        self.retry_count.add()
+        self.log.warning(
+            "EnOS %s of flow instance %s failed on attempt %s of %s (%s); retrying in %.2f s",
+            name, flow_inst_id or "-", number, policy.retries + 1, retry_reason(err, True), delay,
+        )  # fmt: skip
 
     @staticmethod
     def _batch_target(
@@ -613,10 +718,14 @@ class EnOSHook(BaseHook):
         with _TOKENS.lock:  # held across the fetch, so concurrent threads wait for one token
             if token := _TOKENS.valid(key, stale):
                 return token
-            key, body = self._token_request()
-            token = _TOKENS.store(
-                key, self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
-            )
+
+            def attempt() -> str:
+                key, body = self._token_request()  # a fresh timestamp each attempt: no 1001 replay
+                return _TOKENS.store(
+                    key, self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
+                )
+
+            token = self._retrying("get_access_token", None, True, attempt)
             mask_secret(token)
             return token
 
@@ -628,9 +737,13 @@ class EnOSHook(BaseHook):
         async with _TOKENS.async_lock():
             if token := _TOKENS.valid(key, stale):
                 return token
-            key, body = self._token_request()
-            reply = await self._asend("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
-            token = _TOKENS.store(key, reply)
+
+            async def attempt() -> str:
+                key, body = self._token_request()
+                reply = await self._asend("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
+                return _TOKENS.store(key, reply)
+
+            token = await self._aretrying("get_access_token", None, True, attempt)
             await amask_secret(token)
             return token
 
@@ -673,13 +786,24 @@ class EnOSHook(BaseHook):
                 method, url, data=payload, headers=headers, timeout=self._timeout, verify=self.settings.verify
             )
         except requests.exceptions.SSLError:
-            raise self._unreachable(operation, flow_inst_id, "tls") from None
+            raise self._unreachable(operation, flow_inst_id, "tls", maybe_sent=False) from None
+        except requests.ConnectTimeout:
+            raise self._unreachable(operation, flow_inst_id, "timeout", maybe_sent=False) from None
         except requests.Timeout:
             raise self._unreachable(operation, flow_inst_id, "timeout") from None
+        except requests.ConnectionError as err:
+            # urllib3 wraps "could not connect" in NewConnectionError; anything else may have been sent.
+            sent = "NewConnectionError" not in repr(err) and "NameResolutionError" not in repr(err)
+            why = f"{type(err).__name__}: {err}"
+            raise self._unreachable(operation, flow_inst_id, why, maybe_sent=sent) from None
         except requests.RequestException as err:
             raise self._unreachable(operation, flow_inst_id, f"{type(err).__name__}: {err}") from None
         return parse_reply(
-            http_status=reply.status_code, body=reply.content, operation=operation, flow_inst_id=flow_inst_id
+            http_status=reply.status_code,
+            body=reply.content,
+            operation=operation,
+            flow_inst_id=flow_inst_id,
+            headers=reply.headers,
         )
 
     async def _asend(
@@ -696,28 +820,163 @@ class EnOSHook(BaseHook):
         client = _async_client(self.settings.verify)
         try:
             reply = await client.request(method, url, content=payload, headers=headers, timeout=self._timeout)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise self._unreachable(operation, flow_inst_id, "timeout", maybe_sent=False) from None
         except httpx.TimeoutException:
             raise self._unreachable(operation, flow_inst_id, "timeout") from None
         except httpx.ConnectError as err:
             why = "tls" if "CERTIFICATE" in str(err).upper() else f"{type(err).__name__}: {err}"
-            raise self._unreachable(operation, flow_inst_id, why) from None
+            raise self._unreachable(operation, flow_inst_id, why, maybe_sent=False) from None
         except httpx.HTTPError as err:
             raise self._unreachable(operation, flow_inst_id, f"{type(err).__name__}: {err}") from None
         return parse_reply(
-            http_status=reply.status_code, body=reply.content, operation=operation, flow_inst_id=flow_inst_id
+            http_status=reply.status_code,
+            body=reply.content,
+            operation=operation,
+            flow_inst_id=flow_inst_id,
+            headers=reply.headers,
         )
 
-    def _unreachable(self, operation: str, flow_inst_id: str | None, why: str) -> EnOSConnectionError:
+    def _unreachable(
+        self, operation: str, flow_inst_id: str | None, why: str, *, maybe_sent: bool = True
+    ) -> EnOSConnectionError:
         gateway = self.settings.gateway_url
         about = f"EnOS {operation}{_about(flow_inst_id)}"
         if why == "tls":
             return EnOSConnectionError(
                 f"{about}: TLS verification of {gateway} failed; set the connection's 'verify' extra to a "
-                "CA bundle path if the gateway uses a private CA"
+                "CA bundle path if the gateway uses a private CA",
+                maybe_sent=False,
+                tls=True,
             )
         if why == "timeout":
-            return EnOSConnectionError(f"{about}: no reply from {gateway} within {self._timeout:g} s")
-        return EnOSConnectionError(f"{about}: could not reach {gateway} ({why})")
+            return EnOSConnectionError(
+                f"{about}: no reply from {gateway} within {self._timeout:g} s", maybe_sent=maybe_sent
+            )
+        return EnOSConnectionError(f"{about}: could not reach {gateway} ({why})", maybe_sent=maybe_sent)
+
+
+class _GiveUp(Exception):
+    """Carries an error that was already retried (a token fetch) past an outer retry loop."""
+
+    def __init__(self, err: EnOSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _given_up(fetch: Callable[..., str], **kwargs: Any) -> str:
+    try:
+        return fetch(**kwargs)
+    except EnOSError as err:
+        raise _GiveUp(err) from None
+
+
+async def _agiven_up(fetch: Callable[..., Awaitable[str]], **kwargs: Any) -> str:
+    try:
+        return await fetch(**kwargs)
+    except EnOSError as err:
+        raise _GiveUp(err) from None
+
+
+class RetryCounter:
+    """Count the retries a hook made, across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before repeating a failed call.
+
+    :param retries: how many times a call is repeated at most.
+    :param max_wait: the most seconds spent waiting between the attempts of one call.
+    :param base_delay: the first backoff; it doubles each time, with full jitter, up to ``max_delay``.
+    :param max_delay: the longest single backoff (and the cap on ``Retry-After``).
+    """
+
+    retries: int
+    max_wait: float
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, err: EnOSError, idempotent: bool, waited: float) -> float | None:
+        """Return the seconds to wait before the next attempt, or None to give up.
+
+        :param attempt: the attempt that just failed, from 1.
+        :param err: how it failed.
+        :param idempotent: whether repeating the call is safe if it may have reached EnOS.
+        :param waited: seconds already spent waiting for this call.
+        """
+        if attempt > self.retries or retry_reason(err, idempotent) is None:
+            return None
+        asked = getattr(err, "retry_after", None)
+        if asked is not None:
+            wait = min(asked, self.max_delay)
+        else:
+            wait = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return wait if waited + wait <= self.max_wait else None
+
+
+def retry_reason(err: EnOSError, idempotent: bool) -> str | None:
+    """Say why a failure is worth another attempt, or None when repeating is useless or unsafe.
+
+    Never repeated: business refusals (62101-62105 and other codes), credential and signature
+    errors, 413, TLS failures; and, for calls that start something, any failure after which the
+    request may have reached EnOS.
+
+    :param err: the failure.
+    :param idempotent: whether repeating the call is safe if it may have reached EnOS.
+    """
+    if isinstance(err, EnOSConnectionError):
+        if err.tls:
+            return None
+        if not err.maybe_sent:
+            return "could not connect"
+        return "no complete reply" if idempotent else None
+    if not isinstance(err, EnOSAPIError):
+        return None
+    if err.code == 1001:
+        return "token request replayed; a fresh timestamp is used"
+    if err.http_status in (429, 503):
+        return f"HTTP {err.http_status}"  # refused before any processing
+    if not idempotent:
+        return None
+    if err.code in (62109, 1005):
+        return f"EnOS internal error {err.code}"
+    if err.http_status in (500, 502, 504):
+        return f"HTTP {err.http_status}"
+    if err.code is None and err.http_status is not None and err.http_status < 300:
+        return "unreadable reply"
+    return None
+
+
+def _explain_clock_skew(err: EnOSAPIError) -> EnOSAPIError:
+    # A signature refused although the token was fresh is most often a clock that is off.
+    if err.http_status != 401 or err.server_time is None:
+        return err
+    skew = time.time() - err.server_time
+    if abs(skew) < CLOCK_SKEW_WARNING:
+        return err
+    direction = "ahead of" if skew > 0 else "behind"
+    return EnOSAuthenticationError(
+        err.message,
+        operation=err.operation,
+        code=err.code,
+        http_status=err.http_status,
+        request_id=err.request_id,
+        flow_inst_id=err.flow_inst_id,
+        hint=(
+            f"This machine's clock is {abs(skew):.0f} s {direction} the gateway's (measured against the "
+            "reply's Date header): the signature's timestamp is out of range. Synchronise the clock (NTP)"
+        ),
+        server_time=err.server_time,
+    )
 
 
 def _token_refused(err: EnOSAPIError) -> bool:

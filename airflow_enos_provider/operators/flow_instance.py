@@ -194,7 +194,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         try:
             from airflow_enos_provider.hooks.enos import EnOSHook
 
-            hook = EnOSHook(self.enos_conn_id, timeout=ON_KILL_TIMEOUT)
+            hook = EnOSHook(self.enos_conn_id, timeout=ON_KILL_TIMEOUT, retries=0)
             hook.cancel_flow_instance(self.flow_inst_id, user_id=self.user_id, org_id=self.org_id)
             self.log.info("Task killed: asked EnOS to cancel flow instance %s", self.flow_inst_id)
         except Exception as err:  # noqa: BLE001 - on_kill must never raise; the log says what happened

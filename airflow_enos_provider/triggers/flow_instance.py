@@ -114,10 +114,10 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self, timeout: float | None = None) -> EnOSHook:
+    def _hook(self, timeout: float | None = None, retries: int | None = None) -> EnOSHook:
         from airflow_enos_provider.hooks.enos import EnOSHook
 
-        return EnOSHook(self.enos_conn_id, timeout=timeout)
+        return EnOSHook(self.enos_conn_id, timeout=timeout, retries=retries)
 
     def _event(self, status: str, statuses: dict[str, str], message: str, **extra: Any) -> TriggerEvent:
         return TriggerEvent(
@@ -207,7 +207,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Send one best-effort cancel per instance when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
-        hook = self._hook(timeout=KILL_CANCEL_TIMEOUT)
+        hook = self._hook(timeout=KILL_CANCEL_TIMEOUT, retries=0)
         for flow_inst_id in self.flow_inst_ids:
             try:
                 await hook.acancel_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
