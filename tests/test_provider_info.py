@@ -62,7 +62,7 @@ def test_legacy_ui_behaviour_matches_the_declarative_one():
     }
     assert legacy["hidden_fields"] == ["schema", "port"]
     assert set(legacy["relabeling"]) == {"host", "login", "password"}
-    assert set(CONN_FIELDS) == {"org_id", "user_id", "verify", "timeout"}
+    assert set(CONN_FIELDS) == {"org_id", "user_id", "verify", "timeout", "retries", "retry_max_wait"}
     assert all(CONN_FIELDS[name]["description"] for name in CONN_FIELDS)
 
 
