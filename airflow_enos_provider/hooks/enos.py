@@ -532,13 +532,42 @@ class EnOSHook(BaseHook):
             action, body["parameters"] = "updateAndTrigger", parameters
         if start_task_id is not None:
             action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
-        data = self._run(
-            _Op("trigger_flow", "POST", "/flows", action, body=body, idempotent=False), user_id, org_id
-        )
+        op = _Op("trigger_flow", "POST", "/flows", action, body=body, idempotent=False)
+        policy = self.retry_policy
+        for attempt in itertools.count(1):
+            try:
+                data = self._run(op, user_id, org_id)
+                break
+            except EnOSError as err:
+                # The trigger may have started the flow although no reply came: find that instance
+                # instead of starting a second one. Only when EnOS shows none is repeating safe.
+                if retry_reason(err, idempotent=True) is None or attempt > policy.retries:
+                    raise
+                started = self._instance_triggered_at(body["flowId"], body["triggerTime"], user_id, org_id)
+                if started is not None:
+                    self.log.warning(
+                        "EnOS trigger of flow %s got no reply (%s) but started flow instance %s; using it",
+                        body["flowId"], err, started,
+                    )  # fmt: skip
+                    return started
+                self._log_retry(op.name, None, attempt, policy, err, 0.0)
         instance_id = data.get("flowInstanceId") if isinstance(data, dict) else None
         if not isinstance(instance_id, str) or not instance_id:
             raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
         return instance_id
+
+    def _instance_triggered_at(
+        self, flow_id: int, trigger_ms: int, user_id: str | None, org_id: str | None
+    ) -> str | None:
+        found = self.list_flow_instances(
+            expression=f"{flow_id}-",
+            from_trigger_time=max(0, trigger_ms - 1000),
+            to_trigger_time=trigger_ms + 1000,
+            user_id=user_id,
+            org_id=org_id,
+        )
+        ids = [str(i["instanceId"]) for i in found if i.get("flowId") == flow_id]
+        return ids[0] if len(ids) == 1 else None
 
     def get_flow(
         self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None

@@ -338,6 +338,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             outcomes = self.hook.cancel_flow_instances(
                 ids, max_concurrency=self.max_concurrency, user_id=self.user_id, org_id=self.org_id
             )
+            self.log.info(
+                "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
+                len(ids), self.hook.retry_count.value,
+            )  # fmt: skip
         finally:
             self.hook.close()
         results: dict[str, dict[str, Any]] = {}
