@@ -20,6 +20,10 @@ def require_text(value: object, field: str) -> str:
         raise EnOSValidationError(f"{field} must be a non-empty string, got ''")
     if value != value.strip():
         raise EnOSValidationError(f"{field} must not start or end with whitespace, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EnOSValidationError(f"{field} must be valid Unicode text, got {value[:60]!r}") from None
     return value
 
 

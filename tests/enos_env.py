@@ -56,6 +56,7 @@ def start_emulator(**kwargs) -> Iterator[EnOSEmulator]:
             yield emulator
         finally:
             SECRETS_SEEN.update(emulator.state.issued_tokens())
+            SECRETS_SEEN.update(emulator.state.seen_signatures())
 
 
 def connection_json(url: str, **extra: object) -> str:

@@ -9,12 +9,14 @@ answer can already see the request in :attr:`EmulatorState.requests`.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hmac
 import json
 import logging
 import os
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -52,6 +54,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 _NOT_FOUND = {"message": "Not Found"}
 _INVALID_CREDENTIALS = {"message": "Invalid credentials"}
 _BAD_SIGNATURE = {"message": "Signature verification failed"}
+_STALE_TIMESTAMP = {"message": "Signature verification failed: timestamp out of range"}
 _EXPIRED = {"code": TOKEN_EXPIRED, "msg": "Access token expired"}
 # Stands for a body that is not JSON, so it differs from both "no body" and any JSON value.
 _UNPARSEABLE = object()
@@ -122,6 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.track(self.connection, False)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header follows the emulator's clock, so a client can measure its skew against it.
+        return email.utils.formatdate(
+            self.server.state.now() if timestamp is None else timestamp, usegmt=True
+        )
 
     def log_message(self, fmt: str, *args: Any) -> None:
         # The request line holds no secrets (tokens travel in headers, which are never logged).
@@ -316,6 +325,11 @@ class _Handler(BaseHTTPRequestHandler):
         expected = request_signature(token, raw_query, body or None, timestamp_ms, secret)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             return _BAD_SIGNATURE
+        if (skew := self.server.state.max_skew) is not None and abs(
+            timestamp_ms / 1000 - self.server.state.now()
+        ) > skew:
+            return _STALE_TIMESTAMP
+        self.server.state.note_signature(signature)
         return None
 
     def _operate(self, operation: str, user_id: str, query: Mapping[str, str], body: Any) -> Any:
@@ -459,6 +473,7 @@ class EnOSEmulator:
         cancel_final: str = "error",
         token_ttl: float = 7200,
         clock: Callable[[], float] | str | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         """Build the emulator and load its seed (nothing listens until :meth:`start`).
 
@@ -470,7 +485,9 @@ class EnOSEmulator:
         :param token_ttl: the lifetime of issued access tokens, in seconds.
         :param clock: a callable returning epoch seconds, ``"manual"`` for a clock that only moves on
             :meth:`EmulatorState.advance`, or None for wall time.
+        :param tls: ``(certificate file, key file)`` to serve HTTPS instead of HTTP.
         """
+        self.tls = tls
         self.state = EmulatorState(clock=clock)
         if seed is not None:
             self.state.load_seed(load_seed_file(seed))
@@ -490,7 +507,8 @@ class EnOSEmulator:
             raise RuntimeError("the emulator is not started")
         host, port = self._server.server_address[:2]
         host = str(host)
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     @property
     def port(self) -> int:
@@ -507,6 +525,10 @@ class EnOSEmulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already started")
         server = _Server((self.host, self._port), self.state)
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="enos-emulator", daemon=True
         )

@@ -399,6 +399,10 @@ class EmulatorState:
         self._seen_encryptions: set[str] = set()
         self._requests: list[RecordedRequest] = []
         self._after: dict[str, list[Callable[[], None]]] = {}
+        self._signatures: list[str] = []
+        # Seconds a request's apim-timestamp may differ from the clock; None checks nothing (the
+        # real gateway's tolerance is undocumented).
+        self.max_skew: float | None = None
         self.faults = FaultPlan()
         self._connections = 0
         self._seq = 0
@@ -790,6 +794,16 @@ class EmulatorState:
             callbacks = self._after.pop(request.operation or "", [])
         for callback in callbacks:
             callback()
+
+    def note_signature(self, signature: str) -> None:
+        """Remember a signature that verified (tests check none of them reaches a log)."""
+        with self.lock:
+            self._signatures.append(signature)
+
+    def seen_signatures(self) -> list[str]:
+        """Return every signature that verified so far."""
+        with self.lock:
+            return list(self._signatures)
 
     def inject(self, kind: str, operation: str = "*", **options: Any) -> Fault:
         """Put a fault in force; see :mod:`airflow_enos_provider.emulator.faults` for the kinds.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import json
 import random
+import ssl
 import threading
 import time
 import weakref
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import requests
@@ -116,10 +118,46 @@ _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool |
 def _async_client(verify: bool | str) -> httpx.AsyncClient:
     clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
     if verify not in clients:
+        tls: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
         clients[verify] = httpx.AsyncClient(
-            verify=verify, headers={"User-Agent": USER_AGENT}, limits=httpx.Limits(max_connections=64)
+            verify=tls, headers={"User-Agent": USER_AGENT}, limits=httpx.Limits(max_connections=64)
         )
     return clients[verify]
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_about_transport(settings: EnOSConnectionSettings, log: Any) -> None:
+    """Warn once per process and gateway about a connection that weakens transport security."""
+    host = urlsplit(settings.gateway_url).hostname or ""
+    warnings = []
+    if settings.verify is False:
+        warnings.append(
+            ("verify", "TLS certificate verification is OFF for %s (connection %s 'verify' extra)")
+        )
+    if settings.gateway_url.startswith("http://") and not _is_loopback(host):
+        warnings.append(
+            (
+                "http",
+                "%s is plain HTTP: tokens and credential-derived signatures travel in clear (connection %s)",
+            )
+        )
+    for kind, message in warnings:
+        if (kind, settings.gateway_url) not in _WARNED:
+            _WARNED.add((kind, settings.gateway_url))
+            log.warning(message, settings.gateway_url, settings.conn_id)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def refresh_margin(expire_seconds: float) -> float:
@@ -231,6 +269,7 @@ class EnOSHook(BaseHook):
         """Return the connection's validated settings (read once per hook)."""
         settings = EnOSConnectionSettings.from_connection(self.get_connection(self.enos_conn_id))
         mask_secret(settings.secret_key)
+        _warn_about_transport(settings, self.log)
         return settings
 
     async def asettings(self) -> EnOSConnectionSettings:
@@ -238,6 +277,7 @@ class EnOSHook(BaseHook):
         if "settings" not in self.__dict__:
             settings = EnOSConnectionSettings.from_connection(await self.aget_connection(self.enos_conn_id))
             await amask_secret(settings.secret_key)
+            _warn_about_transport(settings, self.log)
             self.__dict__["settings"] = settings
         return self.__dict__["settings"]
 
