@@ -27,6 +27,19 @@ def require_text(value: object, field: str) -> str:
     return value
 
 
+def require_int(value: object, field: str, low: int, high: int) -> int:
+    """Return ``value`` if it is an integer from ``low`` to ``high``, or raise naming ``field``.
+
+    :param value: the value to check.
+    :param field: the parameter name to show in the error.
+    :param low: the smallest value allowed.
+    :param high: the largest value allowed.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise EnOSValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
 def require_flow_inst_id(value: object, field: str = "flow_inst_id") -> str:
     """Return a valid flow-instance id, or raise naming ``field``.
 

@@ -38,7 +38,12 @@ from airflow_enos_provider.exceptions import (
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_enos_provider.signing import request_signature, token_encryption
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
-from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_text
+from airflow_enos_provider.validation import (
+    require_flow_inst_id,
+    require_flow_inst_ids,
+    require_int,
+    require_text,
+)
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
 BATCH_PATH = "/batch-processing-service/v2.1"
@@ -420,14 +425,7 @@ class EnOSHook(BaseHook):
         :return: per id, in the given order, the outcome dict or the error that stopped it.
         """
         ids = require_flow_inst_ids(flow_inst_ids, "flow_inst_ids")
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or not 1 <= max_concurrency <= 256
-        ):
-            raise EnOSValidationError(
-                f"max_concurrency must be an integer from 1 to 256, got {max_concurrency!r}"
-            )
+        require_int(max_concurrency, "max_concurrency", 1, 256)
         self.settings.batch_identity(user_id, org_id)
         if max_concurrency > DEFAULT_MAX_CONCURRENCY:
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency)
@@ -501,8 +499,7 @@ class EnOSHook(BaseHook):
         :param filters: more search fields: ``type`` (0 manual, 1 periodic, 2 temporary), ``owner``,
             ``from_trigger_time`` and ``to_trigger_time`` (ms or datetime), ``sorters``.
         """
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            raise EnOSValidationError(f"page_size must be an integer from 1 to 1000, got {page_size!r}")
+        require_int(page_size, "page_size", 1, 1000)
         search: dict[str, Any] = {}
         if status is not None:
             search["status"] = ",".join(str(int(s)) for s in _statuses(status))

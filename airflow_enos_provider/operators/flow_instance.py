@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator, conf
 
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
-from airflow_enos_provider.validation import require_flow_inst_ids
+from airflow_enos_provider.validation import require_flow_inst_ids, require_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -286,14 +286,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             raise EnOSValidationError(
                 "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
             )
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or not 1 <= max_concurrency <= 256
-        ):
-            raise EnOSValidationError(
-                f"max_concurrency must be an integer from 1 to 256, got {max_concurrency!r}"
-            )
+        require_int(max_concurrency, "max_concurrency", 1, 256)
         self.flow_inst_id = flow_inst_id
         self.flow_id = flow_id
         self.expression = expression
