@@ -207,11 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "non_json":
             self._finish(method, path, query, parsed, (operation, 200, {}), fault=fault, raw=b"OK")
         else:  # unknown_code
-            reply = (
-                operation,
-                200,
-                {"code": 99999, "msg": "Unknown error", "data": None, "requestId": uuid.uuid4().hex},
-            )
+            unknown: dict[str, Any] = {"code": 99999, "msg": "Unknown error", "data": None}
+            reply = (operation, 200, {**unknown, "requestId": uuid.uuid4().hex})
             self._finish(method, path, query, parsed, reply, fault=fault)
 
     def _reset(self) -> None:

@@ -8,6 +8,7 @@ fully controls what the API reports.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import secrets
@@ -947,7 +948,7 @@ class EmulatorState:
             # Stable sorts applied last-key-first give a multi-key sort; seq breaks ties newest first.
             rows.sort(key=lambda row: row[0].seq, reverse=True)
             for sort_field, descending in reversed(sorters):
-                rows.sort(key=lambda row, f=sort_field: _sort_key(row[0], row[1], f), reverse=descending)
+                rows.sort(key=functools.partial(_row_key, sort_field), reverse=descending)
             page = rows[(page_no - 1) * page_size : page_no * page_size]
             insts = []
             for inst, _resolved in page:
@@ -1170,6 +1171,10 @@ def _pagination(value: object) -> tuple[int, int, list[tuple[str, bool]]]:
             raise ApiError(BP_INVALID_PARAMETER, "Invalid parameter: sorters")
         sorters.append((sorter["field"], order == "DESC"))
     return page_no, page_size, sorters
+
+
+def _row_key(sort_field: str, row: tuple[_Instance, _Resolved]) -> tuple[bool, float]:
+    return _sort_key(row[0], row[1], sort_field)
 
 
 def _sort_key(inst: _Instance, resolved: _Resolved, sort_field: str) -> tuple[bool, float]:

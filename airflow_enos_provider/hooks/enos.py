@@ -248,8 +248,8 @@ class EnOSHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from wtforms import IntegerField, StringField
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found]
+        from wtforms import IntegerField, StringField  # type: ignore[import-untyped]
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
@@ -284,7 +284,7 @@ class EnOSHook(BaseHook):
             await amask_secret(settings.secret_key)
             _warn_about_transport(settings, self.log)
             self.__dict__["settings"] = settings
-        return self.__dict__["settings"]
+        return self.settings
 
     @cached_property
     def session(self) -> requests.Session:
@@ -366,6 +366,7 @@ class EnOSHook(BaseHook):
         except EnOSAPIError as refusal:
             if isinstance(refusal, EnOSAuthenticationError) or refusal.code in _NOT_WORTH_A_READ:
                 raise
+            instance: dict[str, Any] | EnOSError
             try:
                 instance = self.get_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
             except EnOSError as read_error:
@@ -382,6 +383,7 @@ class EnOSHook(BaseHook):
         except EnOSAPIError as refusal:
             if isinstance(refusal, EnOSAuthenticationError) or refusal.code in _NOT_WORTH_A_READ:
                 raise
+            instance: dict[str, Any] | EnOSError
             try:
                 instance = await self.aget_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
             except EnOSError as read_error:
@@ -791,9 +793,9 @@ class EnOSHook(BaseHook):
                     key, self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
                 )
 
-            token = self._retrying("get_access_token", None, True, attempt)
-            mask_secret(token)
-            return token
+            fetched: str = self._retrying("get_access_token", None, True, attempt)
+            mask_secret(fetched)
+            return fetched
 
     async def _aaccess_token(self, *, stale: str | None = None) -> str:
         settings = await self.asettings()
@@ -809,9 +811,9 @@ class EnOSHook(BaseHook):
                 reply = await self._asend("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
                 return _TOKENS.store(key, reply)
 
-            token = await self._aretrying("get_access_token", None, True, attempt)
-            await amask_secret(token)
-            return token
+            fetched: str = await self._aretrying("get_access_token", None, True, attempt)
+            await amask_secret(fetched)
+            return fetched
 
     def _prepare(
         self, path: str, query: list[tuple[str, str]], body: dict[str, Any] | None, token: str | None

@@ -182,7 +182,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Finish after the wait: succeed with the instance id, or fail saying how the instance ended."""
-        (flow_inst_id,) = event["flow_inst_ids"]
+        flow_inst_id: str = event["flow_inst_ids"][0]
         self.flow_inst_id = flow_inst_id
         raise_for_event(event)
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
@@ -363,10 +363,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 poll_interval=self.poll_interval,
                 deadline=self._deadline(context, self.timeout),
             )
-            state = {"results": results, "failures": failures}
             if self.deferrable:
+                state = {"results": results, "failures": failures}
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)
-            return self.execute_complete(context, trigger.run_inline(), **state)
+            return self.execute_complete(context, trigger.run_inline(), results, failures)
         return self._finish(len(outcomes), results, failures)
 
     def execute_complete(

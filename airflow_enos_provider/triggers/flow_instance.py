@@ -82,7 +82,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
         max_poll_errors: int = 3,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.flow_inst_ids = list(flow_inst_ids)
         self.enos_conn_id = enos_conn_id
         self.user_id = user_id
@@ -120,7 +120,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         return EnOSHook(self.enos_conn_id, timeout=timeout, retries=retries)
 
     def _event(self, status: str, statuses: dict[str, str], message: str, **extra: Any) -> TriggerEvent:
-        return TriggerEvent(
+        return TriggerEvent(  # type: ignore[no-untyped-call]
             {
                 "status": status,
                 "flow_inst_ids": self.flow_inst_ids,
@@ -158,6 +158,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 errors_in_a_row = 0
                 failed: list[str] = []
                 for flow_inst_id, instance in zip(pending, reads, strict=True):
+                    assert isinstance(instance, dict)  # failed reads were handled above
                     status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
                     statuses[flow_inst_id] = status.name
                     verdict = self.wait.verdict(status)
@@ -225,7 +226,8 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
 
             try:
                 async for event in self.run():
-                    return event.payload
+                    payload: dict[str, Any] = event.payload
+                    return payload
                 raise EnOSError("the EnOS flow-instance wait ended without an event")
             finally:
                 await aclose_async_clients()
