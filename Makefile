@@ -8,13 +8,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
+E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-e2e lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(E2E_STAMP): $(STAMP)
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,e2e]'
+	command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -31,6 +37,13 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Airflow's own scheduler, dag-processor, triggerer and api-server against the emulator (logs in build/e2e).
+test-e2e: $(E2E_STAMP)
+	$(BIN)/pytest tests/e2e -p no:cacheprovider
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

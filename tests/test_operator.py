@@ -249,3 +249,12 @@ def test_trigger_operator_fails_with_the_status_and_the_failed_tasks(enos_conn):
     ) as caught:
         op.execute_complete({}, event)
     assert caught.value.statuses == {env.RUNNING_ID: "FAIL"}
+
+
+def test_trigger_operator_says_it_was_killed_when_the_wait_then_sees_cancel(enos_conn):
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID, poll_interval=0.01)
+    op.flow_inst_id = env.RUNNING_ID
+    op.on_kill()
+    event = op._wait_trigger([env.RUNNING_ID], target_statuses=op.success_statuses).run_inline()
+    with pytest.raises(EnOSError, match=rf"Task killed: EnOS flow instance {env.RUNNING_ID} .* is CANCEL"):
+        op.execute_complete({}, event)

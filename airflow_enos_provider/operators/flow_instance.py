@@ -153,6 +153,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.flow_inst_id: str | None = None
+        # Airflow 3.3's SIGTERM handler calls on_kill but lets execute() run on until the process ends.
+        self.killed = False
 
     def execute(self, context: Context) -> str:
         flow_inst_id = self.hook.trigger_flow(
@@ -184,11 +186,17 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         """Finish after the wait: succeed with the instance id, or fail saying how the instance ended."""
         flow_inst_id: str = event["flow_inst_ids"][0]
         self.flow_inst_id = flow_inst_id
+        if self.killed:
+            status = event["statuses"].get(flow_inst_id, "unknown")
+            raise EnOSError(
+                f"Task killed: EnOS flow instance {flow_inst_id} was asked to cancel and is {status}"
+            )
         raise_for_event(event)
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
         return flow_inst_id
 
     def on_kill(self) -> None:
+        self.killed = True
         if not (self.cancel_on_kill and self.flow_inst_id):
             return
         try:

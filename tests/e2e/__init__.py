@@ -1,0 +1,1 @@
+"""End-to-end tests: Airflow's own scheduler, dag-processor, triggerer and api-server against the emulator."""

@@ -1,0 +1,28 @@
+"""E2E: start the EnOS flow given in the run's conf and wait for it deferred, in the triggerer.
+
+The tests mark the deferred task failed (the trigger's ``on_kill`` must cancel) and restart the
+triggerer mid-wait (nothing may be cancelled; the wait resumes in the new triggerer).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+
+with DAG(
+    dag_id="e2e_enos_wait_deferred",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 0},
+    tags=["e2e"],
+):
+    EnOSTriggerFlowOperator(
+        task_id="start",
+        flow_id="{{ dag_run.conf['flow_id'] }}",
+        poll_interval=2,
+        deferrable=True,
+    )
