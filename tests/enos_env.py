@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from airflow_enos_provider.emulator import EnOSEmulator
+
+T = TypeVar("T")
 
 ACCESS_KEY = "ak-test-5c1e9b20"
 SECRET_KEY = "sk-test-secret-7f3d2a91c4e8"
@@ -57,6 +61,19 @@ def start_emulator(**kwargs) -> Iterator[EnOSEmulator]:
         finally:
             SECRETS_SEEN.update(emulator.state.issued_tokens())
             SECRETS_SEEN.update(emulator.state.seen_signatures())
+
+
+def run_async(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine in a fresh event loop, closing the loop's shared HTTP sessions afterwards."""
+    from airflow_enos_provider.hooks.enos import aclose_async_clients
+
+    async def run() -> T:
+        try:
+            return await awaitable
+        finally:
+            await aclose_async_clients()
+
+    return asyncio.run(run())
 
 
 def connection_json(url: str, **extra: object) -> str:

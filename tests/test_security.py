@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 import time
@@ -176,7 +175,7 @@ def test_ca_bundle_path_is_trusted_sync_and_async(https_emulator, certificates, 
     )
     hook = EnOSHook()
     assert hook.get_server_time() == pytest.approx(https_emulator.state.now_ms(), abs=10_000)
-    instance = asyncio.run(EnOSHook().aget_flow_instance(env.RUNNING_ID))
+    instance = env.run_async(EnOSHook().aget_flow_instance(env.RUNNING_ID))
     assert instance["instanceId"] == env.RUNNING_ID
 
 

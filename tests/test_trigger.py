@@ -17,7 +17,7 @@ def first_event(trigger: EnOSFlowInstanceTrigger) -> dict:
         async for event in trigger.run():
             return event.payload
 
-    return asyncio.run(run())
+    return env.run_async(run())
 
 
 def test_serialize_round_trip():
@@ -94,7 +94,7 @@ def test_several_instances_succeed_together(enos_conn):
 @pytest.mark.parametrize("cancel_on_kill", [True, False])
 def test_on_kill_cancels_only_when_asked(enos_conn, cancel_on_kill):
     trigger = EnOSFlowInstanceTrigger([env.RUNNING_ID], cancel_on_kill=cancel_on_kill)
-    asyncio.run(trigger.on_kill())
+    env.run_async(trigger.on_kill())
     expected = S.CANCEL if cancel_on_kill else S.RUNNING
     assert enos_conn.state.instance_status(env.RUNNING_ID) == expected
     assert enos_conn.state.count("flowInstances.cancel") == (1 if cancel_on_kill else 0)
@@ -102,7 +102,7 @@ def test_on_kill_cancels_only_when_asked(enos_conn, cancel_on_kill):
 
 def test_on_kill_never_raises_when_the_gateway_is_down(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json("http://127.0.0.1:9"))
-    asyncio.run(EnOSFlowInstanceTrigger([env.RUNNING_ID], cancel_on_kill=True).on_kill())
+    env.run_async(EnOSFlowInstanceTrigger([env.RUNNING_ID], cancel_on_kill=True).on_kill())
 
 
 def test_triggerer_restart_does_not_cancel(enos_conn):
@@ -127,6 +127,6 @@ def test_triggerer_restart_does_not_cancel(enos_conn):
             await task
         await trigger.cleanup()
 
-    asyncio.run(restart())
+    env.run_async(restart())
     assert enos_conn.state.instance_status(env.RUNNING_ID) == S.RUNNING
     assert enos_conn.state.count("flowInstances.cancel") == 0
