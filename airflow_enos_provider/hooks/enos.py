@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -11,7 +12,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -1109,6 +1110,26 @@ def _expect_dict(data: Any, op: _Op) -> dict[str, Any]:
 
 def _about(flow_inst_id: str | None) -> str:
     return f" of flow instance {flow_inst_id}" if flow_inst_id else ""
+
+
+_LEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def async_clients_lease() -> AsyncIterator[None]:
+    """Keep the loop's shared sessions open while in use; the last user out closes them.
+
+    Each trigger holds a lease while it runs, so a triggerer keeps its connections across thousands
+    of waits, and a loop that ends (``dag.test()``, a worker waiting inline) leaves none open.
+    """
+    loop = asyncio.get_running_loop()
+    _LEASES[loop] = _LEASES.get(loop, 0) + 1
+    try:
+        yield
+    finally:
+        _LEASES[loop] -= 1
+        if not _LEASES[loop]:
+            await aclose_async_clients()
 
 
 async def aclose_async_clients() -> None:

@@ -131,6 +131,14 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_enos_provider.hooks.enos import async_clients_lease
+
+        async with async_clients_lease():
+            async for event in self._poll():
+                yield event
+                return
+
+    async def _poll(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         ids = ", ".join(self.flow_inst_ids)
         statuses: dict[str, str] = {}
@@ -208,7 +216,13 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Send one best-effort cancel per instance when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
+        from airflow_enos_provider.hooks.enos import async_clients_lease
+
         hook = self._hook(timeout=KILL_CANCEL_TIMEOUT, retries=0)
+        async with async_clients_lease():
+            await self._cancel_all(hook)
+
+    async def _cancel_all(self, hook: EnOSHook) -> None:
         for flow_inst_id in self.flow_inst_ids:
             try:
                 await hook.acancel_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
