@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import itertools
 import json
+import os
 import random
 import ssl
 import threading
@@ -17,12 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
 import requests
-import yarl
 from airflow.sdk import BaseHook
 from airflow.sdk.log import amask_secret, mask_secret
 from requests.adapters import HTTPAdapter
@@ -46,6 +45,9 @@ from airflow_enos_provider.validation import (
     require_int,
     require_text,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
 BATCH_PATH = "/batch-processing-service/v2.1"
@@ -123,7 +125,17 @@ _ASYNC_CLIENTS: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
+# Connection settings of the async path, per event loop and connection id, kept SETTINGS_TTL seconds: a
+# thousand triggers that start together read the connection once, not a thousand times.
+SETTINGS_TTL = 60.0
+_ASYNC_SETTINGS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[EnOSConnectionSettings]]]
+] = weakref.WeakKeyDictionary()
+
+
 def _async_client(verify: bool | str) -> aiohttp.ClientSession:
+    import aiohttp  # here, not at the top: about 100 ms that a worker's sync task never needs
+
     clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
     if verify not in clients:
         tls: bool | ssl.SSLContext = (
@@ -283,23 +295,51 @@ class EnOSHook(BaseHook):
         return settings
 
     async def asettings(self) -> EnOSConnectionSettings:
-        """Return the connection's validated settings, reading the connection without blocking."""
+        """Return the connection's validated settings, reading the connection without blocking.
+
+        Hooks in one event loop share one read per connection id for ``SETTINGS_TTL`` seconds.
+        """
         if "settings" not in self.__dict__:
-            settings = EnOSConnectionSettings.from_connection(await self.aget_connection(self.enos_conn_id))
-            await amask_secret(settings.secret_key)
-            _warn_about_transport(settings, self.log)
-            self.__dict__["settings"] = settings
+            cache = _ASYNC_SETTINGS.setdefault(asyncio.get_running_loop(), {})
+            entry = cache.get(self.enos_conn_id)
+            if entry is None or entry[0] <= time.monotonic():
+                entry = (time.monotonic() + SETTINGS_TTL, asyncio.ensure_future(self._aread_settings()))
+                cache[self.enos_conn_id] = entry
+            try:
+                self.__dict__["settings"] = await asyncio.shield(entry[1])
+            except BaseException:
+                if entry[1].done() and cache.get(self.enos_conn_id) is entry:
+                    del cache[self.enos_conn_id]  # a failed read is not kept
+                raise
         return self.settings
+
+    async def _aread_settings(self) -> EnOSConnectionSettings:
+        settings = EnOSConnectionSettings.from_connection(await self.aget_connection(self.enos_conn_id))
+        await amask_secret(settings.secret_key)
+        _warn_about_transport(settings, self.log)
+        return settings
 
     @cached_property
     def session(self) -> requests.Session:
         """Return this hook's keep-alive HTTP session, pooled for bulk cancels."""
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
+        # With trust_env on, requests re-reads every proxy variable and ~/.netrc on each request (a
+        # quarter of a cancel's CPU): read the proxies once here; auth is in signed headers, never netrc.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.settings.gateway_url))
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=DEFAULT_MAX_CONCURRENCY)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
+
+    @cached_property
+    def _requests_verify(self) -> bool | str:
+        # trust_env is off (see session): honour REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE as requests would.
+        verify = self.settings.verify
+        if verify is True:
+            return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        return verify
 
     def get_conn(self) -> requests.Session:
         """Return this hook's HTTP session."""
@@ -856,7 +896,12 @@ class EnOSHook(BaseHook):
         url, payload, headers = self._prepare(path, query, body, token)
         try:
             reply = self.session.request(
-                method, url, data=payload, headers=headers, timeout=self._timeout, verify=self.settings.verify
+                method,
+                url,
+                data=payload,
+                headers=headers,
+                timeout=self._timeout,
+                verify=self._requests_verify,
             )
         except requests.exceptions.SSLError:
             raise self._unreachable(operation, flow_inst_id, "tls", maybe_sent=False) from None
@@ -889,6 +934,9 @@ class EnOSHook(BaseHook):
         token: str | None,
         flow_inst_id: str | None,
     ) -> Any:
+        import aiohttp
+        import yarl
+
         url, payload, headers = self._prepare(path, query, body, token)
         client = _async_client(self.settings.verify)
         timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
