@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.installed-bench
 E2E_STAMP := $(VENV)/.installed-e2e
+PACKAGE_STAMP := $(VENV)/.installed-package
 
-.PHONY: demo test test-e2e lint bench clean
+.PHONY: demo test test-e2e lint bench package clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
@@ -21,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 $(E2E_STAMP): $(STAMP)
 	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,e2e]'
 	command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	touch $@
+
+$(PACKAGE_STAMP): $(STAMP)
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,package]'
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -44,6 +49,18 @@ test-e2e: $(E2E_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# Build the wheel and sdist, check them, install the wheel into a fresh virtualenv and ask Airflow.
+package: $(PACKAGE_STAMP)
+	rm -rf dist build/package-venv
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	! $(BIN)/python -m zipfile -l dist/*.whl | grep -E '(^|/)(tests|bench|example_dags)/'
+	$(PYTHON) -m venv build/package-venv
+	PIP_CONSTRAINT=constraints.txt build/package-venv/bin/pip install --quiet --disable-pip-version-check dist/*.whl
+	version=$$(build/package-venv/bin/python -c 'import airflow_enos_provider as p; print(p.__version__)') && \
+	AIRFLOW_HOME=$$(mktemp -d) build/package-venv/bin/airflow providers list | tee build/package-providers.txt | \
+	grep -E "^airflow-enos-provider +\| .* \| $$version"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
