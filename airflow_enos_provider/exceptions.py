@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_enos_provider._compat import AirflowException, AirflowFailException
 
 
 class EnOSError(AirflowException):

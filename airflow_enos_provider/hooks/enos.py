@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
-from airflow.sdk import BaseHook
-from airflow.sdk.log import amask_secret, mask_secret
 from requests.adapters import HTTPAdapter
 
 from airflow_enos_provider import __version__
+from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
 from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings
 from airflow_enos_provider.envelope import TOKEN_EXPIRED, parse_reply
 from airflow_enos_provider.exceptions import (
@@ -314,7 +313,11 @@ class EnOSHook(BaseHook):
         return self.settings
 
     async def _aread_settings(self) -> EnOSConnectionSettings:
-        settings = EnOSConnectionSettings.from_connection(await self.aget_connection(self.enos_conn_id))
+        if hasattr(self, "aget_connection"):
+            conn = await self.aget_connection(self.enos_conn_id)
+        else:  # Airflow < 3.1: read it in a thread rather than block the loop
+            conn = await asyncio.to_thread(self.get_connection, self.enos_conn_id)
+        settings = EnOSConnectionSettings.from_connection(conn)
         await amask_secret(settings.secret_key)
         _warn_about_transport(settings, self.log)
         return settings

@@ -11,8 +11,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
 
+from airflow_enos_provider._compat import conf
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
 from airflow_enos_provider.validation import require_flow_inst_ids, require_int

@@ -8,8 +8,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_enos_provider._compat import AirflowSensorTimeout
 from airflow_enos_provider.exceptions import EnOSFlowInstanceError
 from airflow_enos_provider.operators.flow_instance import default_deferrable, raise_for_event, seconds
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
