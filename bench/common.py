@@ -57,14 +57,10 @@ def instance_ids(count: int, prefix: str = "2438-2020") -> list[str]:
 
 def connection_json(url: str, **extra: object) -> str:
     """Return an ``AIRFLOW_CONN_ENOS_DEFAULT`` value for the benchmark tenant at ``url``."""
-    return json.dumps(
-        {
-            "conn_type": "enos",
-            "host": url,
-            "login": ACCESS_KEY,
-            "password": SECRET_KEY,
-            "extra": {"org_id": ORG_ID, "user_id": USER_ID, **extra},
-        }
+    from airflow_enos_provider.emulator import connection_json as emulator_connection_json
+
+    return emulator_connection_json(
+        url, access_key=ACCESS_KEY, secret_key=SECRET_KEY, org_id=ORG_ID, user_id=USER_ID, **extra
     )
 
 

@@ -25,7 +25,7 @@ def airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def main() -> int:
-    from airflow_enos_provider.emulator import EnOSEmulator
+    from airflow_enos_provider.emulator import EnOSEmulator, connection_json
 
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
@@ -33,19 +33,19 @@ def main() -> int:
     app, user = seed["apps"][0], seed["users"][0]
     flow_id = seed["flows"][0]["flow_id"]
     with EnOSEmulator(seed) as emulator:
-        conn = {
-            "conn_type": "enos",
-            "host": emulator.url,
-            "login": app["access_key"],
-            "password": app["secret_key"],
-            "extra": {"org_id": user["org_id"], "user_id": user["user_id"]},
-        }
+        conn = connection_json(
+            emulator.url,
+            access_key=app["access_key"],
+            secret_key=app["secret_key"],
+            org_id=user["org_id"],
+            user_id=user["user_id"],
+        )
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(HOME),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
-            "AIRFLOW_CONN_ENOS_DEFAULT": json.dumps(conn),
+            "AIRFLOW_CONN_ENOS_DEFAULT": conn,
         }
         print(f"EnOS emulator serving on {emulator.url}; AIRFLOW_HOME={HOME}")
         migrated = airflow("db", "migrate", env=env)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 from airflow_enos_provider.emulator import EnOSEmulator
+from airflow_enos_provider.emulator import connection_json as emulator_connection_json
 
 T = TypeVar("T")
 
@@ -78,12 +78,12 @@ def run_async(awaitable: Awaitable[T]) -> T:
 
 def connection_json(url: str, **extra: object) -> str:
     """Return an ``AIRFLOW_CONN_...`` value for the test tenant on the emulator at ``url``."""
-    return json.dumps(
-        {
-            "conn_type": "enos",
-            "host": url,
-            "login": ACCESS_KEY,
-            "password": SECRET_KEY,
-            "extra": {"org_id": ORG_ID, "user_id": USER_ID, **extra},
-        }
+    extras: dict[str, object] = {"org_id": ORG_ID, "user_id": USER_ID, **extra}  # tests may blank these
+    return emulator_connection_json(
+        url,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        org_id=extras.pop("org_id"),
+        user_id=extras.pop("user_id"),
+        **extras,
     )

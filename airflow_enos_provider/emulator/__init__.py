@@ -9,7 +9,7 @@ Used by the tests, the demo and by anyone trying DAGs without an EnOS tenant::
 
 from __future__ import annotations
 
-from airflow_enos_provider.emulator.server import EnOSEmulator, load_seed_file
+from airflow_enos_provider.emulator.server import EnOSEmulator, connection_json, load_seed_file
 from airflow_enos_provider.emulator.state import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -42,6 +42,7 @@ __all__ = [
     "SeedInstance",
     "SeedSettings",
     "SeedUser",
+    "connection_json",
     "load_seed_file",
     "parse_status",
 ]

@@ -557,3 +557,26 @@ class EnOSEmulator:
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not started"
         return f"<EnOSEmulator {where}>"
+
+
+def connection_json(
+    url: str, *, access_key: str, secret_key: str, org_id: object, user_id: object, **extra: object
+) -> str:
+    """Return an ``AIRFLOW_CONN_<ID>`` value (JSON) for an ``enos`` connection to ``url``.
+
+    :param url: the gateway URL, e.g. an emulator's :attr:`EnOSEmulator.url`.
+    :param access_key: the application's access key.
+    :param secret_key: the application's secret key.
+    :param org_id: the ``org_id`` extra.
+    :param user_id: the ``user_id`` extra.
+    :param extra: more extras, e.g. ``verify`` or ``timeout``.
+    """
+    return json.dumps(
+        {
+            "conn_type": "enos",
+            "host": url,
+            "login": access_key,
+            "password": secret_key,
+            "extra": {"org_id": org_id, "user_id": user_id, **extra},
+        }
+    )
