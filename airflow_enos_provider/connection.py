@@ -126,6 +126,10 @@ def _gateway_url(host: str, port: int | None, where: str) -> str:
         )
     if parts.query or parts.fragment:
         raise EnOSValidationError(f"{where}: host must not contain a query or fragment, got {host!r}")
+    if port and parts.port is not None and port != parts.port:
+        raise EnOSValidationError(
+            f"{where}: port {port} differs from the port in the gateway URL {host!r}; leave one of them empty"
+        )
     if port and parts.port is None:
         text = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return text

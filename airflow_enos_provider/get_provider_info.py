@@ -44,10 +44,18 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
-    "relabeling": {"host": "Gateway URL", "login": "Access key", "password": "Secret key"},
+    # Port stays visible although the URL can carry it: Airflow 3.3.1-3.3.2's Test button refuses a
+    # connection stored without one (apache/airflow#73298), and typing it here is the user's way out.
+    "hidden-fields": ["schema"],
+    "relabeling": {
+        "host": "Gateway URL",
+        "port": "Gateway port",
+        "login": "Access key",
+        "password": "Secret key",
+    },
     "placeholders": {
         "host": "https://apim-ppe1.envisioniot.com",
+        "port": "443 (empty: the URL's own port)",
         "login": "7b51b354-f200-45a9-a349-585d97730c5a",
         "password": "the application's secret key (EnOS console > Application Registration)",
         "org_id": "o15724268424841",

@@ -41,15 +41,30 @@ def test_defaults():
         ("apim-ppe1.envisioniot.com", None, "https://apim-ppe1.envisioniot.com"),
         ("https://apim-ppe1.envisioniot.com/", None, "https://apim-ppe1.envisioniot.com"),
         ("http://127.0.0.1", 8080, "http://127.0.0.1:8080"),
-        ("http://127.0.0.1:9000", 8080, "http://127.0.0.1:9000"),
+        ("http://127.0.0.1:9000", 9000, "http://127.0.0.1:9000"),
     ],
 )
 def test_gateway_url_forms(host, port, url):
     assert settings(host=host, port=port).gateway_url == url
 
 
+def test_port_that_contradicts_the_url_is_refused():
+    with pytest.raises(EnOSValidationError, match=r"port 8080 differs from the port in the gateway URL"):
+        settings(host="http://127.0.0.1:9000", port=8080)
+
+
+def _connection_from_uri(uri: str, conn_id: str):
+    if hasattr(Connection, "from_uri"):
+        return Connection.from_uri(uri, conn_id=conn_id)
+    # Airflow 3.0: the task SDK's Connection cannot parse a URI yet; the core model's parser is the one
+    # that reads AIRFLOW_CONN_* URIs there.
+    from airflow.models.connection import Connection as CoreConnection
+
+    return CoreConnection(conn_id=conn_id, uri=uri)
+
+
 def test_uri_form_parses():
-    conn = Connection.from_uri(
+    conn = _connection_from_uri(
         "enos://ak:sk@apim-ppe1.envisioniot.com?org_id=o1&user_id=u1&timeout=5", conn_id="u"
     )
     s = EnOSConnectionSettings.from_connection(conn)

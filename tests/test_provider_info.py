@@ -60,35 +60,83 @@ def test_legacy_ui_behaviour_matches_the_declarative_one():
         "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
         "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
     }
-    assert legacy["hidden_fields"] == ["schema", "port"]
-    assert set(legacy["relabeling"]) == {"host", "login", "password"}
+    assert legacy["hidden_fields"] == ["schema"]
+    assert set(legacy["relabeling"]) == {"host", "port", "login", "password"}
     assert set(CONN_FIELDS) == {"org_id", "user_id", "verify", "timeout", "retries", "retry_max_wait"}
     assert all(CONN_FIELDS[name]["description"] for name in CONN_FIELDS)
 
 
-def test_legacy_form_widgets_need_the_fab_ui_which_airflow_3_3_lacks():
-    # Airflow < 3.2 calls this with Flask-AppBuilder installed; 3.3 reads conn-fields instead and
-    # treats this ImportError as "no widgets" (providers_manager checks e.name).
-    with pytest.raises(ImportError) as caught:
-        EnOSHook.get_connection_form_widgets()
-    assert caught.value.name in ("flask_appbuilder", "wtforms")
+def _fab_installed() -> bool:
+    try:
+        import flask_appbuilder  # noqa: F401
+        import wtforms  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_legacy_form_widgets_are_wtforms_fields_where_the_fab_ui_is_installed():
+    # Airflow < 3.2 builds the form from these, with Flask-AppBuilder installed (the 3.0 lane of
+    # `make test-matrix` has it); 3.2+ reads conn-fields instead and treats this ImportError as
+    # "no widgets" (providers_manager checks e.name).
+    if not _fab_installed():
+        with pytest.raises(ImportError) as caught:
+            EnOSHook.get_connection_form_widgets()
+        assert caught.value.name in ("flask_appbuilder", "wtforms")
+        return
+    widgets = EnOSHook.get_connection_form_widgets()
+    assert set(widgets) == set(CONN_FIELDS)
+    for name, field in widgets.items():
+        assert field.args == (CONN_FIELDS[name]["label"],)
+        assert field.kwargs["description"] == CONN_FIELDS[name]["description"]
+    assert widgets["timeout"].field_class.__name__ == "IntegerField"
+    assert widgets["org_id"].field_class.__name__ == "StringField"
+
+
+def _hook_info(connection_type: str):
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    except ImportError:  # Airflow < 3.2: one ProvidersManager serves the task runtime too
+        from airflow.providers_manager import ProvidersManager as ProvidersManagerTaskRuntime
+    return ProvidersManagerTaskRuntime().hooks[connection_type]
 
 
 def test_providers_manager_exposes_the_enos_form():
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     manager = ProvidersManager()
     assert manager.providers["airflow-enos-provider"].version == __version__
-    hook_info = ProvidersManagerTaskRuntime().hooks["enos"]
+    hook_info = _hook_info("enos")
     assert hook_info.hook_class_name == "airflow_enos_provider.hooks.enos.EnOSHook"
     assert hook_info.connection_id_attribute_name == "enos_conn_id"
     widgets = manager.connection_form_widgets
     for name in CONN_FIELDS:
-        assert widgets[f"extra__enos__{name}"].hook_class_name == "airflow_enos_provider.hooks.enos.EnOSHook"
+        widget = widgets[f"extra__enos__{name}"]
+        assert widget.package_name == "airflow-enos-provider" and widget.field_name == name
+        # Airflow 3.0/3.1 record the widgets' class by its bare name, 3.2+ by its dotted path.
+        assert widget.hook_class_name in ("airflow_enos_provider.hooks.enos.EnOSHook", "EnOSHook")
     behaviour = manager.field_behaviours["enos"]
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"]["password"] == "Secret key"
+
+
+def test_the_ui_connection_form_shows_the_enos_fields():
+    # What the api-server sends the UI's connection form: built from conn-fields on Airflow 3.2+ and
+    # from the hook's widgets and field behaviour on 3.0/3.1.
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    (meta,) = [m.model_dump() for m in HookMetaService.hook_meta_data() if m.connection_type == "enos"]
+    assert meta["hook_class_name"] == "airflow_enos_provider.hooks.enos.EnOSHook"
+    extra = meta["extra_fields"]
+    assert set(extra) == set(CONN_FIELDS)
+    for name, field in extra.items():
+        assert field["schema"]["title"] == CONN_FIELDS[name]["label"]
+        assert field["description"] == CONN_FIELDS[name]["description"]
+    assert extra["timeout"]["schema"]["type"] == ["integer", "null"]
+    standard = meta["standard_fields"]
+    assert standard["password"]["title"] == "Secret key"
+    assert standard["host"]["placeholder"] == UI_FIELD_BEHAVIOUR["placeholders"]["host"]
+    assert standard["url_schema"]["hidden"] and not standard["port"]["hidden"]
 
 
 def _airflow_cli(*args: str) -> list[dict]:
@@ -100,7 +148,8 @@ def _airflow_cli(*args: str) -> list[dict]:
         env=os.environ,
         timeout=120,
     ).stdout
-    return json.loads(out[out.index("[") :])
+    # Airflow 3.0 prints its log lines to stdout ahead of the table: the JSON is the last line.
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_airflow_cli_lists_the_provider_and_the_connection_type():

@@ -7,7 +7,6 @@ test took go to ``build/e2e/timings.json`` and the end of the pytest report.
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import socket
 import time
@@ -20,8 +19,9 @@ from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
 from tests.e2e.airflow_stack import LOG_ROOT, AirflowStack, free_port, wait_for
 from tests.e2e.scenarios import DAG_IDS
+from tests.timings import Timings, timing_hooks
 
-TIMINGS: dict[str, dict[str, float | str]] = {}
+TIMINGS: Timings = {}
 
 
 @pytest.fixture(scope="session")
@@ -136,22 +136,6 @@ def celery_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory)
 # ----------------------------------------------------------------- timings
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    report = yield
-    timing = TIMINGS.setdefault(item.nodeid, {})
-    timing[report.when] = round(call.duration, 1)
-    if report.when == "call" or report.outcome != "passed":
-        timing["outcome"] = report.outcome
-    timing.update({name: str(value) for name, value in report.user_properties})
-    return report
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not TIMINGS:
-        return
-    LOG_ROOT.mkdir(parents=True, exist_ok=True)
-    (LOG_ROOT / "timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
-    terminalreporter.section("e2e timings (seconds)")
-    for name, parts in TIMINGS.items():
-        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in parts.items()))
+pytest_runtest_makereport, pytest_terminal_summary = timing_hooks(
+    TIMINGS, LOG_ROOT / "timings.json", "e2e timings (seconds)"
+)

@@ -1,0 +1,146 @@
+"""Fixtures for the browser tests: Airflow's api-server in a private AIRFLOW_HOME, the EnOS emulator, and
+Debian's Chromium driven headless by Playwright.
+
+Run with ``make test-ui`` (``make test`` runs them too). The api-server's logs go to
+``build/ui/airflow/``, screenshots to ``build/ui/``, and the seconds each test took to
+``build/ui/timings.json`` and the end of the pytest report.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from airflow_enos_provider.emulator import EnOSEmulator
+from tests import enos_env
+from tests.e2e import airflow_stack
+from tests.e2e.airflow_stack import AirflowStack
+from tests.timings import Timings, timing_hooks
+
+ROOT = Path(__file__).resolve().parents[2]
+UI_BUILD = ROOT / "build" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium, never a browser Playwright downloads; a fresh profile per run keeps it stateless.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+ADMIN = "admin"
+
+TIMINGS: Timings = {}
+
+
+@dataclass
+class UIAirflow:
+    """What the browser tests need: the api-server, its login, and the emulator it talks to."""
+
+    stack: AirflowStack
+    emulator: EnOSEmulator
+    password: str
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+
+def _no_secret_in(text: str, where: str, extra: set[str] | None = None) -> None:
+    """Fail naming only a prefix of any secret found in ``text``.
+
+    :param text: what to search.
+    :param where: names the text in the failure.
+    :param extra: more secrets to look for besides those the suite handed out.
+    """
+    leaked = [s[:6] + "..." for s in {*enos_env.SECRETS_SEEN, *(extra or set())} if s and s in text]
+    assert not leaked, f"secret material in {where}: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def ui_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIAirflow]:
+    """The emulator on wall-clock time and Airflow's api-server with a real login page.
+
+    Simple auth manager with one admin user and a passwords file, SQLite, ``[core] test_connection =
+    Enabled``; the database is migrated first. Every process is ended afterwards, even on failure.
+    """
+    started = time.monotonic()
+    home = tmp_path_factory.mktemp("airflow-home-ui")
+    password = secrets.token_urlsafe(12)
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    passwords_file.write_text(json.dumps({ADMIN: password}))
+    with enos_env.start_emulator(clock=None) as emulator:
+        # The stack helper writes its logs under LOG_ROOT/<name>: keep the UI run's beside its screenshots.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(airflow_stack, "LOG_ROOT", UI_BUILD)
+            stack = AirflowStack(
+                "airflow",
+                home,
+                "LocalExecutor",
+                {
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+                    "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                },
+            )
+        try:
+            stack.airflow("db", "migrate", timeout=180)
+            stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(stack.port))
+            stack.wait_api(timeout=120)
+            TIMINGS["start: db migrate + api-server"] = {"seconds": round(time.monotonic() - started, 1)}
+            yield UIAirflow(stack, emulator, password)
+        finally:
+            stack.close()
+            left = stack.leftovers()
+            assert not left, f"processes of the UI stack survived cleanup: {left}"
+        secrets_seen = {*emulator.state.issued_tokens(), *emulator.state.seen_signatures()}
+    for path in stack.log_dir.rglob("*.log"):
+        _no_secret_in(path.read_bytes().decode("latin-1"), str(path), secrets_seen)
+
+
+@pytest.fixture(scope="module")
+def browser_context(ui_airflow: UIAirflow) -> Iterator[object]:
+    """A Playwright persistent context on Debian's Chromium with a fresh profile directory."""
+    if shutil.which("chromium") is None or not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # every Playwright assertion polls with this deadline
+    profile = Path(tempfile.mkdtemp(prefix="enos-ui-chromium-"))
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(profile),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport=VIEWPORT,  # type: ignore[arg-type]
+            )
+            context.set_default_timeout(20_000)  # every Playwright action waits at most this long
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- timings
+
+
+pytest_runtest_makereport, pytest_terminal_summary = timing_hooks(
+    TIMINGS, UI_BUILD / "timings.json", "UI test timings (seconds)"
+)
