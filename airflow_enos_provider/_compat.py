@@ -1,8 +1,8 @@
 """Names that moved between Airflow 3.0 and 3.3, imported from where the running Airflow has them.
 
 Airflow 3.3 is what the project is developed and pinned on; the fallbacks are for 3.0-3.2, where
-``airflow.sdk`` did not yet export everything (checked by hand on 3.0.6 and 3.2.2; a pinned version
-matrix in CI is still to come).
+``airflow.sdk`` did not yet export everything. ``make test-matrix`` runs the suite on 3.0.6 and 3.2.2
+from their own lock files (``constraints/``).
 """
 
 from __future__ import annotations
@@ -36,12 +36,32 @@ else:
             mask_secret(secret, name)
 
 
+def airflow_version() -> str:
+    """Return the running Airflow's version."""
+    from airflow import __version__
+
+    return str(__version__)
+
+
+def triggerer_calls_on_kill() -> bool:
+    """Tell whether the triggerer calls ``BaseTrigger.on_kill`` when a user kills a deferred task.
+
+    Airflow 3.3 added the hook; older triggerers never call it, whatever a trigger defines.
+    """
+    # Imported here: operator modules load on every DAG parse and need the answer only when deferring.
+    from airflow.triggers.base import BaseTrigger
+
+    return hasattr(BaseTrigger, "on_kill")
+
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "BaseHook",
+    "airflow_version",
     "amask_secret",
     "conf",
     "mask_secret",
+    "triggerer_calls_on_kill",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,8 @@ import pytest  # noqa: E402
 
 from tests import enos_env  # noqa: E402
 
-SUITE_LOG = ROOT / "build" / "test-logs" / "suite.log"
+# The version matrix runs each Airflow into its own folder, so one run never truncates another's log.
+SUITE_LOG = Path(os.environ.get("ENOS_TEST_LOG_DIR", ROOT / "build" / "test-logs")).resolve() / "suite.log"
 SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
 SUITE_LOG.write_text("")
 _suite_handler = logging.FileHandler(SUITE_LOG, encoding="utf-8")
@@ -53,6 +55,20 @@ def pytest_collection_modifyitems(items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs_last: run after every other test")
+    config._enos_started = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # One line per run beside the suite log: `make test-matrix` prints them side by side.
+    import airflow
+
+    counts = {
+        k: len(terminalreporter.stats.get(k, []))
+        for k in ("passed", "failed", "error", "skipped", "deselected")
+    }
+    seconds = time.monotonic() - config._enos_started
+    line = f"Airflow {airflow.__version__}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+    (SUITE_LOG.parent / "summary.txt").write_text(f"{line}, tests {seconds:.0f} s (exit {exitstatus})\n")
 
 
 @pytest.fixture

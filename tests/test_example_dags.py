@@ -41,7 +41,10 @@ def started_instance(emulator, flow_id: int) -> str:
 
 
 def run_example(dag_id: str, conf: dict | None = None):
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "example_dags"))
     assert not bag.import_errors
@@ -52,6 +55,12 @@ def run_example(dag_id: str, conf: dict | None = None):
 def test_cancel_flow_instance_from_params(live_emulator):
     run, states = run_example("example_enos_cancel_flow_instance", {"flow_inst_id": env.RUNNING_ID})
     assert run.state == "success" and states == {"cancel_flow_instance": "success"}
+    assert live_emulator.state.instance_status(env.RUNNING_ID) == S.CANCEL
+
+
+def test_readme_quickstart_cancels_the_instance_given_as_conf(live_emulator):
+    run, states = run_example("example_enos_quickstart", {"flow_inst_id": env.RUNNING_ID})
+    assert run.state == "success" and states == {"cancel": "success"}
     assert live_emulator.state.instance_status(env.RUNNING_ID) == S.CANCEL
 
 

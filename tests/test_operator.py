@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+
+import airflow
 import pytest
+from packaging.version import Version
 
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.notifications.flow_instance import EnOSCancelFlowInstanceNotifier
@@ -258,3 +264,76 @@ def test_trigger_operator_says_it_was_killed_when_the_wait_then_sees_cancel(enos
     event = op._wait_trigger([env.RUNNING_ID], target_statuses=op.success_statuses).run_inline()
     with pytest.raises(EnOSError, match=rf"Task killed: EnOS flow instance {env.RUNNING_ID} .* is CANCEL"):
         op.execute_complete({}, event)
+
+
+# ----------------------------------------------------- deferring on an Airflow without trigger on_kill
+
+
+class Deferral(NamedTuple):
+    flow_inst_id: str
+    trigger: Any
+    caplog: list[str]
+    stdout: list[str]
+
+    def times_said(self, text: str) -> int:
+        # Task loggers are stdlib loggers on Airflow 3.0 and structlog printing to stdout on 3.2+;
+        # a line may reach both, so "once" means once in whichever place shows it most.
+        return max(sum(text in m for m in self.caplog), sum(text in line for line in self.stdout))
+
+
+def _defer(caplog, capsys, **kwargs) -> Deferral:
+    """Run the deferrable operator up to its deferral and collect what it logged."""
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow < 3.1
+        from airflow.exceptions import TaskDeferred
+
+    pushed: dict[str, str] = {}
+    # Only XCom and start_date are read before the deferral; a real TaskInstance needs a DAG run.
+    ti = SimpleNamespace(start_date=None, xcom_push=lambda key, value: pushed.update({key: value}))
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.IDLE_FLOW_ID, deferrable=True, **kwargs)
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO), pytest.raises(TaskDeferred) as deferred:
+        op.execute(context={"ti": ti})
+    out = capsys.readouterr()
+    deferral = Deferral(
+        pushed["flow_inst_id"],
+        deferred.value.trigger,
+        [r.getMessage() for r in caplog.records],
+        (out.out + out.err).splitlines(),
+    )
+    # Proof that the operator's log is captured at all, so "said nothing" below means something.
+    started = f"Started EnOS flow {env.IDLE_FLOW_ID} as flow instance {deferral.flow_inst_id}"
+    assert deferral.times_said(started) == 1
+    return deferral
+
+
+def _airflow_calls_trigger_on_kill() -> bool:
+    # Decided from the version, not by the feature check the operator uses, so a wrong check fails here.
+    return Version(airflow.__version__).release[:2] >= (3, 3)
+
+
+def test_deferring_with_cancel_on_kill_says_whether_a_user_kill_can_cancel(enos_conn, caplog, capsys):
+    deferral = _defer(caplog, capsys, timeout=600)
+    assert deferral.trigger.cancel_on_kill and deferral.trigger.deadline is not None
+    line = (
+        f"Airflow {airflow.__version__} does not call trigger on_kill (needs 3.3+): a user kill of this "
+        f"deferred task will not cancel EnOS flow instance {deferral.flow_inst_id}; "
+        "the timeout cancel still applies"
+    )
+    assert deferral.times_said(line) == (0 if _airflow_calls_trigger_on_kill() else 1)
+    assert deferral.times_said("trigger on_kill") == deferral.times_said(line)
+
+
+def test_deferring_without_a_deadline_says_how_to_get_one(enos_conn, caplog, capsys):
+    deferral = _defer(caplog, capsys)
+    assert deferral.trigger.deadline is None
+    tail = "set timeout or execution_timeout to have it cancelled at a deadline"
+    assert deferral.times_said(tail) == (0 if _airflow_calls_trigger_on_kill() else 1)
+    assert deferral.times_said("trigger on_kill") == deferral.times_said(tail)
+
+
+def test_deferring_without_cancel_on_kill_says_nothing_about_it(enos_conn, caplog, capsys):
+    deferral = _defer(caplog, capsys, cancel_on_kill=False, timeout=600)
+    assert not deferral.trigger.cancel_on_kill
+    assert deferral.times_said("trigger on_kill") == 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_enos_provider._compat import conf
+from airflow_enos_provider._compat import airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
 from airflow_enos_provider.validation import require_flow_inst_ids, require_int
@@ -180,6 +180,16 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             cancel_on_kill=self.cancel_on_kill,
         )
         if self.deferrable:
+            if self.cancel_on_kill and not triggerer_calls_on_kill():
+                self.log.warning(
+                    "Airflow %s does not call trigger on_kill (needs 3.3+): a user kill of this deferred "
+                    "task will not cancel EnOS flow instance %s; %s",
+                    airflow_version(),
+                    flow_inst_id,
+                    "the timeout cancel still applies"
+                    if trigger.deadline is not None
+                    else "set timeout or execution_timeout to have it cancelled at a deadline",
+                )
             self.defer(trigger=trigger, method_name="execute_complete")
         return self.execute_complete(context, trigger.run_inline())
 
@@ -215,7 +225,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
 def raise_for_event(event: dict[str, Any]) -> None:
     """Raise the error a wait's event stands for; return when it succeeded.
 
-    :param event: the payload of an :class:`EnOSFlowInstanceTrigger` event.
+    :param event: the payload of an
+        :class:`~airflow_enos_provider.triggers.flow_instance.EnOSFlowInstanceTrigger` event.
     """
     if event["status"] == "success":
         return
