@@ -17,8 +17,10 @@ with DAG(
     render_template_as_native_obj=True,  # so a list of ids in params stays a list
     params={"flow_inst_id": Param("", type=["string", "array"], description="Flow-instance id(s) to cancel")},
 ) as dag:
+    # [START howto_operator_enos_cancel_flow_instance]
     CancelFlowInstanceOperator(
         task_id="cancel_flow_instance",
         flow_inst_id="{{ params.flow_inst_id }}",
         enos_conn_id="enos_default",
     )
+    # [END howto_operator_enos_cancel_flow_instance]

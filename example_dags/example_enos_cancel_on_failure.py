@@ -18,13 +18,16 @@ with DAG(
     tags=["enos", "example"],
     params={"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")},
 ) as dag:
-
+    # [START howto_hook_enos_trigger_flow]
     @task
     def start_flow(params: dict) -> str:
         from airflow_enos_provider.hooks.enos import EnOSHook
 
         return EnOSHook(enos_conn_id="enos_default").trigger_flow(params["flow_id"])
 
+    # [END howto_hook_enos_trigger_flow]
+
+    # [START howto_operator_enos_cancel_as_teardown]
     @task
     def transform(flow_inst_id: str) -> None:
         raise RuntimeError(f"transform failed while EnOS flow instance {flow_inst_id} was running")
@@ -36,3 +39,4 @@ with DAG(
         enos_conn_id="enos_default",
     )
     transform(started) >> cancel.as_teardown(setups=started)
+    # [END howto_operator_enos_cancel_as_teardown]

@@ -21,6 +21,7 @@ with DAG(
     tags=["enos", "example"],
     params={"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")},
 ) as dag:
+    # [START howto_notifier_enos_cancel_flow_instance]
     start = EnOSTriggerFlowOperator(
         task_id="start_flow", flow_id="{{ params.flow_id }}", wait_for_completion=False
     )
@@ -30,3 +31,4 @@ with DAG(
         raise RuntimeError("transform failed while the EnOS flow was running")
 
     start >> transform()
+    # [END howto_notifier_enos_cancel_flow_instance]

@@ -20,6 +20,7 @@ with DAG(
     tags=["enos", "example"],
     params={"flow_inst_id": Param("2438-201908081020", type="string")},
 ) as dag:
+    # [START howto_sensor_enos_flow_instance]
     wait = EnOSFlowInstanceSensor(
         task_id="wait_for_flow_instance",
         flow_inst_id="{{ params.flow_inst_id }}",
@@ -28,6 +29,9 @@ with DAG(
         timeout=6 * 60 * 60,
         mode="reschedule",
     )
+    # [END howto_sensor_enos_flow_instance]
+
+    # [START howto_sensor_enos_flow_instance_deferrable]
     wait_deferred = EnOSFlowInstanceSensor(
         task_id="wait_for_flow_instance_deferred",
         flow_inst_id="{{ params.flow_inst_id }}",
@@ -35,6 +39,7 @@ with DAG(
         timeout=6 * 60 * 60,
         deferrable=True,
     )
+    # [END howto_sensor_enos_flow_instance_deferrable]
 
     @task
     def use_results() -> None:

@@ -17,6 +17,7 @@ with DAG(
     tags=["enos", "example"],
     params={"flow_id": Param(2438, type="integer", description="The workflow to stop")},
 ) as dag:
+    # [START howto_operator_enos_cancel_by_flow_id]
     CancelFlowInstanceOperator(
         task_id="cancel_all_active",
         flow_id="{{ params.flow_id }}",
@@ -25,3 +26,4 @@ with DAG(
         poll_interval=POLL_SECONDS,
         timeout=600,
     )
+    # [END howto_operator_enos_cancel_by_flow_id]

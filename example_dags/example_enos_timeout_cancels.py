@@ -26,6 +26,7 @@ with DAG(
         "deferred_flow_id": Param(2440, type="integer"),
     },
 ) as dag:
+    # [START howto_operator_enos_trigger_flow_timeout]
     EnOSTriggerFlowOperator(
         task_id="run_flow",
         flow_id="{{ params.flow_id }}",
@@ -39,3 +40,4 @@ with DAG(
         execution_timeout=timedelta(seconds=TIMEOUT_SECONDS),
         deferrable=True,
     )
+    # [END howto_operator_enos_trigger_flow_timeout]

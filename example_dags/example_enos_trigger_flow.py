@@ -26,12 +26,16 @@ with DAG(
         "deferred_flow_id": Param(2440, type="integer", description="Workflow waited for in the triggerer"),
     },
 ) as dag:
+    # [START howto_operator_enos_trigger_flow]
     EnOSTriggerFlowOperator(
         task_id="run_flow",
         flow_id="{{ params.flow_id }}",
         poll_interval=POLL_SECONDS,
         timeout=timedelta(hours=2),
     )
+    # [END howto_operator_enos_trigger_flow]
+
+    # [START howto_operator_enos_trigger_flow_deferrable]
     EnOSTriggerFlowOperator(
         task_id="run_flow_deferred",
         flow_id="{{ params.deferred_flow_id }}",
@@ -39,3 +43,4 @@ with DAG(
         timeout=timedelta(hours=2),
         deferrable=True,
     )
+    # [END howto_operator_enos_trigger_flow_deferrable]

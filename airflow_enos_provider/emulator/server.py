@@ -458,7 +458,7 @@ class EnOSEmulator:
 
     Settings precedence: the seed's ``settings`` apply first; a ``cancel_final`` or ``token_ttl``
     keyword that differs from its default then overrides them. Both stay settable at run time on
-    :attr:`state`.
+    ``state``.
     """
 
     def __init__(

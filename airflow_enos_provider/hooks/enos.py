@@ -541,7 +541,8 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return every flow instance that matches, following all pages.
 
-        :param status: one status or several, as codes, names or :class:`EnOSFlowInstanceStatus`.
+        :param status: one status or several, as codes, names or
+            :class:`~airflow_enos_provider.status.EnOSFlowInstanceStatus`.
         :param expression: fuzzy match on instance id or flow name.
         :param page_size: instances per page request (1 to 1000).
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.

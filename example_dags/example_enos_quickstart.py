@@ -1,0 +1,10 @@
+"""Cancel the EnOS flow instance given as conf: ``{"flow_inst_id": "2438-201908081020"}``."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+
+from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+
+with DAG("example_enos_quickstart", schedule=None, params={"flow_inst_id": Param(type="string")}):
+    CancelFlowInstanceOperator(task_id="cancel", flow_inst_id="{{ params.flow_inst_id }}")
