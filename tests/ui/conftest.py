@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -130,6 +131,9 @@ def browser_context(ui_airflow: UIAirflow) -> Iterator[object]:
                 viewport=VIEWPORT,  # type: ignore[arg-type]
             )
             context.set_default_timeout(20_000)  # every Playwright action waits at most this long
+            # apt installs whatever chromium the archive has: record the one that ran with the timings.
+            version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=60)
+            TIMINGS["browser"] = {"chromium": version.stdout.strip()}
             try:
                 yield context
             finally:

@@ -255,6 +255,9 @@ def test_connection_form_in_browser(
         page.close()
 
     got = _airflow_cli(ui, "connections", "get", CONN_ID, "-o", "json")
+    _no_secret_in(
+        got.stderr, "`airflow connections get` errors", {WRONG_SECRET}
+    )  # stdout holds it, stderr must not
     assert got.returncode == 0, got.stderr[-2000:]
     (saved,) = json.loads(got.stdout)
     restored = saved["password"] == enos_env.SECRET_KEY
@@ -296,10 +299,10 @@ def test_cli_connections_test(ui_airflow: UIAirflow) -> None:
 
     times_before = emulator.state.count("time.getCurrentTime")
     ok = _airflow_cli(ui, "connections", "test", "enos_cli_ok", env=env)
+    _no_secret_in(ok.stdout + ok.stderr, "`airflow connections test` output", {WRONG_SECRET})
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "Connection success!" in ok.stdout
     assert emulator.state.count("time.getCurrentTime") > times_before
-    _no_secret_in(ok.stdout + ok.stderr, "`airflow connections test` output", {WRONG_SECRET})
 
     tokens_before = emulator.state.count("token.get")
     wrong = _airflow_cli(ui, "connections", "test", "enos_cli_wrong", env=env)
