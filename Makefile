@@ -64,9 +64,14 @@ MATRIX_TESTS := $(MATRIX:%=test-airflow-%)
 # once; reworked in 3.3), so the example DAG system tests run on 3.0 and 3.3 only.
 MATRIX_PYTEST_ARGS_3.2 := --ignore=tests/test_example_dags.py
 
+# The lock files were resolved on Python 3.11, and Airflow 3.0 refuses 3.13: the older lanes take 3.11 or 3.12.
+MATRIX_PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info < (3, 13))' \
+	2>/dev/null && { echo $$p; break; }; done)
+
 $(MATRIX_STAMPS): .venv-airflow-%/.installed: pyproject.toml constraints/airflow-%.txt
-	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
-	start=$$SECONDS && { test -x .venv-airflow-$*/bin/python || $(PYTHON) -m venv .venv-airflow-$*; } && \
+	@test -n "$(MATRIX_PYTHON)" || { echo "make: the Airflow 3.0/3.2 lanes need Python 3.11 or 3.12 (set MATRIX_PYTHON=...)" >&2; exit 1; }
+	start=$$SECONDS && { test -x .venv-airflow-$*/bin/python || $(MATRIX_PYTHON) -m venv .venv-airflow-$*; } && \
 	PIP_CONSTRAINT=constraints/airflow-$*.txt .venv-airflow-$*/bin/python -m pip install --quiet \
 		--disable-pip-version-check -r constraints/airflow-$*.txt -e '.[test]' && \
 	echo "venv .venv-airflow-$* set up in $$((SECONDS - start)) s" | tee .venv-airflow-$*/.setup-time
