@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 
@@ -80,16 +81,39 @@ _FINAL = frozenset(
 )
 
 
+def status_list(values: object, field: str) -> list[EnOSFlowInstanceStatus]:
+    """Turn one status or an iterable of them into a list of statuses, in order, without repeats.
+
+    :param values: a status (member, code or name), or any iterable of them other than a string.
+    :param field: the parameter name to show in the error.
+    """
+    # A string is one status name, never its letters.
+    items = [values] if isinstance(values, (str, int)) else values
+    if not isinstance(items, Iterable) or isinstance(items, (bytes, Mapping)):
+        raise EnOSValidationError(f"{field} must be a status or a list of statuses, got {values!r}")
+    return list(dict.fromkeys(EnOSFlowInstanceStatus.parse(item, field) for item in items))
+
+
 def parse_statuses(values: object, field: str) -> frozenset[EnOSFlowInstanceStatus]:
     """Turn one status or an iterable of them into a set of statuses.
 
-    :param values: a status (member, code or name) or an iterable of them.
+    :param values: a status (member, code or name), or any iterable of them other than a string.
     :param field: the parameter name to show in the error.
     """
-    items = [values] if isinstance(values, (str, int)) else values
-    if not isinstance(items, (list, tuple, set, frozenset)):
-        raise EnOSValidationError(f"{field} must be a status or a list of statuses, got {values!r}")
-    return frozenset(EnOSFlowInstanceStatus.parse(item, field) for item in items)
+    return frozenset(status_list(values, field))
+
+
+class Judgement(NamedTuple):
+    """What one read of a flow instance means for a wait.
+
+    :param status: the instance's status.
+    :param verdict: ``"success"``, ``"failed"`` or ``"waiting"``.
+    :param failure: when failed, which instance ended how (see :func:`describe_failure`); else None.
+    """
+
+    status: EnOSFlowInstanceStatus
+    verdict: str
+    failure: str | None
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,18 @@ class FlowInstanceWait:
             return "failed"
         return "waiting"
 
+    def judge(self, flow_inst_id: str, instance: dict[str, Any]) -> Judgement:
+        """Read an instance's status and say what it means for this wait (sensor and trigger alike).
+
+        :param flow_inst_id: the instance id.
+        :param instance: the FlowInstance EnOS returned.
+        :raises EnOSValidationError: when its status is no known status.
+        """
+        status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+        verdict = self.verdict(status)
+        failure = describe_failure(flow_inst_id, status, instance) if verdict == "failed" else None
+        return Judgement(status, verdict, failure)
+
 
 def failing_tasks(instance: dict[str, Any]) -> list[str]:
     """Return the ids of the tasks that failed, from the instance's ``graph`` (a JSON string).
@@ -150,3 +186,19 @@ def failing_tasks(instance: dict[str, Any]) -> list[str]:
         return [str(t.get("taskId")) for t in tasks if isinstance(t, dict) and t.get("status") in bad]
     except (ValueError, TypeError, AttributeError):
         return []  # the graph is informative only; never fail a task because it is malformed
+
+
+def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance: dict[str, Any]) -> str:
+    """Say which instance ended how, with its failed tasks and EnOS's own description.
+
+    :param flow_inst_id: the instance id.
+    :param status: its status.
+    :param instance: the FlowInstance EnOS returned.
+    """
+    text = f"{flow_inst_id} is {status.name}"
+    if tasks := failing_tasks(instance):
+        text += f" (failed tasks: {', '.join(tasks)})"
+    description = instance.get("statusDesc")
+    if description and description != status.name:
+        text += f": {description}"
+    return text

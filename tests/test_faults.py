@@ -49,6 +49,46 @@ def test_fault(enos_conn, fault, op):
     hook.close()
 
 
+@pytest.mark.parametrize(
+    ("fault", "searches"),
+    [
+        ({"kind": "http_5xx", "status": 503}, 0),  # refused before processing: repeated at once
+        ({"kind": "http_5xx", "status": 500}, 3),  # may have started it: a search before each repeat
+    ],
+)
+def test_a_lasting_trigger_failure_uses_one_attempt_count_and_waits(
+    enos_conn, monkeypatch, capfd, fault, searches
+):
+    from airflow_enos_provider.hooks import enos
+
+    consulted: list[float | None] = []
+    policy_delay = enos.RetryPolicy.delay
+
+    def delay(policy, attempt, err, idempotent, waited):
+        wait = policy_delay(policy, attempt, err, idempotent, waited)
+        consulted.append(wait)
+        return None if wait is None else 0.01  # a fixed wait, so the log line below is exact
+
+    state = enos_conn.state
+    hook = EnOSHook()
+    hook.get_server_time()
+    monkeypatch.setattr(enos.RetryPolicy, "delay", delay)
+    state.clear_requests()
+    state.inject(operation="flows.trigger", times=None, **fault)
+    capfd.readouterr()
+    with pytest.raises(EnOSError, match=str(fault["status"])):
+        hook.trigger_flow(env.IDLE_FLOW_ID)
+    retries = hook.retry_policy.retries
+    assert state.count("flows.trigger") == retries + 1
+    assert state.count("flowInstances.search") == searches
+    # the policy chose the wait before every repeat, and gave up after the last attempt
+    assert [wait is not None for wait in consulted] == [True] * retries + [False]
+    out, err = capfd.readouterr()
+    assert (out + err).count("retrying in 0.01 s") == retries
+    assert [i for i in state.instance_ids() if i.startswith(f"{env.IDLE_FLOW_ID}-")] == []
+    hook.close()
+
+
 def test_docs_table_is_the_checked_table():
     docs = ROOT / "docs" / "fault-matrix.md"
     assert docs.read_text() == render(), "run: python -m tests.fault_matrix > docs/fault-matrix.md"

@@ -337,3 +337,20 @@ def test_deferring_without_cancel_on_kill_says_nothing_about_it(enos_conn, caplo
     deferral = _defer(caplog, capsys, cancel_on_kill=False, timeout=600)
     assert not deferral.trigger.cancel_on_kill
     assert deferral.times_said("trigger on_kill") == 0
+
+
+def test_a_single_status_is_one_status_not_its_letters(enos_conn):
+    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.SUCCEEDED_ID, target_statuses="SUCCESS")
+    assert sensor.target_statuses == ["SUCCESS"] and sensor.poke({}) is True
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID, success_statuses="SUCCESS")
+    assert op.success_statuses == ["SUCCESS"]
+    event = op._wait_trigger([env.SUCCEEDED_ID], target_statuses=op.success_statuses).run_inline()
+    assert op.execute_complete({}, event) == env.SUCCEEDED_ID
+
+
+def test_trigger_operator_on_kill_reuses_the_connection_it_already_read(enos_conn, monkeypatch):
+    op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.IDLE_FLOW_ID, wait_for_completion=False)
+    flow_inst_id = op.execute(context={"ti": SimpleNamespace(xcom_push=lambda key, value: None)})
+    monkeypatch.delenv("AIRFLOW_CONN_ENOS_DEFAULT")  # reading the connection again would fail now
+    op.on_kill()
+    assert enos_conn.state.instance_status(flow_inst_id) == S.CANCEL

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
+from airflow_enos_provider.status import FlowInstanceWait, parse_statuses, status_list
 from airflow_enos_provider.validation import require_flow_inst_ids
 
 
@@ -64,3 +67,43 @@ def test_ids_are_kept_in_order_without_duplicates():
 def test_bad_ids_name_the_field(value, message):
     with pytest.raises(EnOSValidationError, match=message):
         require_flow_inst_ids(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SUCCESS",
+        1,
+        S.SUCCESS,
+        ["SUCCESS"],
+        ("success",),
+        {1},
+        (s for s in ["SUCCESS"]),
+        {"SUCCESS": 1}.keys(),
+    ],
+)
+def test_statuses_are_one_status_or_any_iterable_of_them(value):
+    assert parse_statuses(value, "target_statuses") == {S.SUCCESS}
+
+
+@pytest.mark.parametrize("value", [None, b"SUCCESS", {"SUCCESS": 1}, 1.0])
+def test_what_is_no_status_list_is_refused_naming_the_field(value):
+    with pytest.raises(EnOSValidationError, match=r"^target_statuses must be a status or a list of statuses"):
+        parse_statuses(value, "target_statuses")
+
+
+def test_status_list_keeps_the_order_given_without_repeats():
+    assert status_list([2, "SUCCESS", S.RUNNING], "status") == [S.RUNNING, S.SUCCESS]
+
+
+def test_judge_says_status_verdict_and_what_failed():
+    wait = FlowInstanceWait.build("SUCCESS")
+    graph = json.dumps({"tasks": [{"taskId": "extract", "status": 1}, {"taskId": "load", "status": -1}]})
+    failed = {"status": -1, "graph": graph, "statusDesc": "disk full"}
+    assert wait.judge("2438-1", failed) == (
+        S.FAIL,
+        "failed",
+        "2438-1 is FAIL (failed tasks: load): disk full",
+    )
+    assert wait.judge("2438-1", {"status": 2}) == (S.RUNNING, "waiting", None)
+    assert wait.judge("2438-1", {"status": "SUCCESS"}) == (S.SUCCESS, "success", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -130,3 +131,56 @@ def test_triggerer_restart_does_not_cancel(enos_conn):
     env.run_async(restart())
     assert enos_conn.state.instance_status(env.RUNNING_ID) == S.RUNNING
     assert enos_conn.state.count("flowInstances.cancel") == 0
+
+
+def test_on_kill_cancels_every_instance_at_once(enos_conn):
+    """The cancels are in flight together: each one's reply waits until all have reached EnOS."""
+    state = enos_conn.state
+    ids = [state.add_instance(f"2438-20190809{n:04d}", env.FLOW_ID, status="RUNNING") for n in range(3)]
+    arrived = threading.Barrier(len(ids), timeout=5)  # bounded: one after another never gets past it
+    broken = []
+
+    def hold_until_all_arrived():
+        state.after("flowInstances.cancel", hold_until_all_arrived)
+        try:
+            arrived.wait()
+        except threading.BrokenBarrierError:
+            broken.append(True)
+
+    state.after("flowInstances.cancel", hold_until_all_arrived)
+    env.run_async(EnOSFlowInstanceTrigger(ids, cancel_on_kill=True).on_kill())
+    assert broken == []
+    assert [state.instance_status(i) for i in ids] == [S.CANCEL] * len(ids)
+    assert state.count("flowInstances.cancel") == len(ids)
+
+
+def test_tls_and_credential_errors_end_the_wait_at_once(enos_conn, monkeypatch):
+    """Repeating cannot help, so the first failed poll ends the wait (not the deadline, not a retry)."""
+    broken = {
+        "TLS verification": env.connection_json(enos_conn.url.replace("http://", "https://")),
+        "1003": env.connection_json(enos_conn.url).replace(env.SECRET_KEY, "not-the-secret"),
+    }
+    for expected, connection in broken.items():
+        monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", connection)
+        trigger = EnOSFlowInstanceTrigger([env.RUNNING_ID], poll_interval=3600, deadline=time.time() + 5)
+        event = first_event(trigger)
+        assert event["status"] == "error" and expected in event["message"], event
+    assert enos_conn.state.count("flowInstances.get") == 0
+
+
+@pytest.mark.parametrize(("failed_polls", "status"), [(2, "success"), (3, "error")])
+def test_a_503_outage_shorter_than_max_poll_errors_is_tolerated(enos_conn, monkeypatch, failed_polls, status):
+    # retries=0: each 503 fails a whole poll, so what is tested is the trigger's own tolerance.
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
+    enos_conn.state.inject("http_5xx", "flowInstances.get", status=503, times=failed_polls)
+    event = first_event(EnOSFlowInstanceTrigger([env.SUCCEEDED_ID], poll_interval=0.01, max_poll_errors=3))
+    assert event["status"] == status
+    assert enos_conn.state.count("flowInstances.get") == 3
+    if status == "error":
+        assert "503" in event["message"]
+
+
+def test_a_single_target_status_is_one_status_not_its_letters():
+    trigger = EnOSFlowInstanceTrigger(["a-1"], target_statuses="SUCCESS", failure_statuses="FAIL")
+    assert trigger.serialize()[1]["target_statuses"] == ["SUCCESS"]
+    assert trigger.serialize()[1]["failure_statuses"] == ["FAIL"]

@@ -34,10 +34,11 @@ from airflow_enos_provider.exceptions import (
     EnOSConnectionError,
     EnOSError,
     EnOSValidationError,
+    retry_reason,
 )
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_enos_provider.signing import request_signature, token_encryption
-from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
 from airflow_enos_provider.validation import (
     require_flow_inst_id,
     require_flow_inst_ids,
@@ -321,6 +322,24 @@ class EnOSHook(BaseHook):
         await amask_secret(settings.secret_key)
         _warn_about_transport(settings, self.log)
         return settings
+
+    def with_limits(self, *, timeout: float | None = None, retries: int | None = None) -> EnOSHook:
+        """Return a hook on the same connection with other limits, reusing the settings already read.
+
+        :param timeout: seconds per request (None: the connection's ``timeout`` extra).
+        :param retries: how many times a call is repeated (None: the connection's ``retries`` extra).
+        """
+        hook = type(self)(
+            self.enos_conn_id,
+            timeout=timeout,
+            retries=retries,
+            retry_max_wait=self.retry_max_wait_override,
+            retry_base_delay=self.retry_base_delay,
+        )
+        if "settings" in self.__dict__:
+            # Immutable, so sharing is safe; the new hook gets its own session and retry counter.
+            hook.__dict__["settings"] = self.settings
+        return hook
 
     @cached_property
     def session(self) -> requests.Session:
@@ -621,24 +640,20 @@ class EnOSHook(BaseHook):
         if start_task_id is not None:
             action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
         op = _Op("trigger_flow", "POST", "/flows", action, body=body, idempotent=False)
-        policy = self.retry_policy
-        for attempt in itertools.count(1):
-            try:
-                data = self._run(op, user_id, org_id)
-                break
-            except EnOSError as err:
-                # The trigger may have started the flow although no reply came: find that instance
-                # instead of starting a second one. Only when EnOS shows none is repeating safe.
-                if retry_reason(err, idempotent=True) is None or attempt > policy.retries:
-                    raise
-                started = self._instance_triggered_at(body["flowId"], body["triggerTime"], user_id, org_id)
-                if started is not None:
-                    self.log.warning(
-                        "EnOS trigger of flow %s got no reply (%s) but started flow instance %s; using it",
-                        body["flowId"], err, started,
-                    )  # fmt: skip
-                    return started
-                self._log_retry(op.name, None, attempt, policy, err, 0.0)
+
+        def started_without_reply(err: EnOSError) -> dict[str, Any] | None:
+            # The trigger may have started the flow although no reply came: find that instance
+            # instead of starting a second one. Only when EnOS shows none is repeating safe.
+            started = self._instance_triggered_at(body["flowId"], body["triggerTime"], user_id, org_id)
+            if started is None:
+                return None
+            self.log.warning(
+                "EnOS trigger of flow %s got no reply (%s) but started flow instance %s; using it",
+                body["flowId"], err, started,
+            )  # fmt: skip
+            return {"flowInstanceId": started}
+
+        data = self._run(op, user_id, org_id, before_repeat=started_without_reply)
         instance_id = data.get("flowInstanceId") if isinstance(data, dict) else None
         if not isinstance(instance_id, str) or not instance_id:
             raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
@@ -715,7 +730,13 @@ class EnOSHook(BaseHook):
             base_delay=self.retry_base_delay,
         )
 
-    def _run(self, op: _Op, user_id: str | None, org_id: str | None) -> Any:
+    def _run(
+        self,
+        op: _Op,
+        user_id: str | None,
+        org_id: str | None,
+        before_repeat: Callable[[EnOSError], Any] | None = None,
+    ) -> Any:
         path, query = self._batch_target(self.settings, op, user_id, org_id)
         refreshed = False
 
@@ -733,7 +754,7 @@ class EnOSHook(BaseHook):
             return self._send(op.name, op.method, path, query, op.body, token, op.flow_inst_id)
 
         try:
-            return self._retrying(op.name, op.flow_inst_id, op.idempotent, attempt)
+            return self._retrying(op.name, op.flow_inst_id, op.idempotent, attempt, before_repeat)
         except EnOSAPIError as err:
             raise _explain_clock_skew(err) from None
 
@@ -760,8 +781,20 @@ class EnOSHook(BaseHook):
             raise _explain_clock_skew(err) from None
 
     def _retrying(
-        self, name: str, flow_inst_id: str | None, idempotent: bool, attempt: Callable[[], Any]
+        self,
+        name: str,
+        flow_inst_id: str | None,
+        idempotent: bool,
+        attempt: Callable[[], Any],
+        before_repeat: Callable[[EnOSError], Any] | None = None,
     ) -> Any:
+        """Run ``attempt`` until it succeeds or the policy gives up.
+
+        :param before_repeat: for a call that is not idempotent: called before repeating it after a
+            failure that may have reached EnOS; its result, unless None, is taken as the call's (the
+            work was done although the reply was lost), and None makes repeating safe. Such repeats
+            share the one attempt count and wait budget of the policy.
+        """
         policy, waited = self.retry_policy, 0.0
         for number in itertools.count(1):
             try:
@@ -769,9 +802,13 @@ class EnOSHook(BaseHook):
             except _GiveUp as stop:
                 raise stop.err from None
             except EnOSError as err:
-                delay = policy.delay(number, err, idempotent, waited)
+                delay = policy.delay(number, err, idempotent or before_repeat is not None, waited)
                 if delay is None:
                     raise
+                if before_repeat is not None and retry_reason(err, idempotent) is None:
+                    done = before_repeat(err)
+                    if done is not None:
+                        return done
                 self._log_retry(name, flow_inst_id, number, policy, err, delay)
                 time.sleep(delay)
                 waited += delay
@@ -817,15 +854,14 @@ class EnOSHook(BaseHook):
         user, org = settings.batch_identity(user_id, org_id)
         return BATCH_PATH + op.resource, [("action", op.action), ("userId", user), ("orgId", org), *op.query]
 
-    def _token_request(self) -> tuple[tuple[str, str], dict[str, Any]]:
+    def _token_request(self) -> dict[str, Any]:
         settings = self.settings
         timestamp = _TOKENS.next_timestamp()
-        body = {
+        return {
             "appKey": settings.access_key,
             "timestamp": timestamp,
             "encryption": token_encryption(settings.access_key, timestamp, settings.secret_key),
         }
-        return (settings.gateway_url, settings.access_key), body
 
     def _access_token(self, *, stale: str | None = None) -> str:
         settings = self.settings
@@ -837,7 +873,7 @@ class EnOSHook(BaseHook):
                 return token
 
             def attempt() -> str:
-                key, body = self._token_request()  # a fresh timestamp each attempt: no 1001 replay
+                body = self._token_request()  # a fresh timestamp each attempt: no 1001 replay
                 return _TOKENS.store(
                     key, self._send("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
                 )
@@ -856,7 +892,7 @@ class EnOSHook(BaseHook):
                 return token
 
             async def attempt() -> str:
-                key, body = self._token_request()
+                body = self._token_request()
                 reply = await self._asend("get_access_token", "POST", TOKEN_PATH, [], body, None, None)
                 return _TOKENS.store(key, reply)
 
@@ -1055,39 +1091,6 @@ class RetryPolicy:
         return wait if waited + wait <= self.max_wait else None
 
 
-def retry_reason(err: EnOSError, idempotent: bool) -> str | None:
-    """Say why a failure is worth another attempt, or None when repeating is useless or unsafe.
-
-    Never repeated: business refusals (62101-62105 and other codes), credential and signature
-    errors, 413, TLS failures; and, for calls that start something, any failure after which the
-    request may have reached EnOS.
-
-    :param err: the failure.
-    :param idempotent: whether repeating the call is safe if it may have reached EnOS.
-    """
-    if isinstance(err, EnOSConnectionError):
-        if err.tls:
-            return None
-        if not err.maybe_sent:
-            return "could not connect"
-        return "no complete reply" if idempotent else None
-    if not isinstance(err, EnOSAPIError):
-        return None
-    if err.code == 1001:
-        return "token request replayed; a fresh timestamp is used"
-    if err.http_status in (429, 503):
-        return f"HTTP {err.http_status}"  # refused before any processing
-    if not idempotent:
-        return None
-    if err.code in (62109, 1005):
-        return f"EnOS internal error {err.code}"
-    if err.http_status in (500, 502, 504):
-        return f"HTTP {err.http_status}"
-    if err.code is None and err.http_status is not None and err.http_status < 300:
-        return "unreadable reply"
-    return None
-
-
 def _explain_clock_skew(err: EnOSAPIError) -> EnOSAPIError:
     # A signature refused although the token was fresh is most often a clock that is off.
     if err.http_status != 401 or err.server_time is None:
@@ -1143,13 +1146,10 @@ def to_epoch_ms(value: object, field: str = "trigger_time") -> int:
 
 
 def _statuses(value: object) -> list[EnOSFlowInstanceStatus]:
-    items = [value] if isinstance(value, (str, int, EnOSFlowInstanceStatus)) else value
-    if not isinstance(items, Iterable):
-        raise EnOSValidationError(f"status must be a status or a list of statuses, got {value!r}")
-    statuses = [EnOSFlowInstanceStatus.parse(item, "status") for item in items]
+    statuses = status_list(value, "status")
     if not statuses:
         raise EnOSValidationError("status must name at least one status, got an empty list")
-    return list(dict.fromkeys(statuses))
+    return statuses
 
 
 def _expect_dict(data: Any, op: _Op) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from airflow.sdk import BaseOperator
 
@@ -29,6 +29,10 @@ IF_ALREADY_FINAL = ("skip", "fail")
 ON_KILL_TIMEOUT = 3.0
 
 
+@overload
+def seconds(value: float | timedelta, field: str) -> float: ...
+@overload
+def seconds(value: float | timedelta | None, field: str) -> float | None: ...
 def seconds(value: float | timedelta | None, field: str) -> float | None:
     """Return a positive duration in seconds, or None.
 
@@ -130,7 +134,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         org_id: str | None = None,
         enos_conn_id: str = "enos_default",
         wait_for_completion: bool = True,
-        success_statuses: Sequence[str | int] = ("SUCCESS", "SKIP"),
+        success_statuses: str | int | Sequence[str | int] = ("SUCCESS", "SKIP"),
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
@@ -146,9 +150,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.org_id = org_id
         self.enos_conn_id = enos_conn_id
         self.wait_for_completion = wait_for_completion
-        self.success_statuses = sorted(
-            s.name for s in parse_statuses(list(success_statuses), "success_statuses")
-        )
+        self.success_statuses = sorted(s.name for s in parse_statuses(success_statuses, "success_statuses"))
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
@@ -211,9 +213,9 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         if not (self.cancel_on_kill and self.flow_inst_id):
             return
         try:
-            from airflow_enos_provider.hooks.enos import EnOSHook
-
-            hook = EnOSHook(self.enos_conn_id, timeout=ON_KILL_TIMEOUT, retries=0)
+            # The hook that started the instance has read the connection; reading it again here
+            # would cost part of the 5 s a kill allows.
+            hook = self.hook.with_limits(timeout=ON_KILL_TIMEOUT, retries=0)
             hook.cancel_flow_instance(self.flow_inst_id, user_id=self.user_id, org_id=self.org_id)
             self.log.info("Task killed: asked EnOS to cancel flow instance %s", self.flow_inst_id)
         except Exception as err:  # noqa: BLE001 - on_kill must never raise; the log says what happened
@@ -340,10 +342,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         return ids
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        if self.flow_inst_id is not None:
-            require_flow_inst_ids(self.flow_inst_id)
-        # Check the connection and identity before the first request, so a typo fails fast and clearly.
-        self.hook.settings.batch_identity(self.user_id, self.org_id)
+        # The ids, the connection and the identity are checked before the first request (by _targets,
+        # find_flow_instances or cancel_flow_instances), so a typo fails fast and clearly.
         try:
             ids = self._targets()
             if not ids:
@@ -387,7 +387,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 state = {"results": results, "failures": failures}
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)
             return self.execute_complete(context, trigger.run_inline(), results, failures)
-        return self._finish(len(outcomes), results, failures)
+        return self._finish(results, failures)
 
     def execute_complete(
         self,
@@ -405,12 +405,13 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 status = event["statuses"].get(flow_inst_id)
                 if status is None or not EnOSFlowInstanceStatus[status].is_final:
                     failures[flow_inst_id] = f"cancel accepted but not final: {event['message']}"
-        return self._finish(len(results.keys() | failures.keys()), results, failures)
+        return self._finish(results, failures)
 
     def _finish(
-        self, total: int, results: dict[str, dict[str, Any]], failures: dict[str, str]
+        self, results: dict[str, dict[str, Any]], failures: dict[str, str]
     ) -> dict[str, dict[str, Any]]:
         if failures:
+            total = len(results.keys() | failures.keys())
             listed = "\n".join(f"- {flow_inst_id}: {why}" for flow_inst_id, why in failures.items())
             raise EnOSError(f"{len(failures)} of {total} EnOS flow instance(s) not cancelled:\n{listed}")
         return results

@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow_enos_provider._compat import AirflowSensorTimeout
 from airflow_enos_provider.exceptions import EnOSFlowInstanceError
 from airflow_enos_provider.operators.flow_instance import default_deferrable, raise_for_event, seconds
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
+from airflow_enos_provider.status import FlowInstanceWait
 from airflow_enos_provider.validation import require_flow_inst_id
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         self,
         *,
         flow_inst_id: str,
-        target_statuses: Sequence[str | int] = ("SUCCESS",),
-        failure_statuses: Sequence[str | int] | None = None,
+        target_statuses: str | int | Sequence[str | int] = ("SUCCESS",),
+        failure_statuses: str | int | Sequence[str | int] | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
         enos_conn_id: str = "enos_default",
@@ -54,9 +54,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        wait = FlowInstanceWait.build(
-            list(target_statuses), None if failure_statuses is None else list(failure_statuses)
-        )
+        wait = FlowInstanceWait.build(target_statuses, failure_statuses)
         self.flow_inst_id = flow_inst_id
         self.target_statuses = sorted(s.name for s in wait.target)
         self.failure_statuses = sorted(s.name for s in wait.failure)
@@ -77,17 +75,13 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         return FlowInstanceWait.build(self.target_statuses, self.failure_statuses)
 
     def poke(self, context: Context) -> bool:
-        flow_inst_id = require_flow_inst_id(self.flow_inst_id)
+        flow_inst_id = self.flow_inst_id  # the hook checks it before any request
         instance = self.hook.get_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
-        status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+        status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
-        verdict = self._wait.verdict(status)
-        if verdict == "failed":
-            from airflow_enos_provider.triggers.flow_instance import describe_failure
-
+        if failure is not None:
             raise EnOSFlowInstanceError(
-                f"EnOS flow instance ended badly: {describe_failure(flow_inst_id, status, instance)}",
-                {flow_inst_id: status.name},
+                f"EnOS flow instance ended badly: {failure}", {flow_inst_id: status.name}
             )
         return verdict == "success"
 
@@ -105,7 +99,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
                 org_id=self.org_id,
                 target_statuses=self.target_statuses,
                 failure_statuses=self.failure_statuses,
-                poll_interval=seconds(self.poke_interval, "poke_interval") or 60.0,
+                poll_interval=seconds(self.poke_interval, "poke_interval"),
                 deadline=time.time() + limit if limit else None,
             ),
             method_name="execute_complete",

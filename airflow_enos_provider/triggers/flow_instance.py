@@ -9,38 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait, failing_tasks
+from airflow_enos_provider.exceptions import EnOSError, retry_reason
+from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
 
 if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook
 
 # Seconds allowed for the one cancel request on_kill sends; Airflow gives the triggerer 30 s in all.
 KILL_CANCEL_TIMEOUT = 10.0
-
-
-def _transient(err: EnOSError) -> bool:
-    if isinstance(err, EnOSConnectionError):
-        return True
-    return isinstance(err, EnOSAPIError) and (
-        err.code == 62109 or err.http_status in (429, 500, 502, 503, 504) or err.code is None
-    )
-
-
-def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance: dict[str, Any]) -> str:
-    """Say which instance ended how, with its failed tasks and EnOS's own description.
-
-    :param flow_inst_id: the instance id.
-    :param status: its status.
-    :param instance: the FlowInstance EnOS returned.
-    """
-    text = f"{flow_inst_id} is {status.name}"
-    if tasks := failing_tasks(instance):
-        text += f" (failed tasks: {', '.join(tasks)})"
-    description = instance.get("statusDesc")
-    if description and description != status.name:
-        text += f": {description}"
-    return text
 
 
 class EnOSFlowInstanceTrigger(BaseTrigger):
@@ -58,8 +34,8 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
     :param enos_conn_id: the ``enos`` connection.
     :param user_id: the EnOS user id; default: the connection's.
     :param org_id: the OU id; default: the connection's.
-    :param target_statuses: status names that end the wait successfully.
-    :param failure_statuses: status names that fail it; None for every other final status.
+    :param target_statuses: the status, or statuses, that end the wait successfully.
+    :param failure_statuses: the statuses that fail it; None for every other final status.
     :param poll_interval: seconds between reads.
     :param deadline: Unix time after which the wait ends with ``timeout``; None to wait forever.
     :param cancel_on_timeout: cancel the instances still waiting when the deadline passes.
@@ -74,8 +50,8 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         enos_conn_id: str = "enos_default",
         user_id: str | None = None,
         org_id: str | None = None,
-        target_statuses: Iterable[str] = ("SUCCESS",),
-        failure_statuses: Iterable[str] | None = None,
+        target_statuses: str | Iterable[str] = ("SUCCESS",),
+        failure_statuses: str | Iterable[str] | None = None,
         poll_interval: float = 30.0,
         deadline: float | None = None,
         cancel_on_timeout: bool = False,
@@ -87,9 +63,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         self.enos_conn_id = enos_conn_id
         self.user_id = user_id
         self.org_id = org_id
-        self.wait = FlowInstanceWait.build(
-            list(target_statuses), None if failure_statuses is None else list(failure_statuses)
-        )
+        self.wait = FlowInstanceWait.build(target_statuses, failure_statuses)
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
         self.cancel_on_timeout = cancel_on_timeout
@@ -155,7 +129,8 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 if not isinstance(err, EnOSError):
                     raise err
                 errors_in_a_row += 1
-                if not _transient(err) or errors_in_a_row >= self.max_poll_errors:
+                transient = retry_reason(err, idempotent=True) is not None
+                if not transient or errors_in_a_row >= self.max_poll_errors:
                     yield self._event("error", statuses, f"could not read EnOS flow instance(s) {ids}: {err}")
                     return
                 self.log.warning(
@@ -167,11 +142,10 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 failed: list[str] = []
                 for flow_inst_id, instance in zip(pending, reads, strict=True):
                     assert isinstance(instance, dict)  # failed reads were handled above
-                    status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+                    status, _, failure = self.wait.judge(flow_inst_id, instance)
                     statuses[flow_inst_id] = status.name
-                    verdict = self.wait.verdict(status)
-                    if verdict == "failed":
-                        failed.append(describe_failure(flow_inst_id, status, instance))
+                    if failure is not None:
+                        failed.append(failure)
                     self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
                 if failed:
                     yield self._event("failed", statuses, "; ".join(failed))
@@ -223,14 +197,18 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
             await self._cancel_all(hook)
 
     async def _cancel_all(self, hook: EnOSHook) -> None:
-        for flow_inst_id in self.flow_inst_ids:
-            try:
-                await hook.acancel_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
-                self.log.info("Deferred task killed: asked EnOS to cancel flow instance %s", flow_inst_id)
-            except Exception as err:  # noqa: BLE001 - a kill must never fail; the log says what happened
-                self.log.warning(
-                    "Deferred task killed: could not cancel EnOS flow instance %s: %s", flow_inst_id, err
-                )
+        # All at once over the shared session: one after another, a few slow ids would outlast the
+        # triggerer's budget for on_kill.
+        await asyncio.gather(*(self._cancel_one(hook, i) for i in self.flow_inst_ids))
+
+    async def _cancel_one(self, hook: EnOSHook, flow_inst_id: str) -> None:
+        try:
+            await hook.acancel_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
+            self.log.info("Deferred task killed: asked EnOS to cancel flow instance %s", flow_inst_id)
+        except Exception as err:  # noqa: BLE001 - a kill must never fail; the log says what happened
+            self.log.warning(
+                "Deferred task killed: could not cancel EnOS flow instance %s: %s", flow_inst_id, err
+            )
 
     def run_inline(self) -> dict[str, Any]:
         """Run this wait in the calling process (when not deferring) and return the event payload."""
