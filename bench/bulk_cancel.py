@@ -27,29 +27,17 @@ common.use_private_airflow_home()
 def sequential(url: str, ids: list[str]) -> float:
     import requests
 
-    from airflow_enos_provider.signing import request_signature, token_encryption
-
-    timestamp = int(time.time() * 1000)
     token = requests.post(
-        f"{url}/apim-token-service/v2.0/token/get",
-        json={
-            "appKey": common.ACCESS_KEY,
-            "timestamp": timestamp,
-            "encryption": token_encryption(common.ACCESS_KEY, timestamp, common.SECRET_KEY),
-        },
-        timeout=30,
+        f"{url}/apim-token-service/v2.0/token/get", json=common.token_body(), timeout=30
     ).json()["data"]["accessToken"]
     query = [("action", "cancel"), ("userId", common.USER_ID), ("orgId", common.ORG_ID)]
     target = f"{url}/batch-processing-service/v2.1/flowInstances?" + urlencode(query, quote_via=quote)
     started = time.perf_counter()
     for flow_inst_id in ids:
         body = json.dumps({"flowInstId": flow_inst_id}, separators=(",", ":")).encode()
-        timestamp = int(time.time() * 1000)
         headers = {
             "Content-Type": "application/json;charset=UTF-8",
-            "apim-accesstoken": token,
-            "apim-timestamp": str(timestamp),
-            "apim-signature": request_signature(token, query, body, timestamp, common.SECRET_KEY),
+            **common.signed_headers(token, query, body),
         }
         reply = requests.post(target, data=body, headers=headers, timeout=30)  # a new connection each time
         if reply.json()["code"] != 0:
@@ -90,14 +78,13 @@ def main() -> None:
         outcomes = {"cancelled"}
     cpu = time.process_time() - cpu
     after = common.control(control_url, "stats")
-    counts = {op: after["counts"].get(op, 0) - before["counts"].get(op, 0) for op in after["counts"]}
     common.emit(
         {
             "mode": mode,
             "wall_s": wall,
             "client_cpu_s": cpu,
             "emulator_cpu_s": after["cpu"] - before["cpu"],
-            "requests": {op: n for op, n in counts.items() if n},
+            "requests": common.delta(before["counts"], after["counts"]),
             "new_connections": after["connections"] - before["connections"],
             "outcomes": sorted(outcomes),
             "statuses": common.control(control_url, "statuses", ids=ids)["statuses"],

@@ -18,18 +18,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import common
 
-from airflow_enos_provider.signing import request_signature, token_encryption
-
 
 async def _token(host: str, port: int) -> str:
-    timestamp = int(time.time() * 1000)
-    body = json.dumps(
-        {
-            "appKey": common.ACCESS_KEY,
-            "timestamp": timestamp,
-            "encryption": token_encryption(common.ACCESS_KEY, timestamp, common.SECRET_KEY),
-        }
-    ).encode()
+    body = json.dumps(common.token_body()).encode()
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(
         b"POST /apim-token-service/v2.0/token/get HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -60,11 +51,12 @@ async def run(url: str, control_url: str, connections: int, seconds: float) -> d
         ("orgId", common.ORG_ID),
         ("flowInstId", common.instance_ids(1)[0]),
     ]
-    timestamp = int(time.time() * 1000)
+    signed = "".join(
+        f"{name}: {value}\r\n" for name, value in common.signed_headers(token, query, None).items()
+    )
     request = (
         f"GET /batch-processing-service/v2.1/flowInstances?{urlencode(query, quote_via=quote)} HTTP/1.1\r\n"
-        f"Host: {host}:{port}\r\napim-accesstoken: {token}\r\napim-timestamp: {timestamp}\r\n"
-        f"apim-signature: {request_signature(token, query, None, timestamp, common.SECRET_KEY)}\r\n\r\n"
+        f"Host: {host}:{port}\r\n{signed}\r\n"
     ).encode()
     done = 0
     stop_at = 0.0

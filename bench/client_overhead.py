@@ -27,7 +27,6 @@ def main() -> None:
     import requests
 
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.signing import request_signature, token_encryption
 
     ids = common.instance_ids(rounds * calls + 1)
     hook = EnOSHook()
@@ -35,25 +34,12 @@ def main() -> None:
 
     # The bare client: its own token, then one signed request prepared once and posted again and again.
     bare = requests.Session()
-    timestamp = int(time.time() * 1000)
-    token_reply = bare.post(
-        f"{url}/apim-token-service/v2.0/token/get",
-        json={
-            "appKey": common.ACCESS_KEY,
-            "timestamp": timestamp,
-            "encryption": token_encryption(common.ACCESS_KEY, timestamp, common.SECRET_KEY),
-        },
-    ).json()
+    token_reply = bare.post(f"{url}/apim-token-service/v2.0/token/get", json=common.token_body()).json()
     token = token_reply["data"]["accessToken"]
     query = [("action", "cancel"), ("userId", common.USER_ID), ("orgId", common.ORG_ID)]
     body = json.dumps({"flowInstId": ids[0]}, separators=(",", ":")).encode()
     bare_url = f"{url}/batch-processing-service/v2.1/flowInstances?" + urlencode(query, quote_via=quote)
-    headers = {
-        "Content-Type": "application/json;charset=UTF-8",
-        "apim-accesstoken": token,
-        "apim-timestamp": str(timestamp),
-        "apim-signature": request_signature(token, query, body, timestamp, common.SECRET_KEY),
-    }
+    headers = {"Content-Type": "application/json;charset=UTF-8", **common.signed_headers(token, query, body)}
     first = bare.post(bare_url, data=body, headers=headers)
     assert first.json()["code"] == 0, first.text
 
@@ -87,14 +73,14 @@ def main() -> None:
             }
         )
     after = common.control(control_url, "stats")
+    requests_made = common.delta(before["counts"], after["counts"])
     common.emit(
         {
             "rounds": results,
             "calls_per_round": calls,
             "new_connections": after["connections"] - before["connections"],
-            "cancels": after["counts"].get("flowInstances.cancel", 0)
-            - before["counts"].get("flowInstances.cancel", 0),
-            "token_requests": after["counts"].get("token.get", 0) - before["counts"].get("token.get", 0),
+            "cancels": requests_made.get("flowInstances.cancel", 0),
+            "token_requests": requests_made.get("token.get", 0),
             "emulator_cpu_s": after["cpu"] - before["cpu"],
         }
     )

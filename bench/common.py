@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_enos_provider.signing import request_signature, token_encryption
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 OUT_DIR = ROOT / "build" / "bench"
@@ -44,8 +46,8 @@ def seed(instances: int = 0, prefix: str = "2438-2020", status: str = "RUNNING")
         "users": [{"user_id": USER_ID, "org_id": ORG_ID}],
         "flows": [{"flow_id": FLOW_ID, "name": "daily_load", "owner": USER_ID, "tasks": ["extract", "load"]}],
         "instances": [
-            {"instance_id": f"{prefix}{n:08d}", "flow_id": FLOW_ID, "status": status}
-            for n in range(instances)
+            {"instance_id": instance_id, "flow_id": FLOW_ID, "status": status}
+            for instance_id in instance_ids(instances, prefix)
         ],
     }
 
@@ -53,6 +55,31 @@ def seed(instances: int = 0, prefix: str = "2438-2020", status: str = "RUNNING")
 def instance_ids(count: int, prefix: str = "2438-2020") -> list[str]:
     """Return the ids :func:`seed` gives its instances."""
     return [f"{prefix}{n:08d}" for n in range(count)]
+
+
+def token_body() -> dict[str, Any]:
+    """Return a signed ``token/get`` request body for the benchmark app, stamped now."""
+    timestamp = int(time.time() * 1000)
+    return {
+        "appKey": ACCESS_KEY,
+        "timestamp": timestamp,
+        "encryption": token_encryption(ACCESS_KEY, timestamp, SECRET_KEY),
+    }
+
+
+def signed_headers(token: str, query: Sequence[tuple[str, str]], body: bytes | None) -> dict[str, str]:
+    """Return the ``apim-*`` headers that sign one API call of the benchmark app, stamped now.
+
+    :param token: the access token.
+    :param query: the query's name/value pairs, as sent.
+    :param body: the exact body bytes sent, or None.
+    """
+    timestamp = int(time.time() * 1000)
+    return {
+        "apim-accesstoken": token,
+        "apim-timestamp": str(timestamp),
+        "apim-signature": request_signature(token, query, body, timestamp, SECRET_KEY),
+    }
 
 
 def connection_json(url: str, **extra: object) -> str:
@@ -132,13 +159,7 @@ class EmulatorProcess:
 
     def call(self, command: str, **args: Any) -> Any:
         """Send a control command (see :mod:`emulator_host`) and return its JSON answer."""
-        request = urllib.request.Request(
-            f"{self.control_url}/{command}",
-            data=json.dumps(args).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as reply:
-            return json.loads(reply.read())
+        return control(self.control_url, command, **args)
 
     def stats(self) -> dict[str, Any]:
         """Return the request counts per operation, connections accepted, and the host's CPU seconds."""
@@ -193,6 +214,11 @@ def run_worker(script: str, *args: str, env: dict[str, str] | None = None, timeo
     if done.returncode or not lines:
         raise RuntimeError(f"{script} failed (exit {done.returncode}); see {log}\n{done.stdout[-2000:]}")
     return json.loads(lines[-1])
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Return the per-operation request counts that changed between two ``stats`` answers' ``counts``."""
+    return {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -135,7 +135,7 @@ async def run(url: str, control_url: str, ids: list[str], seconds: float, interv
             "loop_lag_max_s": max((lag for _, lag, _ in samples), default=0.0),
             "loop_lag_p99_s": common.percentile([lag for _, lag, _ in samples], 99),
             "peak_polls_per_s": peak_rate,
-            "token_requests": after["counts"].get("token.get", 0) - before["counts"].get("token.get", 0),
+            "token_requests": common.delta(before["counts"], after["counts"]).get("token.get", 0),
             "connections_opened": after["connections"] - before["connections"],
             "emulator_cpu_s": after["cpu"] - before["cpu"],
             "emulator_threads": after["threads"],

@@ -31,10 +31,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+import common
+
 from airflow_enos_provider.emulator import EnOSEmulator
 from airflow_enos_provider.emulator import server as emulator_server
+from airflow_enos_provider.emulator.state import CANCEL_FINAL_CHOICES
 
-FLOW_ID = 2438
 # (method, raw path with query, time headers were read, time the reply was written)
 TIMINGS: list[tuple[str, str, float, float]] = []
 
@@ -81,9 +83,11 @@ class Control:
 
     def add_instances(self, args: dict[str, Any]) -> dict[str, Any]:
         prefix, count = str(args["prefix"]), int(args["count"])
-        ids = [f"{prefix}{n:08d}" for n in range(count)]
+        ids = common.instance_ids(count, prefix)
         for instance_id in ids:
-            self.emulator.state.add_instance(instance_id, FLOW_ID, status=args.get("status", "RUNNING"))
+            self.emulator.state.add_instance(
+                instance_id, common.FLOW_ID, status=args.get("status", "RUNNING")
+            )
         return {"added": len(ids)}
 
     def set(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +148,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", required=True)
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--cancel-final", default="error", choices=("error", "success"))
+    parser.add_argument("--cancel-final", default="error", choices=CANCEL_FINAL_CHOICES)
     args = parser.parse_args()
 
     emulator = EnOSEmulator(args.seed, cancel_final=args.cancel_final)

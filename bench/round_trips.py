@@ -16,10 +16,6 @@ import common
 common.use_private_airflow_home()
 
 
-def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
-
-
 def main() -> None:
     url, control_url, cold_id, warm_id = sys.argv[1:5]
     os.environ["AIRFLOW_CONN_ENOS_DEFAULT"] = common.connection_json(url)
@@ -30,7 +26,7 @@ def main() -> None:
         before = common.control(control_url, "stats")["counts"]
         result = CancelFlowInstanceOperator(task_id=f"cancel_{name}", flow_inst_id=flow_inst_id).execute({})
         after = common.control(control_url, "stats")["counts"]
-        runs[name] = {"requests": _delta(before, after), "result": result}
+        runs[name] = {"requests": common.delta(before, after), "result": result}
     common.emit(runs)
 
 

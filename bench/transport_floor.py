@@ -16,8 +16,6 @@ from typing import Any
 
 import common
 
-from airflow_enos_provider.signing import request_signature, token_encryption
-
 
 def _signed(token: str, flow_inst_id: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
     query = [
@@ -26,28 +24,14 @@ def _signed(token: str, flow_inst_id: str) -> tuple[list[tuple[str, str]], dict[
         ("orgId", common.ORG_ID),
         ("flowInstId", flow_inst_id),
     ]
-    timestamp = int(time.time() * 1000)
-    headers = {
-        "apim-accesstoken": token,
-        "apim-timestamp": str(timestamp),
-        "apim-signature": request_signature(token, query, None, timestamp, common.SECRET_KEY),
-    }
-    return query, headers
+    return query, common.signed_headers(token, query, None)
 
 
 async def _token(url: str) -> str:
     import httpx
 
-    timestamp = int(time.time() * 1000)
     async with httpx.AsyncClient() as client:
-        reply = await client.post(
-            f"{url}/apim-token-service/v2.0/token/get",
-            json={
-                "appKey": common.ACCESS_KEY,
-                "timestamp": timestamp,
-                "encryption": token_encryption(common.ACCESS_KEY, timestamp, common.SECRET_KEY),
-            },
-        )
+        reply = await client.post(f"{url}/apim-token-service/v2.0/token/get", json=common.token_body())
     return reply.json()["data"]["accessToken"]
 
 

@@ -169,23 +169,29 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(body)
             except ValueError:
                 parsed = _UNPARSEABLE
-        fault = self.server.state.faults.take(_operation_of(method, path, query))
+        operation = _operation_of(method, path, query)
+        fault = self.server.state.faults.take(operation)
         if fault is not None and not fault.processed:
-            self._unprocessed_fault(method, path, query, parsed, fault)
+            self._unprocessed_fault(method, path, operation, query, parsed, fault)
             return
         if fault is not None and fault.kind == "token_expired":
             self.server.state.expire_tokens()
         try:
-            reply = self._route(method, path, raw_query, query, body, parsed)
+            reply = self._route(method, path, operation, query, body, parsed)
         except Exception:
             logger.exception("emulator failed on %s %s", method, path)
             reply = (None, 500, _envelope(BP_INTERNAL, "Internal server exception", None))
         self._finish(method, path, query, parsed, reply, fault=fault)
 
     def _unprocessed_fault(
-        self, method: str, path: str, query: dict[str, str], parsed: Any, fault: Fault
+        self,
+        method: str,
+        path: str,
+        operation: str | None,
+        query: dict[str, str],
+        parsed: Any,
+        fault: Fault,
     ) -> None:
-        operation = _operation_of(method, path, query)
         if fault.kind == "reset_before":
             self._record(method, path, query, parsed, operation, None, 0, fault)
             self._reset()
@@ -253,44 +259,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _route(
-        self, method: str, path: str, raw_query: str, query: dict[str, str], body: bytes, parsed: Any
+        self,
+        method: str,
+        path: str,
+        operation: str | None,
+        query: dict[str, str],
+        body: bytes,
+        parsed: Any,
     ) -> _Reply:
-        if path.startswith(TOKEN_PREFIX) and method == "POST":
-            name = path[len(TOKEN_PREFIX) :]
-            if name in ("get", "refresh"):
-                return self._token(name, body, parsed)
-        elif path.startswith(BATCH_PREFIX):
-            resource = path[len(BATCH_PREFIX) :]
-            actions = BATCH_ROUTES.get(resource, {}).get(method)
-            if actions is not None:
-                return self._batch(method, resource, actions, raw_query, query, body, parsed)
+        if operation in ("token.get", "token.refresh"):
+            return self._token(operation, body, parsed)
+        # A known resource answers even an unsupported action (with an API error, not a 404).
+        if path.startswith(BATCH_PREFIX) and method in BATCH_ROUTES.get(path[len(BATCH_PREFIX) :], {}):
+            return self._batch(method, operation, query, body, parsed)
         return None, 404, _NOT_FOUND
 
-    def _token(self, name: str, body: bytes, parsed: Any) -> _Reply:
+    def _token(self, operation: str, body: bytes, parsed: Any) -> _Reply:
         state = self.server.state
-        operation = f"token.{name}"
         # An empty body is "parameters empty" (1202); a body that is not JSON is "invalid" (1004).
         request = parsed if body else {}
         try:
-            data = state.token_get(request) if name == "get" else state.token_refresh(request)
+            data = state.token_get(request) if operation == "token.get" else state.token_refresh(request)
         except ApiError as exc:
             return operation, 200, _token_envelope(exc.code, exc.msg, None)
         return operation, 200, _token_envelope(0, "SUCCESS", data)
 
     def _batch(
-        self,
-        method: str,
-        resource: str,
-        actions: tuple[str, ...],
-        raw_query: str,
-        query: dict[str, str],
-        body: bytes,
-        parsed: Any,
+        self, method: str, operation: str | None, query: dict[str, str], body: bytes, parsed: Any
     ) -> _Reply:
         state = self.server.state
         action = query.get("action") or ""
-        operation = f"{resource}.{action}" if action in actions else None
-        failure = self._authenticate(raw_query, body)
+        failure = self._authenticate(query, body)
         if failure is not None:
             return operation, 401, failure
         request_id = uuid.uuid4().hex
@@ -307,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             return operation, 200, _envelope(exc.code, exc.msg, request_id)
         return operation, 200, {"code": 0, "msg": "OK", "data": data, "requestId": request_id}
 
-    def _authenticate(self, raw_query: str, body: bytes) -> dict[str, Any] | None:
+    def _authenticate(self, query: dict[str, str], body: bytes) -> dict[str, Any] | None:
         token = self.headers.get("apim-accesstoken")
         verdict, secret = self.server.state.authenticate(token)
         if verdict == "expired":
@@ -319,7 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             timestamp_ms = int(self.headers.get("apim-timestamp") or "")
         except ValueError:
             return _BAD_SIGNATURE
-        expected = request_signature(token, raw_query, body or None, timestamp_ms, secret)
+        # The dict holds each name's first value, which is all the signature covers of a repeated name.
+        expected = request_signature(token, query, body or None, timestamp_ms, secret)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             return _BAD_SIGNATURE
         if (skew := self.server.state.max_skew) is not None and abs(
@@ -371,12 +371,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "latency":
             time.sleep(fault.seconds)
         self.send_response(status)
-        content_type = (
-            "text/html" if raw is not None and raw.startswith(b"<") else "application/json;charset=UTF-8"
-        )
-        self.send_header(
-            "Content-Type", content_type if raw is None or content_type == "text/html" else "text/plain"
-        )
+        if raw is None:
+            content_type = "application/json;charset=UTF-8"
+        elif raw.startswith(b"<"):
+            content_type = "text/html"
+        else:
+            content_type = "text/plain"
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -366,20 +366,14 @@ class EmulatorState:
     seconds; the API itself speaks milliseconds and ``yyyy-MM-dd HH:mm:ss`` strings.
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] | str | None = None,
-        cancel_final: str = "error",
-        token_ttl: float = 7200,
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] | str | None = None) -> None:
         """Create an empty tenant.
+
+        Cancelling a finished instance replies 62102 (:attr:`cancel_final` ``"error"``) and tokens
+        live 7200 s (:attr:`token_ttl`) until a seed's settings or the properties change them.
 
         :param clock: a callable returning epoch seconds, ``"manual"`` for a :class:`ManualClock`
             starting at the current wall time, or None for :func:`time.time`.
-        :param cancel_final: what cancelling a finished instance does: ``"error"`` replies 62102,
-            ``"success"`` replies code 0 and leaves the status unchanged.
-        :param token_ttl: the lifetime of newly issued access tokens, in seconds.
         """
         if clock == "manual":
             clock = ManualClock()
@@ -387,8 +381,8 @@ class EmulatorState:
             raise ValueError(f"clock must be a callable, 'manual' or None, not {clock!r}")
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.lock = threading.RLock()
-        self._cancel_final = _check_cancel_final(cancel_final)
-        self._token_ttl = _check_ttl(token_ttl)
+        self._cancel_final = "error"
+        self._token_ttl = 7200.0
         self._latency = 0.0
         self._apps: dict[str, _App] = {}
         self._users: dict[str, _User] = {}
@@ -1174,10 +1168,7 @@ def _pagination(value: object) -> tuple[int, int, list[tuple[str, bool]]]:
 
 
 def _row_key(sort_field: str, row: tuple[_Instance, _Resolved]) -> tuple[bool, float]:
-    return _sort_key(row[0], row[1], sort_field)
-
-
-def _sort_key(inst: _Instance, resolved: _Resolved, sort_field: str) -> tuple[bool, float]:
+    inst, resolved = row
     value = {
         "createTime": inst.created,
         "updateTime": resolved.updated,
