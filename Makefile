@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test`. Each sets up .venv from the pinned constraints first.
+# `make demo` and `make test`, then test-ui, test-e2e, test-matrix, bench, package and docs (each with
+# the extra it needs). Each sets up .venv from the pinned constraints first.
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
@@ -12,6 +13,7 @@ E2E_STAMP := $(VENV)/.installed-e2e
 PACKAGE_STAMP := $(VENV)/.installed-package
 UI_STAMP := $(VENV)/.installed-ui
 DOCS_STAMP := $(VENV)/.installed-docs
+REDIS_STAMP := $(VENV)/.apt-redis-server
 
 .PHONY: demo test test-e2e test-ui test-matrix lint bench package docs clean
 
@@ -21,22 +23,20 @@ $(STAMP): pyproject.toml constraints.txt
 	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-$(E2E_STAMP): $(STAMP)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,e2e]'
+# .venv/.installed-X: the test extra plus pyproject's extra X (e2e, package, bench, docs).
+$(VENV)/.installed-%: $(STAMP)
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,$*]'
+	touch $@
+
+# The CeleryExecutor run (tests/e2e) starts Debian's redis-server as its broker.
+$(E2E_STAMP): $(REDIS_STAMP)
+$(REDIS_STAMP): $(STAMP)
 	command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	touch $@
 
 # The browser tests (tests/ui) drive Debian's chromium; Playwright itself comes with the test extra.
 $(UI_STAMP): $(STAMP)
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
-	touch $@
-
-$(PACKAGE_STAMP): $(STAMP)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,package]'
-	touch $@
-
-$(BENCH_STAMP): $(STAMP)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
 demo: $(STAMP)
@@ -104,10 +104,6 @@ package: $(PACKAGE_STAMP)
 	version=$$(build/package-venv/bin/python -c 'import airflow_enos_provider as p; print(p.__version__)') && \
 	AIRFLOW_HOME=$$(mktemp -d) build/package-venv/bin/airflow providers list | tee build/package-providers.txt | \
 	grep -E "^airflow-enos-provider +\| .* \| $$version"
-
-$(DOCS_STAMP): $(STAMP)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
-	touch $@
 
 # The documentation site, docs/ -> build/docs/index.html, built afresh: a warning fails the build.
 docs: $(DOCS_STAMP)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from airflow_enos_provider.emulator import EnOSEmulator
 from airflow_enos_provider.emulator import connection_json as emulator_connection_json
@@ -49,13 +49,19 @@ SECRETS_SEEN: set[str] = {SECRET_KEY}
 
 
 @contextmanager
-def start_emulator(**kwargs) -> Iterator[EnOSEmulator]:
-    """Run a seeded emulator on a free loopback port, with a manual clock unless told otherwise."""
+def start_emulator(seed: dict[str, Any] = SEED, **kwargs: Any) -> Iterator[EnOSEmulator]:
+    """Run a seeded emulator on a free loopback port, with a manual clock unless told otherwise.
+
+    Every token it issued and signature it saw joins :data:`SECRETS_SEEN` when it stops.
+
+    :param seed: the tenant to load; the test tenant unless a test needs its own.
+    :param kwargs: more :class:`EnOSEmulator` arguments (``clock=None`` for wall-clock time, ``tls``...).
+    """
     from airflow_enos_provider.hooks.enos import _TOKENS
 
     _TOKENS.clear()  # a port can be reused by the next emulator, whose tokens differ
     kwargs.setdefault("clock", "manual")
-    with EnOSEmulator(SEED, **kwargs) as emulator:
+    with EnOSEmulator(seed, **kwargs) as emulator:
         try:
             yield emulator
         finally:
@@ -76,14 +82,44 @@ def run_async(awaitable: Awaitable[T]) -> T:
     return asyncio.run(run())
 
 
-def connection_json(url: str, **extra: object) -> str:
-    """Return an ``AIRFLOW_CONN_...`` value for the test tenant on the emulator at ``url``."""
-    extras: dict[str, object] = {"org_id": ORG_ID, "user_id": USER_ID, **extra}  # tests may blank these
+def connection_json(
+    url: str,
+    *,
+    secret_key: str = SECRET_KEY,
+    org_id: object = ORG_ID,
+    user_id: object = USER_ID,
+    **extra: object,
+) -> str:
+    """Return an ``AIRFLOW_CONN_...`` value for the test tenant on the emulator at ``url``.
+
+    :param url: the emulator's URL.
+    :param secret_key: the secret key to store; tests of a wrong secret pass another.
+    :param org_id: the ``org_id`` extra; tests may blank it.
+    :param user_id: the ``user_id`` extra; tests may blank it.
+    :param extra: more extras, e.g. ``verify``.
+    """
     return emulator_connection_json(
-        url,
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
-        org_id=extras.pop("org_id"),
-        user_id=extras.pop("user_id"),
-        **extras,
+        url, access_key=ACCESS_KEY, secret_key=secret_key, org_id=org_id, user_id=user_id, **extra
     )
+
+
+def secrets_with(emulator: EnOSEmulator) -> set[str]:
+    """Return :data:`SECRETS_SEEN` plus what a still running ``emulator`` issued and saw so far.
+
+    :param emulator: an emulator that has not stopped yet (its secrets join SECRETS_SEEN only then).
+    """
+    return {*SECRETS_SEEN, *emulator.state.issued_tokens(), *emulator.state.seen_signatures()}
+
+
+def assert_no_secret(text: str, where: str, secrets: Iterable[str] | None = None) -> None:
+    """Fail if ``text`` holds a secret, naming only a 6-character prefix of each one found.
+
+    :param text: what to search.
+    :param where: names the text in the failure.
+    :param secrets: the secrets to look for; by default every one the suite handed out so far
+        (:data:`SECRETS_SEEN`).
+    """
+    leaked = sorted(
+        s[:6] + "..." for s in set(SECRETS_SEEN if secrets is None else secrets) if s and s in text
+    )
+    assert not leaked, f"secret material in {where}: {leaked}"

@@ -6,12 +6,11 @@ import json
 import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.airflow_cli import airflow_cli, last_json_line
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
@@ -87,9 +86,7 @@ def test_readme_connection_command_makes_a_connection_the_hook_accepts(tmp_path,
     env = {**os.environ, "AIRFLOW_HOME": str(home)}
 
     def airflow(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, timeout=120
-        )
+        done = airflow_cli(*args, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
@@ -97,10 +94,7 @@ def test_readme_connection_command_makes_a_connection_the_hook_accepts(tmp_path,
     argv = shlex.split(readme_connection_command().replace("\\\n", " "))
     assert argv[:3] == ["airflow", "connections", "add"]
     airflow(*argv[1:])
-    # The JSON is the last line: Airflow 3.0 prints log lines to stdout ahead of it.
-    (stored,) = json.loads(
-        airflow("connections", "get", "enos_default", "-o", "json").strip().splitlines()[-1]
-    )
+    (stored,) = last_json_line(airflow("connections", "get", "enos_default", "-o", "json"))
     monkeypatch.setenv(
         "AIRFLOW_CONN_ENOS_DEFAULT",
         json.dumps(

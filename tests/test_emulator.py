@@ -21,7 +21,7 @@ import requests
 
 from airflow_enos_provider.emulator import EmulatorState, EnOSEmulator, ManualClock, RecordedRequest
 from airflow_enos_provider.signing import request_signature, token_encryption
-from tests.enos_env import SECRETS_SEEN
+from tests.enos_env import start_emulator
 
 APP_KEY = "ak-demo"
 APP_SECRET = "sk-demo"
@@ -174,11 +174,8 @@ class Client:
 @pytest.fixture
 def emulator() -> Iterator[EnOSEmulator]:
     # Overrides the suite's emulator fixture: these tests need their own seed.
-    with EnOSEmulator(make_seed(), clock="manual") as emu:
-        try:
-            yield emu
-        finally:
-            SECRETS_SEEN.update(emu.state.issued_tokens())  # so the suite's log leak check covers them
+    with start_emulator(seed=make_seed()) as emu:
+        yield emu
 
 
 @pytest.fixture

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
+from tests.airflow_cli import airflow_cli
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def airflow_db():
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300
-    )
+    done = airflow_cli("db", "migrate", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.fixture

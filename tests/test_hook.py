@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -142,16 +141,7 @@ def test_expired_token_is_replaced_once_and_the_call_repeated(hook, emulator):
 
 def test_wrong_secret_gives_a_clear_authentication_error(emulator, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_ENOS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "enos",
-                "host": emulator.url,
-                "login": env.ACCESS_KEY,
-                "password": "not-the-secret",
-                "extra": {"org_id": env.ORG_ID, "user_id": env.USER_ID},
-            }
-        ),
+        "AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url, secret_key="not-the-secret")
     )
     with pytest.raises(EnOSAuthenticationError) as caught:
         EnOSHook().cancel_flow_instance(env.RUNNING_ID)
@@ -187,7 +177,7 @@ def test_locked_workflow_and_unknown_instance(hook):
 def test_test_connection_reports_success_and_failure(hook, emulator, monkeypatch):
     ok, message = hook.test_connection()
     assert ok and emulator.url in message
-    monkeypatch.setenv("AIRFLOW_CONN_BAD", env.connection_json(emulator.url).replace(env.SECRET_KEY, "wrong"))
+    monkeypatch.setenv("AIRFLOW_CONN_BAD", env.connection_json(emulator.url, secret_key="wrong"))
     ok, message = EnOSHook("bad").test_connection()
     assert not ok and "1003" in message and "wrong" not in message
 

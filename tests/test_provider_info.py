@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import airflow
@@ -16,6 +13,7 @@ import pytest
 from airflow_enos_provider import __version__
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
 from airflow_enos_provider.hooks.enos import EnOSHook
+from tests.airflow_cli import airflow_cli, last_json_line
 
 
 def test_provider_info_validates_against_airflow_schema():
@@ -140,16 +138,9 @@ def test_the_ui_connection_form_shows_the_enos_fields():
 
 
 def _airflow_cli(*args: str) -> list[dict]:
-    out = subprocess.run(
-        [sys.executable, "-m", "airflow", *args, "--output", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=os.environ,
-        timeout=120,
-    ).stdout
-    # Airflow 3.0 prints its log lines to stdout ahead of the table: the JSON is the last line.
-    return json.loads(out.strip().splitlines()[-1])
+    done = airflow_cli(*args, "--output", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return last_json_line(done.stdout)
 
 
 def test_airflow_cli_lists_the_provider_and_the_connection_type():

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 LOG_ROOT = ROOT / "build" / "e2e"
 MARKER = "AIRFLOW_ENOS_E2E_STACK"
+# What start_core can start, in its order: the api-server first, as it reports the others' health.
+CORE = ("api-server", "scheduler", "dag-processor", "triggerer")
 T = TypeVar("T")
 
 # Runs beside the tests in a session of its own. When the test process closes its end of the pipe
@@ -241,16 +243,24 @@ class AirflowAPI:
 class AirflowStack:
     """A private AIRFLOW_HOME, its database, and Airflow's components started on demand.
 
-    :param name: names the log folder ``build/e2e/<name>``.
+    :param name: names the stack, its processes' marker and, by default, its log folder.
     :param home: the AIRFLOW_HOME to use (a fresh temp dir).
     :param executor: ``LocalExecutor`` or ``CeleryExecutor``.
     :param extra_env: more environment for every component (connections, executor settings).
+    :param log_dir: where component and task logs go (emptied first); ``build/e2e/<name>`` if None.
     """
 
-    def __init__(self, name: str, home: Path, executor: str, extra_env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        home: Path,
+        executor: str,
+        extra_env: Mapping[str, str],
+        log_dir: Path | None = None,
+    ) -> None:
         self.name = name
         self.home = home
-        self.log_dir = LOG_ROOT / name
+        self.log_dir = LOG_ROOT / name if log_dir is None else log_dir
         shutil.rmtree(self.log_dir, ignore_errors=True)
         self.log_dir.mkdir(parents=True)
         self.port = free_port()
@@ -330,17 +340,17 @@ class AirflowStack:
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
             raise AssertionError(f"`airflow {' '.join(args)}` exited {done.returncode}:\n{tail}")
 
-    def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> Component:
+    def start(self, name: str, *args: str) -> Component:
         """Start ``airflow <args>`` as the component ``name`` (``triggerer``, ``worker-1``...)."""
-        return self.start_program(name, [sys.executable, "-m", "airflow", *args], env=env)
+        return self.start_program(name, [sys.executable, "-m", "airflow", *args])
 
-    def start_program(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Component:
+    def start_program(self, name: str, argv: list[str]) -> Component:
         """Start any long-running program as the component ``name``, logging to ``<name>.log``."""
         if name in self.components and self.components[name].alive():
             raise RuntimeError(f"{name} is already running")
         count = self.started[name] = self.started.get(name, 0) + 1
         log_path = self.log_dir / (f"{name}.log" if count == 1 else f"{name}-{count}.log")
-        component = Component(name, argv, {**self.env, **(env or {})}, log_path, self.home)
+        component = Component(name, argv, self.env, log_path, self.home)
         self.components[name] = component
         return component
 
@@ -358,7 +368,8 @@ class AirflowStack:
         return "logs in " + str(self.log_dir)
 
     def close(self) -> None:
-        """Stop every component (api-server, then the broker, last), then end any process left over."""
+        """Stop every component (api-server, then the broker, last), then end any process left over;
+        fail if any process of the stack survived that."""
         last = {"api-server": 1, "redis": 2}
         order = sorted(self.components.values(), key=lambda c: last.get(c.name, 0))
         for component in order:
@@ -371,6 +382,8 @@ class AirflowStack:
             self._reaper.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._reaper.kill()
+        left = self.leftovers()
+        assert not left, f"processes of the {self.name} stack survived cleanup: {left}"
 
     def marked(self) -> list[psutil.Process]:
         """Every live process that carries this stack's marker (all it started, however deep)."""
@@ -398,18 +411,31 @@ class AirflowStack:
 
     # ----------------------------------------------------------------- Airflow up and ready
 
-    def start_core(self, triggerer: bool = True) -> None:
-        """Migrate the database, start api-server, scheduler, dag-processor (and triggerer), and wait
-        until the api answers and each component heartbeats."""
+    def start_core(self, components: Iterable[str] = CORE) -> None:
+        """Migrate the database, start ``components``, and wait until the api answers and each other
+        component heartbeats.
+
+        :param components: names from :data:`CORE`; the heartbeats are read from the api-server, so
+            any other component needs it too. Empty: only migrate the database.
+        """
+        wanted = [name for name in CORE if name in set(components)]
+        unknown = set(components) - set(CORE)
+        if unknown or (wanted and "api-server" not in wanted):
+            raise ValueError(f"start_core starts the api-server and any of {CORE}, not {sorted(components)}")
         self.airflow("db", "migrate", timeout=180)
-        self.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port))
-        self.start("scheduler", "scheduler", "--skip-serve-logs")
-        self.start("dag-processor", "dag-processor")
-        if triggerer:
-            self.start("triggerer", "triggerer", "--skip-serve-logs")
-        self.wait_api(timeout=120)
-        for part in ("scheduler", "dag_processor", *(("triggerer",) if triggerer else ())):
-            self.wait_healthy(part, timeout=90)
+        commands = {
+            "api-server": ("api-server", "--host", "127.0.0.1", "--port", str(self.port)),
+            "scheduler": ("scheduler", "--skip-serve-logs"),
+            "dag-processor": ("dag-processor",),
+            "triggerer": ("triggerer", "--skip-serve-logs"),
+        }
+        for name in wanted:
+            self.start(name, *commands[name])
+        if wanted:
+            self.wait_api(timeout=120)
+        for name in wanted:
+            if name != "api-server":  # the health report spells dag-processor dag_processor
+                self.wait_healthy(name.replace("-", "_"), timeout=90)
 
     def wait_api(self, timeout: float) -> None:
         def probe() -> bool:

@@ -27,13 +27,8 @@ TIMINGS: Timings = {}
 @pytest.fixture(scope="session")
 def enos() -> Iterator[EnOSEmulator]:
     """The EnOS emulator on a free loopback port, on wall-clock time (Airflow's processes use it)."""
-    emulator = EnOSEmulator(enos_env.SEED).start()
-    try:
+    with enos_env.start_emulator(clock=None) as emulator:
         yield emulator
-    finally:
-        enos_env.SECRETS_SEEN.update(emulator.state.issued_tokens())
-        enos_env.SECRETS_SEEN.update(emulator.state.seen_signatures())
-        emulator.stop()
 
 
 def _open(name: str, home: Path, executor: str, enos: EnOSEmulator, **extra_env: str) -> AirflowStack:
@@ -41,21 +36,11 @@ def _open(name: str, home: Path, executor: str, enos: EnOSEmulator, **extra_env:
     return AirflowStack(name, home, executor, env)
 
 
-def _close(stack: AirflowStack) -> None:
-    """Stop everything the stack started; fail if any of its processes survived."""
-    stack.close()
-    left = stack.leftovers()
-    assert not left, f"processes of the {stack.name} stack survived cleanup: {left}"
-
-
 def _no_secret_leaked(stack: AirflowStack, enos: EnOSEmulator) -> None:
     """No log the stack wrote, nor its metadata database, holds the secret key, a token or a signature."""
-    secrets = {enos_env.SECRET_KEY, *enos.state.issued_tokens(), *enos.state.seen_signatures()}
-    files = [*stack.log_dir.rglob("*.log"), *stack.home.glob("airflow.db*")]
-    for path in files:
-        text = path.read_bytes().decode("latin-1")
-        leaked = [s[:6] + "..." for s in secrets if s in text]
-        assert not leaked, f"secret material in {path}: {leaked}"
+    secrets = enos_env.secrets_with(enos)  # the session's emulator is still running
+    for path in [*stack.log_dir.rglob("*.log"), *stack.home.glob("airflow.db*")]:
+        enos_env.assert_no_secret(path.read_bytes().decode("latin-1"), str(path), secrets)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +54,7 @@ def local_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) 
         TIMINGS["start: LocalExecutor stack"] = {"seconds": round(time.monotonic() - started, 1)}
         yield stack
     finally:
-        _close(stack)
+        stack.close()
     _no_secret_leaked(stack, enos)
 
 
@@ -129,7 +114,7 @@ def celery_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory)
         TIMINGS["start: CeleryExecutor stack"] = {"seconds": round(time.monotonic() - started, 1)}
         yield stack
     finally:
-        _close(stack)
+        stack.close()
     _no_secret_leaked(stack, enos)
 
 

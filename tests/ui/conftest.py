@@ -22,7 +22,6 @@ import pytest
 
 from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
-from tests.e2e import airflow_stack
 from tests.e2e.airflow_stack import AirflowStack
 from tests.timings import Timings, timing_hooks
 
@@ -59,17 +58,6 @@ class UIAirflow:
         return self.stack.url
 
 
-def _no_secret_in(text: str, where: str, extra: set[str] | None = None) -> None:
-    """Fail naming only a prefix of any secret found in ``text``.
-
-    :param text: what to search.
-    :param where: names the text in the failure.
-    :param extra: more secrets to look for besides those the suite handed out.
-    """
-    leaked = [s[:6] + "..." for s in {*enos_env.SECRETS_SEEN, *(extra or set())} if s and s in text]
-    assert not leaked, f"secret material in {where}: {leaked}"
-
-
 @pytest.fixture(scope="module")
 def ui_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIAirflow]:
     """The emulator on wall-clock time and Airflow's api-server with a real login page.
@@ -83,33 +71,27 @@ def ui_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIAirflow]:
     passwords_file = home / "simple_auth_manager_passwords.json"
     passwords_file.write_text(json.dumps({ADMIN: password}))
     with enos_env.start_emulator(clock=None) as emulator:
-        # The stack helper writes its logs under LOG_ROOT/<name>: keep the UI run's beside its screenshots.
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(airflow_stack, "LOG_ROOT", UI_BUILD)
-            stack = AirflowStack(
-                "airflow",
-                home,
-                "LocalExecutor",
-                {
-                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
-                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-                    "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-                },
-            )
+        stack = AirflowStack(
+            "airflow",
+            home,
+            "LocalExecutor",
+            {
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            },
+            log_dir=UI_BUILD / "airflow",  # beside the screenshots
+        )
         try:
-            stack.airflow("db", "migrate", timeout=180)
-            stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(stack.port))
-            stack.wait_api(timeout=120)
+            stack.start_core(components=["api-server"])
             TIMINGS["start: db migrate + api-server"] = {"seconds": round(time.monotonic() - started, 1)}
             yield UIAirflow(stack, emulator, password)
         finally:
             stack.close()
-            left = stack.leftovers()
-            assert not left, f"processes of the UI stack survived cleanup: {left}"
-        secrets_seen = {*emulator.state.issued_tokens(), *emulator.state.seen_signatures()}
+    # The emulator has stopped, so SECRETS_SEEN holds its tokens and signatures now.
     for path in stack.log_dir.rglob("*.log"):
-        _no_secret_in(path.read_bytes().decode("latin-1"), str(path), secrets_seen)
+        enos_env.assert_no_secret(path.read_bytes().decode("latin-1"), str(path))
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +21,9 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from airflow_enos_provider.get_provider_info import get_provider_info
 from tests import enos_env
-from tests.ui.conftest import ADMIN, UI_BUILD, UIAirflow, _no_secret_in
+from tests.airflow_cli import airflow_cli
+from tests.e2e.airflow_stack import wait_for
+from tests.ui.conftest import ADMIN, UI_BUILD, UIAirflow
 
 pytestmark = pytest.mark.timeout(420)  # the module's first test also starts Airflow
 
@@ -37,15 +37,6 @@ def _enos_form() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Return the ``enos`` connection type's conn-fields and ui-field-behaviour as Airflow reads them."""
     (conn_type,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "enos"]
     return conn_type["conn-fields"], conn_type["ui-field-behaviour"]
-
-
-def _wait(what: str, probe: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 def _screenshot(page: Page, name: str) -> None:
@@ -81,7 +72,9 @@ def _press_test(page: Page) -> tuple[str, str, str]:
     before = set(toast_ids())
     _row(page).get_by_role("button", name="Test Connection").click()
     # Earlier toasts may still be open: wait for the one this press made.
-    new_id = _wait("the Test Connection toast", lambda: [i for i in toast_ids() if i not in before], 60)[0]
+    new_id = wait_for(
+        "the Test Connection toast", lambda: [i for i in toast_ids() if i not in before], 60, 0.2
+    )[0]
     toast = page.locator(f'[id="{new_id}"]')
     return (
         str(toast.get_attribute("data-type")),
@@ -128,17 +121,7 @@ def _airflow_cli(
     ui: UIAirflow, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``airflow <args>`` with the api-server's AIRFLOW_HOME and settings, output captured (bounded)."""
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
-        env={**ui.stack.env, **(env or {})},
-        cwd=ui.stack.home,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-        check=False,
-    )
+    return airflow_cli(*args, env={**ui.stack.env, **(env or {})}, cwd=ui.stack.home)
 
 
 def test_connection_form_in_browser(
@@ -237,8 +220,8 @@ def test_connection_form_in_browser(
         assert (kind, title) == ("error", "Test Connection Failed"), message
         assert "signature is not valid" in message, message
         assert "secret key" in message, message
-        _no_secret_in(message, "the Test Connection message", {WRONG_SECRET})
-        _no_secret_in(page.content(), "the connections page", {WRONG_SECRET})
+        enos_env.assert_no_secret(message, "the Test Connection message", enos_env.secrets_with(emulator))
+        enos_env.assert_no_secret(page.content(), "the connections page", enos_env.secrets_with(emulator))
         refused_token = [r for r in emulator.state.requests if r.operation == "token.get"][-1]
         assert refused_token.code == 1003  # EnOS: "Encryption is not valid"
         _screenshot(page, "connection-test-failed.png")
@@ -247,7 +230,7 @@ def test_connection_form_in_browser(
         _edit_secret(page, enos_env.SECRET_KEY)
         kind, title, message = _press_test(page)
         assert (kind, title) == ("success", "Test Connection Successful"), message
-        _no_secret_in(page.content(), "the connections page", {WRONG_SECRET})
+        enos_env.assert_no_secret(page.content(), "the connections page", enos_env.secrets_with(emulator))
     except BaseException:
         _screenshot(page, "failure.png")
         raise
@@ -255,9 +238,8 @@ def test_connection_form_in_browser(
         page.close()
 
     got = _airflow_cli(ui, "connections", "get", CONN_ID, "-o", "json")
-    _no_secret_in(
-        got.stderr, "`airflow connections get` errors", {WRONG_SECRET}
-    )  # stdout holds it, stderr must not
+    # stdout holds the secret key, stderr must not
+    enos_env.assert_no_secret(got.stderr, "`airflow connections get` errors", enos_env.secrets_with(emulator))
     assert got.returncode == 0, got.stderr[-2000:]
     (saved,) = json.loads(got.stdout)
     restored = saved["password"] == enos_env.SECRET_KEY
@@ -288,18 +270,14 @@ def test_cli_connections_test(ui_airflow: UIAirflow) -> None:
     ui, emulator = ui_airflow, ui_airflow.emulator
     env = {
         "AIRFLOW_CONN_ENOS_CLI_OK": enos_env.connection_json(emulator.url),
-        "AIRFLOW_CONN_ENOS_CLI_WRONG": enos_env.emulator_connection_json(
-            emulator.url,
-            access_key=enos_env.ACCESS_KEY,
-            secret_key=WRONG_SECRET,
-            org_id=enos_env.ORG_ID,
-            user_id=enos_env.USER_ID,
-        ),
+        "AIRFLOW_CONN_ENOS_CLI_WRONG": enos_env.connection_json(emulator.url, secret_key=WRONG_SECRET),
     }
 
     times_before = emulator.state.count("time.getCurrentTime")
     ok = _airflow_cli(ui, "connections", "test", "enos_cli_ok", env=env)
-    _no_secret_in(ok.stdout + ok.stderr, "`airflow connections test` output", {WRONG_SECRET})
+    enos_env.assert_no_secret(
+        ok.stdout + ok.stderr, "`airflow connections test` output", enos_env.secrets_with(emulator)
+    )
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "Connection success!" in ok.stdout
     assert emulator.state.count("time.getCurrentTime") > times_before
@@ -307,7 +285,7 @@ def test_cli_connections_test(ui_airflow: UIAirflow) -> None:
     tokens_before = emulator.state.count("token.get")
     wrong = _airflow_cli(ui, "connections", "test", "enos_cli_wrong", env=env)
     output = wrong.stdout + wrong.stderr
-    _no_secret_in(output, "`airflow connections test` output", {WRONG_SECRET})
+    enos_env.assert_no_secret(output, "`airflow connections test` output", enos_env.secrets_with(emulator))
     assert wrong.returncode == 1, output[-2000:]
     assert "Connection failed!" in wrong.stdout
     assert "signature is not valid" in wrong.stdout, wrong.stdout[-2000:]
