@@ -164,7 +164,7 @@ class AirflowAPI:
         self.http.trust_env = False  # loopback only: never a proxy from the environment
 
     def call(self, method: str, path: str, expect: Iterable[int] = (200,), **kwargs: Any) -> Any:
-        reply = self.http.request(method, self.base + path, timeout=15, **kwargs)
+        reply = self.http.request(method, self.base + path, timeout=45, **kwargs)  # > the DB lock wait
         if reply.status_code not in tuple(expect):
             raise AssertionError(f"{method} {path} answered {reply.status_code}: {reply.text[:800]}")
         return reply.json() if reply.content else None
@@ -269,6 +269,9 @@ class AirflowStack:
         self.components: dict[str, Component] = {}
         self.started: dict[str, int] = {}
         self.api = AirflowAPI(self.url)
+        # Scheduler, workers and api-server all write one SQLite file: pysqlite's 5 s wait for its lock
+        # was once too short under Celery (a run-state PATCH answered 500 "Database error" after 5.03 s).
+        (home / "enos_e2e_db.py").write_text("CONNECT_ARGS = {'timeout': 30}\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
         env.update(
             {
@@ -277,6 +280,8 @@ class AirflowStack:
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
                 "AIRFLOW_HOME": str(home),
+                "PYTHONPATH": str(home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "enos_e2e_db.CONNECT_ARGS",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": executor,
