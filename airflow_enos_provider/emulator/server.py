@@ -36,7 +36,7 @@ from airflow_enos_provider.emulator.state import (
     EmulatorState,
     RecordedRequest,
 )
-from airflow_enos_provider.signing import request_signature
+from airflow_enos_provider.protocol.signing import request_signature
 
 logger = logging.getLogger("airflow_enos_provider.emulator")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from airflow_enos_provider.emulator.faults import Fault, FaultPlan
-from airflow_enos_provider.signing import token_encryption
+from airflow_enos_provider.protocol.signing import token_encryption
 
 STATUS_NAMES: dict[int, str] = {
     -1: "FAIL",

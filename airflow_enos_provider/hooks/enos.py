@@ -27,7 +27,6 @@ from requests.adapters import HTTPAdapter
 from airflow_enos_provider import __version__
 from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
 from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings
-from airflow_enos_provider.envelope import TOKEN_EXPIRED, parse_reply
 from airflow_enos_provider.exceptions import (
     EnOSAPIError,
     EnOSAuthenticationError,
@@ -37,7 +36,9 @@ from airflow_enos_provider.exceptions import (
     retry_reason,
 )
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
-from airflow_enos_provider.signing import request_signature, token_encryption
+from airflow_enos_provider.protocol.codes import EnOSCode
+from airflow_enos_provider.protocol.envelope import parse_reply
+from airflow_enos_provider.protocol.signing import request_signature, token_encryption
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
 from airflow_enos_provider.validation import (
     require_flow_inst_id,
@@ -1115,7 +1116,7 @@ def _explain_clock_skew(err: EnOSAPIError) -> EnOSAPIError:
 
 
 def _token_refused(err: EnOSAPIError) -> bool:
-    return err.code == TOKEN_EXPIRED or err.http_status == 401
+    return err.code == EnOSCode.TOKEN_EXPIRED or err.http_status == 401
 
 
 def to_flow_id(value: object) -> int:
