@@ -96,35 +96,10 @@ class EnOSFlowInstanceError(EnOSError):
         super().__init__(message)
 
 
-def retry_reason(err: EnOSError, idempotent: bool) -> str | None:
-    """Say why a failure is worth another attempt, or None when repeating is useless or unsafe.
+def __getattr__(name: str) -> object:
+    # retry_reason moved to the protocol core, which imports this module: resolve it on first use.
+    if name == "retry_reason":
+        from airflow_enos_provider.protocol.retry import retry_reason
 
-    The one definition of a transient failure: the hook's retries and the trigger's tolerance of
-    failed polls both use it. Never repeated: business refusals (62101-62105 and other codes),
-    credential and signature errors, 413, TLS failures; and, for calls that start something, any
-    failure after which the request may have reached EnOS.
-
-    :param err: the failure.
-    :param idempotent: whether repeating the call is safe if it may have reached EnOS.
-    """
-    if isinstance(err, EnOSConnectionError):
-        if err.tls:
-            return None
-        if not err.maybe_sent:
-            return "could not connect"
-        return "no complete reply" if idempotent else None
-    if not isinstance(err, EnOSAPIError):
-        return None
-    if err.code == 1001:
-        return "token request replayed; a fresh timestamp is used"
-    if err.http_status in (429, 503):
-        return f"HTTP {err.http_status}"  # refused before any processing
-    if not idempotent:
-        return None
-    if err.code in (62109, 1005):
-        return f"EnOS internal error {err.code}"
-    if err.http_status in (500, 502, 504):
-        return f"HTTP {err.http_status}"
-    if err.code is None and err.http_status is not None and err.http_status < 300:
-        return "unreadable reply"
-    return None
+        return retry_reason
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,9 +57,9 @@ def start_emulator(seed: dict[str, Any] = SEED, **kwargs: Any) -> Iterator[EnOSE
     :param seed: the tenant to load; the test tenant unless a test needs its own.
     :param kwargs: more :class:`EnOSEmulator` arguments (``clock=None`` for wall-clock time, ``tls``...).
     """
-    from airflow_enos_provider.hooks.enos import _TOKENS
+    from airflow_enos_provider.protocol.tokens import TOKENS
 
-    _TOKENS.clear()  # a port can be reused by the next emulator, whose tokens differ
+    TOKENS.clear()  # a port can be reused by the next emulator, whose tokens differ
     kwargs.setdefault("clock", "manual")
     with EnOSEmulator(seed, **kwargs) as emulator:
         try:

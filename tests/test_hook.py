@@ -13,7 +13,8 @@ from airflow_enos_provider.exceptions import (
     EnOSConnectionError,
     EnOSValidationError,
 )
-from airflow_enos_provider.hooks.enos import _TOKENS, EnOSHook
+from airflow_enos_provider.hooks.enos import EnOSHook
+from airflow_enos_provider.protocol.tokens import TOKENS
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
 
@@ -117,7 +118,7 @@ def test_token_is_cached_per_gateway_and_access_key_across_hooks(enos_conn, emul
 
 def test_token_is_replaced_shortly_before_it_expires(hook, emulator, monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(_TOKENS, "clock", lambda: now[0])
+    monkeypatch.setattr(TOKENS, "clock", lambda: now[0])
     emulator.state.token_ttl = 100  # refreshed 10 s (10%) before the end
     hook.get_server_time()
     now[0] += 89

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_enos_provider.exceptions import EnOSError, retry_reason
+from airflow_enos_provider.exceptions import EnOSError
+from airflow_enos_provider.protocol.retry import retry_reason
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
 
 if TYPE_CHECKING:

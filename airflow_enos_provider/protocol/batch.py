@@ -1,0 +1,180 @@
+"""Batch Processing procedures built from calls: each is one flow that the sync and async hooks share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_enos_provider.exceptions import (
+    EnOSAPIError,
+    EnOSAuthenticationError,
+    EnOSError,
+    EnOSValidationError,
+)
+from airflow_enos_provider.protocol import operations as ops
+from airflow_enos_provider.protocol.codes import EnOSCode
+from airflow_enos_provider.protocol.flow import Caller, Flow
+from airflow_enos_provider.protocol.operations import Operation
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
+
+# Refusals after which reading the instance cannot change the verdict of a cancel.
+NOT_WORTH_A_READ = frozenset({EnOSCode.BP_USER_MISMATCH, EnOSCode.BP_LOCKED})
+
+
+def read_object(caller: Caller, op: Operation) -> Flow[dict[str, Any]]:
+    """Run a call whose ``data`` is an object, and return it.
+
+    :param caller: the hook call's context.
+    :param op: the call.
+    """
+    return expect_dict((yield from caller.call(op)), op)
+
+
+def ensure_stopped(caller: Caller, flow_inst_id: str) -> Flow[dict[str, Any]]:
+    """Cancel a flow instance, or confirm that it already finished (see the hook's method).
+
+    :param caller: the hook call's context.
+    :param flow_inst_id: the instance id, already checked.
+    """
+    try:
+        yield from caller.call(ops.cancel_flow_instance(flow_inst_id))
+    except EnOSAPIError as refusal:
+        if isinstance(refusal, EnOSAuthenticationError) or refusal.code in NOT_WORTH_A_READ:
+            raise
+        instance: dict[str, Any] | EnOSError
+        try:
+            instance = yield from read_object(caller, ops.get_flow_instance(flow_inst_id))
+        except EnOSError as read_error:
+            instance = read_error
+        return _outcome_after_refusal(caller, flow_inst_id, refusal, instance)
+    return stopped(flow_inst_id, "cancelled", None)
+
+
+def _outcome_after_refusal(
+    caller: Caller, flow_inst_id: str, refusal: EnOSAPIError, instance: dict[str, Any] | EnOSError
+) -> dict[str, Any]:
+    if isinstance(instance, EnOSError):
+        caller.log.warning(
+            "EnOS refused to cancel flow instance %s (code %s) and reading it failed too: %s",
+            flow_inst_id, refusal.code, instance,
+        )  # fmt: skip
+        raise refusal
+    try:
+        status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+    except EnOSValidationError:
+        raise refusal from None
+    if not status.is_final:
+        raise refusal
+    return stopped(flow_inst_id, "already_final", status)
+
+
+def stopped(flow_inst_id: str, outcome: str, status: EnOSFlowInstanceStatus | None) -> dict[str, Any]:
+    """Return the outcome of stopping one instance, as the hook's ensure method documents it."""
+    return {"flow_inst_id": flow_inst_id, "outcome": outcome, "status": status.name if status else None}
+
+
+def search_all(caller: Caller, search: Mapping[str, Any], page_size: int) -> Flow[list[dict[str, Any]]]:
+    """Return every flow instance a search matches, following all pages.
+
+    :param caller: the hook call's context.
+    :param search: the search fields (:func:`~.operations.search_fields`), ``sorters`` included.
+    :param page_size: instances per page request.
+    """
+    fields = dict(search)
+    sorters = fields.pop("sorters", None)
+    found: list[dict[str, Any]] = []
+    page_no = 1
+    while True:
+        pagination: dict[str, Any] = {"pageNo": page_no, "pageSize": page_size}
+        if sorters is not None:
+            pagination["sorters"] = sorters
+        data = yield from read_object(caller, ops.search_flow_instances(fields, pagination))
+        page = data.get("flowInsts") or []
+        found.extend(page)
+        if not page or len(page) < page_size or len(found) >= int(data.get("count") or 0):
+            return found
+        page_no += 1
+
+
+def find_instances(
+    caller: Caller, flow_id: int | None, expression: str | None, only_active: bool
+) -> Flow[list[dict[str, Any]]]:
+    """Return the instances of a workflow and/or matching an expression (see the hook's method).
+
+    :param caller: the hook call's context.
+    :param flow_id: the workflow, already checked, or None.
+    :param expression: fuzzy match on instance id or flow name, or None for ``"<flow_id>-"``.
+    :param only_active: keep only instances that may still run.
+    """
+    statuses = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
+    search = ops.search_fields(statuses, expression if expression is not None else f"{flow_id}-", {})
+    found = yield from search_all(caller, search, 100)
+    return [i for i in found if flow_id is None or i.get("flowId") == flow_id]
+
+
+def trigger(caller: Caller, op: Operation) -> Flow[str]:
+    """Start a workflow and return the new instance id, never starting it twice for one call.
+
+    :param caller: the hook call's context.
+    :param op: a trigger operation (:func:`~.operations.trigger_flow`).
+    """
+    assert op.body is not None  # a trigger always has one
+    flow_id, trigger_ms = op.body["flowId"], op.body["triggerTime"]
+
+    def started_without_reply(err: EnOSError) -> Flow[dict[str, Any] | None]:
+        # The trigger may have started the flow although no reply came: find that instance
+        # instead of starting a second one. Only when EnOS shows none is repeating safe.
+        started = yield from instance_triggered_at(caller, flow_id, trigger_ms)
+        if started is None:
+            return None
+        caller.log.warning(
+            "EnOS trigger of flow %s got no reply (%s) but started flow instance %s; using it",
+            flow_id, err, started,
+        )  # fmt: skip
+        return {"flowInstanceId": started}
+
+    data = yield from caller.call(op, before_repeat=started_without_reply)
+    instance_id = data.get("flowInstanceId") if isinstance(data, Mapping) else None
+    if not isinstance(instance_id, str) or not instance_id:
+        raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
+    return instance_id
+
+
+def instance_triggered_at(caller: Caller, flow_id: int, trigger_ms: int) -> Flow[str | None]:
+    """Return the one instance of ``flow_id`` triggered within a second of ``trigger_ms``, if exactly one.
+
+    :param caller: the hook call's context.
+    :param flow_id: the workflow id.
+    :param trigger_ms: the trigger time that was sent.
+    """
+    window = {"from_trigger_time": max(0, trigger_ms - 1000), "to_trigger_time": trigger_ms + 1000}
+    found = yield from search_all(caller, ops.search_fields(None, f"{flow_id}-", window), 100)
+    ids = [str(i["instanceId"]) for i in found if i.get("flowId") == flow_id]
+    return ids[0] if len(ids) == 1 else None
+
+
+def server_time(caller: Caller) -> Flow[int]:
+    """Return EnOS's current time in ms since the epoch.
+
+    :param caller: the hook call's context.
+    """
+    data = yield from caller.call(ops.GET_CURRENT_TIME)
+    try:
+        return int(data)
+    except (TypeError, ValueError):
+        raise EnOSAPIError(
+            f"the reply is not a time in ms: {data!r:.200}", operation="get_server_time"
+        ) from None
+
+
+def expect_dict(data: Any, op: Operation) -> dict[str, Any]:
+    """Return a reply's ``data`` when it is an object, else raise naming the call.
+
+    :param data: the reply's ``data``.
+    :param op: the call.
+    """
+    if not isinstance(data, Mapping):
+        raise EnOSAPIError(
+            f"expected an object in data, got {data!r:.200}", operation=op.name, flow_inst_id=op.flow_inst_id
+        )
+    return dict(data)

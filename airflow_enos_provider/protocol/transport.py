@@ -1,0 +1,66 @@
+"""What a transport does: send a prepared request, and fail in one of a few ways the core names."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Protocol
+
+from airflow_enos_provider.exceptions import EnOSConnectionError
+from airflow_enos_provider.protocol.operations import PreparedRequest, RawReply
+
+
+class Failure(Enum):
+    """How a request failed before any reply came; each transport maps its library's errors here."""
+
+    TLS = "the certificate check failed"
+    NOT_CONNECTED = "refused, unreachable or unresolvable"
+    CONNECT_TIMEOUT = "no connection within the timeout"
+    READ_TIMEOUT = "sent, but no reply within the timeout"
+    BROKEN = "the connection broke during the exchange"
+
+    @property
+    def maybe_sent(self) -> bool:
+        """Say whether the request may have reached EnOS (then a call that starts work is not repeated)."""
+        return self in (Failure.READ_TIMEOUT, Failure.BROKEN)
+
+
+class SyncTransport(Protocol):
+    """Sends one prepared request and waits for the reply."""
+
+    def send(self, request: PreparedRequest) -> RawReply:
+        """Send the request; raise :class:`EnOSConnectionError` when no reply came."""
+
+
+class AsyncTransport(Protocol):
+    """Sends one prepared request without blocking the event loop."""
+
+    async def send(self, request: PreparedRequest) -> RawReply:
+        """Send the request; raise :class:`EnOSConnectionError` when no reply came."""
+
+
+def connection_error(request: PreparedRequest, failure: Failure, err: BaseException) -> EnOSConnectionError:
+    """Return the error a user sees when ``request`` got no reply.
+
+    :param request: the request that failed.
+    :param failure: how it failed.
+    :param err: the library's exception, named in the message.
+    """
+    about = f"EnOS {request.operation}"
+    if request.flow_inst_id:
+        about += f" of flow instance {request.flow_inst_id}"
+    if failure is Failure.TLS:
+        return EnOSConnectionError(
+            f"{about}: TLS verification of {request.gateway} failed; set the connection's 'verify' extra "
+            "to a CA bundle path if the gateway uses a private CA",
+            maybe_sent=False,
+            tls=True,
+        )
+    if failure in (Failure.CONNECT_TIMEOUT, Failure.READ_TIMEOUT):
+        return EnOSConnectionError(
+            f"{about}: no reply from {request.gateway} within {request.timeout:g} s",
+            maybe_sent=failure.maybe_sent,
+        )
+    why = f"{type(err).__name__}: {err}"
+    return EnOSConnectionError(
+        f"{about}: could not reach {request.gateway} ({why})", maybe_sent=failure.maybe_sent
+    )
