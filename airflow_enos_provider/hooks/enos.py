@@ -233,6 +233,9 @@ class EnOSHook(BaseHook):
         caller = self._caller(await self.asettings(), user_id, org_id)
         return await run_async(procedure(caller), AiohttpTransport(caller.settings.verify), amask_secret)
 
+    def _read(self, op: ops.Operation, user_id: str | None, org_id: str | None) -> dict[str, Any]:
+        return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
+
     def _access_token(self) -> str:
         return self._run(Caller.token)
 
@@ -267,8 +270,7 @@ class EnOSHook(BaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        op = ops.get_flow_instance(flow_inst_id)
-        return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
+        return self._read(ops.get_flow_instance(flow_inst_id), user_id, org_id)
 
     async def aget_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -419,14 +421,14 @@ class EnOSHook(BaseHook):
     def get_flow(
         self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
     ) -> dict[str, Any]:
-        """Return a workflow's definition, including its ``locked`` and ``isUserLocked`` flags.
+        """Return a workflow's definition.
 
         :param flow_id: the workflow id.
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: the flow as EnOS describes it, including its ``locked`` and ``isUserLocked`` flags.
         """
-        op = ops.get_flow(flow_id)
-        return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
+        return self._read(ops.get_flow(flow_id), user_id, org_id)
 
     def get_server_time(self, *, user_id: str | None = None, org_id: str | None = None) -> int:
         """Return EnOS's current time in milliseconds since the epoch (UTC).
