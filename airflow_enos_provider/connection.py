@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -185,3 +186,40 @@ def _retries(value: Any, where: str) -> int:
             f"{where}: extra 'retries' must be a whole number from 0 to 20, got {value!r}"
         )
     return retries
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_about_transport(settings: EnOSConnectionSettings, log: Any) -> None:
+    """Warn once per process and gateway about a connection that weakens transport security.
+
+    :param settings: the connection's settings.
+    :param log: the logger to warn on.
+    """
+    host = urlsplit(settings.gateway_url).hostname or ""
+    warnings = []
+    if settings.verify is False:
+        warnings.append(
+            ("verify", "TLS certificate verification is OFF for %s (connection %s 'verify' extra)")
+        )
+    if settings.gateway_url.startswith("http://") and not _is_loopback(host):
+        warnings.append(
+            (
+                "http",
+                "%s is plain HTTP: tokens and credential-derived signatures travel in clear (connection %s)",
+            )
+        )
+    for kind, message in warnings:
+        if (kind, settings.gateway_url) not in _WARNED:
+            _WARNED.add((kind, settings.gateway_url))
+            log.warning(message, settings.gateway_url, settings.conn_id)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

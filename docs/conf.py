@@ -47,8 +47,12 @@ myst_heading_anchors = 3
 # the standard library cannot, without intersphinx inventories fetched over the network; nor can
 # names imported only for type checking.
 nitpick_ignore_regex = [
-    ("py:class", r"(airflow|requests|aiohttp|datetime|collections\.abc|enum|os|typing)\..+"),
-    ("py:class", r"Context|Connection"),
+    (
+        "py:class",
+        r"(airflow|requests|aiohttp|yarl|datetime|collections\.abc|contextlib|enum|os|typing|types)\..+",
+    ),
+    ("py:class", r"Context|Connection|asyncio\..+"),
+    ("py:class", r"airflow_enos_provider\..+\.T"),  # a TypeVar
 ]
 
 

@@ -8,7 +8,6 @@ it turns a connection into settings, shows the connection form, and runs the cor
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -17,12 +16,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 
 from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
-from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings
+from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings, warn_about_transport
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_enos_provider.protocol import batch
@@ -57,7 +55,6 @@ SETTINGS_TTL = 60.0
 _ASYNC_SETTINGS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[EnOSConnectionSettings]]]
 ] = weakref.WeakKeyDictionary()
-_WARNED: set[tuple[str, str]] = set()
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
 
@@ -129,7 +126,7 @@ class EnOSHook(BaseHook):
         """Return the connection's validated settings (read once per hook)."""
         settings = EnOSConnectionSettings.from_connection(self.get_connection(self.enos_conn_id))
         mask_secret(settings.secret_key)
-        _warn_about_transport(settings, self.log)
+        warn_about_transport(settings, self.log)
         return settings
 
     async def asettings(self) -> EnOSConnectionSettings:
@@ -158,7 +155,7 @@ class EnOSHook(BaseHook):
             conn = await asyncio.to_thread(self.get_connection, self.enos_conn_id)
         settings = EnOSConnectionSettings.from_connection(conn)
         await amask_secret(settings.secret_key)
-        _warn_about_transport(settings, self.log)
+        warn_about_transport(settings, self.log)
         return settings
 
     def with_limits(self, *, timeout: float | None = None, retries: int | None = None) -> EnOSHook:
@@ -473,33 +470,3 @@ async def aclose_async_clients() -> None:
     from airflow_enos_provider.transports.aio import aclose_clients
 
     await aclose_clients()
-
-
-def _warn_about_transport(settings: EnOSConnectionSettings, log: Any) -> None:
-    """Warn once per process and gateway about a connection that weakens transport security."""
-    host = urlsplit(settings.gateway_url).hostname or ""
-    warnings = []
-    if settings.verify is False:
-        warnings.append(
-            ("verify", "TLS certificate verification is OFF for %s (connection %s 'verify' extra)")
-        )
-    if settings.gateway_url.startswith("http://") and not _is_loopback(host):
-        warnings.append(
-            (
-                "http",
-                "%s is plain HTTP: tokens and credential-derived signatures travel in clear (connection %s)",
-            )
-        )
-    for kind, message in warnings:
-        if (kind, settings.gateway_url) not in _WARNED:
-            _WARNED.add((kind, settings.gateway_url))
-            log.warning(message, settings.gateway_url, settings.conn_id)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

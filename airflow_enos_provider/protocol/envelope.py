@@ -41,7 +41,9 @@ def parse_reply(
     flow_inst_id: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Any:
-    """Return the ``data`` of a success envelope, or raise :class:`EnOSAPIError`.
+    """Return the ``data`` of a success envelope, or raise an error that says what EnOS refused.
+
+    The error is an :class:`~airflow_enos_provider.exceptions.EnOSAPIError`.
 
     Accepts the v2.1 envelope (``code``) and the v2.0 / token-service one (``status``); a gateway
     error with only ``{"message": ...}``; and non-JSON bodies such as HTML error pages. Errors carry

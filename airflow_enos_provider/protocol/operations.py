@@ -185,7 +185,7 @@ def search_fields(status: object, expression: str | None, filters: Mapping[str, 
 
     :param status: one status or several (codes, names or members), or None for any.
     :param expression: fuzzy match on instance id or flow name, or None.
-    :param filters: more fields by their keyword names (see :data:`LIST_FILTERS`).
+    :param filters: more fields by their keyword names (see ``LIST_FILTERS``).
     """
     search: dict[str, Any] = {}
     if status is not None:

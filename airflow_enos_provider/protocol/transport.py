@@ -28,14 +28,20 @@ class SyncTransport(Protocol):
     """Sends one prepared request and waits for the reply."""
 
     def send(self, request: PreparedRequest) -> RawReply:
-        """Send the request; raise :class:`EnOSConnectionError` when no reply came."""
+        """Send the request and return the reply.
+
+        :raises ~airflow_enos_provider.exceptions.EnOSConnectionError: when no reply came.
+        """
 
 
 class AsyncTransport(Protocol):
     """Sends one prepared request without blocking the event loop."""
 
     async def send(self, request: PreparedRequest) -> RawReply:
-        """Send the request; raise :class:`EnOSConnectionError` when no reply came."""
+        """Send the request and return the reply.
+
+        :raises ~airflow_enos_provider.exceptions.EnOSConnectionError: when no reply came.
+        """
 
 
 def connection_error(request: PreparedRequest, failure: Failure, err: BaseException) -> EnOSConnectionError:
