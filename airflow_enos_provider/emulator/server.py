@@ -30,6 +30,7 @@ from airflow_enos_provider.emulator.recorder import RecordedRequest, masked_body
 from airflow_enos_provider.emulator.responses import UNPARSEABLE, Reply, Request, batch_envelope
 from airflow_enos_provider.emulator.seed import load_seed_file
 from airflow_enos_provider.emulator.state import EmulatorState
+from airflow_enos_provider.emulator.tokens import DEFAULT_TOKEN_TTL
 from airflow_enos_provider.protocol.codes import EnOSCode
 
 __all__ = ["EnOSEmulator", "connection_json", "load_seed_file"]
@@ -290,7 +291,7 @@ class EnOSEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         cancel_final: str = "error",
-        token_ttl: float = 7200,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
         clock: Callable[[], float] | str | None = None,
         tls: tuple[str, str] | None = None,
     ) -> None:
@@ -312,7 +313,7 @@ class EnOSEmulator:
             self.state.load_seed(load_seed_file(seed))
         if cancel_final != "error":
             self.state.cancel_final = cancel_final
-        if token_ttl != 7200:
+        if token_ttl != DEFAULT_TOKEN_TTL:
             self.state.token_ttl = token_ttl
         self.host = host
         self._port = port
