@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 import common
 
 from airflow_enos_provider.emulator import EnOSEmulator
+from airflow_enos_provider.emulator import routes as emulator_routes
 from airflow_enos_provider.emulator import server as emulator_server
 from airflow_enos_provider.emulator.state import CANCEL_FINAL_CHOICES
 
@@ -58,7 +59,7 @@ emulator_server._Handler._dispatch = _timed_dispatch(emulator_server._Handler._d
 def _operation(method: str, raw_path: str) -> tuple[str | None, dict[str, str]]:
     path, _, raw_query = raw_path.partition("?")
     query = dict(parse_qsl(raw_query, keep_blank_values=True))
-    return emulator_server._operation_of(method, path.rstrip("/") or "/", query), query
+    return emulator_routes.operation_of(method, path.rstrip("/") or "/", query), query
 
 
 class Control:

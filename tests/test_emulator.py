@@ -336,6 +336,22 @@ def test_unknown_path_is_404(client: Client, emulator: EnOSEmulator) -> None:
         assert reply.json() == {"message": "Not Found"}
 
 
+def test_unknown_action_is_refused_not_routed_to_a_neighbour(client: Client, emulator: EnOSEmulator) -> None:
+    # EnOS's reply to an action a resource lacks is undocumented: the emulator answers 62102 after
+    # the access checks, and never lets a near route (trigger, for POST /flows) handle it.
+    before = emulator.state.instance_ids()
+    assert client.error("POST", "flows", "bogus", {"flowId": FLOW}) == (
+        62102,
+        "Invalid parameter: unsupported action 'bogus'",
+    )
+    assert client.error("POST", "flowInstances", "get", {"flowInstId": SEEDED})[0] == 62102
+    assert emulator.state.instance_ids() == before
+    assert emulator.state.instance_status(SEEDED) == 2
+    refused = emulator.state.requests[-2]
+    assert (refused.operation, refused.query["action"], refused.code) == (None, "bogus", 62102)
+    assert emulator.state.count("flows.trigger") == 0
+
+
 # --------------------------------------------------------------------------- common parameters
 
 
@@ -657,6 +673,35 @@ def test_state_hooks_and_seed_file(tmp_path: Path) -> None:
     assert EnOSEmulator(clock=lambda: 42.0).state.now_ms() == 42_000
     with pytest.raises(RuntimeError):
         _ = EnOSEmulator().url
+
+
+def test_status_and_code_constants_are_the_enums() -> None:
+    from airflow_enos_provider import emulator as emulator_package
+    from airflow_enos_provider.emulator import (
+        ACTIVE_STATUSES,
+        FINAL_STATUSES,
+        STATUS_CODES,
+        STATUS_NAMES,
+        state,
+    )
+    from airflow_enos_provider.emulator.auth import EXPIRED
+    from airflow_enos_provider.emulator.faults import FaultKind
+    from airflow_enos_provider.protocol.codes import EnOSCode
+    from airflow_enos_provider.status import EnOSFlowInstanceStatus
+
+    assert {s.value: s.name for s in EnOSFlowInstanceStatus} == STATUS_NAMES
+    assert {s.name: s.value for s in EnOSFlowInstanceStatus} == STATUS_CODES
+    assert {s.value for s in EnOSFlowInstanceStatus.final_statuses()} == FINAL_STATUSES
+    assert {s.value for s in EnOSFlowInstanceStatus.active_statuses()} == ACTIVE_STATUSES
+    assert all(type(code) is int for code in (*STATUS_NAMES, *FINAL_STATUSES, *ACTIVE_STATUSES))
+    assert isinstance(FINAL_STATUSES, frozenset) and isinstance(ACTIVE_STATUSES, frozenset)
+    assert EXPIRED["code"] == EnOSCode.TOKEN_EXPIRED
+    assert state.EmulatorState is emulator_package.EmulatorState
+    # Fault names are mapped to the enum at the border; an unknown one is refused there.
+    fault = EmulatorState().inject("reset_after", "flowInstances.cancel")
+    assert fault.kind is FaultKind.RESET_AFTER
+    with pytest.raises(ValueError, match="unknown fault 'bogus'"):
+        EmulatorState().inject("bogus")
 
 
 # --------------------------------------------------------------------------- HTTP behaviour

@@ -5,27 +5,34 @@ Used by the tests, the demo and by anyone trying DAGs without an EnOS tenant::
     with EnOSEmulator(seed, clock="manual") as emulator:
         ...  # point an EnOS connection at emulator.url
         emulator.state.advance(31)
+
+Laid out by job, like a moto service: ``models`` (entities and their lifecycle), ``seed``,
+``state`` (the backend's typed operations), ``tokens``, ``responses`` (parse, call, render),
+``routes`` (the routing table), ``auth``, ``recorder``, ``faults`` and ``server`` (HTTP plumbing).
 """
 
 from __future__ import annotations
 
-from airflow_enos_provider.emulator.server import EnOSEmulator, connection_json, load_seed_file
-from airflow_enos_provider.emulator.state import (
+from airflow_enos_provider.emulator.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     STATUS_CODES,
     STATUS_NAMES,
-    EmulatorState,
     ManualClock,
-    RecordedRequest,
+    parse_status,
+)
+from airflow_enos_provider.emulator.recorder import RecordedRequest
+from airflow_enos_provider.emulator.seed import (
     Seed,
     SeedApp,
     SeedFlow,
     SeedInstance,
     SeedSettings,
     SeedUser,
-    parse_status,
+    load_seed_file,
 )
+from airflow_enos_provider.emulator.server import EnOSEmulator, connection_json
+from airflow_enos_provider.emulator.state import EmulatorState
 
 __all__ = [
     "ACTIVE_STATUSES",

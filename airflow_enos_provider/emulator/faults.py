@@ -9,30 +9,66 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
-# kind -> (does the backend process the request?, what the client sees)
-KINDS: dict[str, tuple[bool, str]] = {
-    "latency": (True, "the reply arrives `seconds` late"),
-    "reset_before": (False, "the connection is reset before the request is processed"),
-    "reset_after": (True, "the request is processed, then the connection is reset without a reply"),
-    "http_429": (False, "HTTP 429 with Retry-After `retry_after`"),
-    "http_5xx": (False, "HTTP `status` (500, 502, 503 or 504) with a gateway message"),
-    "html": (False, "an HTML error page with HTTP `status`"),
-    "truncated": (True, "the request is processed; the JSON reply is cut in half"),
-    "non_json": (False, "HTTP 200 with a body that is not JSON"),
-    "slow_body": (True, "the request is processed; the body comes `seconds` after the headers"),
-    "unknown_code": (False, "an envelope with a code EnOS does not document (99999)"),
-    "token_expired": (True, "every token expires just before this call"),
-}
+#: A code no EnOS page documents, for clients' handling of the unexpected.
+UNDOCUMENTED_CODE = 99999
+
+
+class FaultKind(StrEnum):
+    """The kinds of fault; the value is the name ``inject`` and the request log use."""
+
+    # What the client sees, for each kind:
+    LATENCY = "latency"  # the reply arrives `seconds` late
+    RESET_BEFORE = "reset_before"  # the connection is reset before the request is processed
+    RESET_AFTER = "reset_after"  # the request is processed, then the connection is reset, no reply
+    HTTP_429 = "http_429"  # HTTP 429 with Retry-After `retry_after`
+    HTTP_5XX = "http_5xx"  # HTTP `status` (500, 502, 503 or 504) with a gateway message
+    HTML = "html"  # an HTML error page with HTTP `status`
+    TRUNCATED = "truncated"  # the request is processed; the JSON reply is cut in half
+    NON_JSON = "non_json"  # HTTP 200 with a body that is not JSON
+    SLOW_BODY = "slow_body"  # the request is processed; the body comes `seconds` after the headers
+    UNKNOWN_CODE = "unknown_code"  # an envelope with UNDOCUMENTED_CODE
+    TOKEN_EXPIRED = "token_expired"  # every token expires just before this call
+
+    @classmethod
+    def parse(cls, kind: str) -> FaultKind:
+        """Map a fault name to its kind at the border.
+
+        :param kind: a name such as ``"reset_after"``.
+        :raises ValueError: when no kind has that name.
+        """
+        try:
+            return cls(kind)
+        except ValueError:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(cls)}") from None
+
+    @property
+    def processed(self) -> bool:
+        """Say whether the backend handles the request despite the fault."""
+        return self in _PROCESSED
+
+
+_PROCESSED = frozenset(
+    {
+        FaultKind.LATENCY,
+        FaultKind.RESET_AFTER,
+        FaultKind.TRUNCATED,
+        FaultKind.SLOW_BODY,
+        FaultKind.TOKEN_EXPIRED,
+    }
+)
 
 
 @dataclass
 class Fault:
     """One injected fault.
 
-    :param kind: one of :data:`KINDS`.
+    :param kind: a :class:`FaultKind` (or its name).
     :param operation: the operation it applies to, or ``"*"``.
     :param times: how many more calls it hits; None for no limit (with ``fraction``).
     :param fraction: the share of calls it hits (0 to 1); None for every call.
@@ -41,7 +77,7 @@ class Fault:
     :param retry_after: the ``Retry-After`` header value for ``http_429`` (seconds or HTTP date).
     """
 
-    kind: str
+    kind: FaultKind
     operation: str = "*"
     times: int | None = 1
     fraction: float | None = None
@@ -49,10 +85,51 @@ class Fault:
     status: int = 503
     retry_after: str = "1"
 
+    def __post_init__(self) -> None:
+        self.kind = FaultKind.parse(self.kind)
+
     @property
     def processed(self) -> bool:
         """Say whether the backend handles the request despite the fault."""
-        return KINDS[self.kind][0]
+        return self.kind.processed
+
+
+@dataclass(frozen=True)
+class FaultReply:
+    """What the gateway sends instead of the backend's answer, for a fault that skips the backend.
+
+    :param status: the HTTP status.
+    :param payload: the JSON reply (ignored when ``raw`` is set).
+    :param raw: a body that is not JSON, sent as it is.
+    :param headers: extra response headers.
+    """
+
+    status: int
+    payload: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def fault_reply(fault: Fault) -> FaultReply:
+    """Return what an unprocessed fault answers (``reset_before`` answers nothing: not here).
+
+    :param fault: a fault whose kind is not :attr:`FaultKind.processed`.
+    """
+    kind = fault.kind
+    if kind is FaultKind.HTTP_429:
+        return FaultReply(429, {"message": "Too Many Requests"}, headers={"Retry-After": fault.retry_after})
+    if kind is FaultKind.HTTP_5XX:
+        return FaultReply(fault.status, {"message": f"Gateway error {fault.status}"})
+    if kind is FaultKind.HTML:
+        title = f"{fault.status} Bad Gateway"
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return FaultReply(fault.status, raw=page.encode())
+    if kind is FaultKind.NON_JSON:
+        return FaultReply(200, raw=b"OK")
+    if kind is FaultKind.UNKNOWN_CODE:
+        unknown = {"code": UNDOCUMENTED_CODE, "msg": "Unknown error", "data": None}
+        return FaultReply(200, {**unknown, "requestId": uuid.uuid4().hex})
+    raise ValueError(f"fault {kind} has no reply of its own")
 
 
 class FaultPlan:
@@ -69,8 +146,6 @@ class FaultPlan:
 
         :param fault: the fault.
         """
-        if fault.kind not in KINDS:
-            raise ValueError(f"unknown fault {fault.kind!r}; expected one of {', '.join(KINDS)}")
         if fault.fraction is not None and not 0 <= fault.fraction <= 1:
             raise ValueError(f"fraction must be from 0 to 1, got {fault.fraction!r}")
         with self._lock:
@@ -97,6 +172,6 @@ class FaultPlan:
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
-                self.hits[(fault.kind, operation or "")] += 1
+                self.hits[(fault.kind.value, operation or "")] += 1
                 return fault
         return None

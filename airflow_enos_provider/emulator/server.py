@@ -1,16 +1,15 @@
 """Serve the emulated EnOS API gateway (token service + Batch Processing v2.1) over loopback HTTP.
 
-The server only speaks HTTP: it parses requests, checks the access token and the signature with
-:mod:`airflow_enos_provider.signing`, routes to :class:`EmulatorState` and wraps the answer in the
-reply envelope. Every request is recorded before its reply is written, so a client that has its
-answer can already see the request in :attr:`EmulatorState.requests`.
+The server only speaks HTTP: it reads a request, lets :mod:`.routes` pick its responder (which
+checks access, calls :class:`EmulatorState` and renders the envelope, :mod:`.responses`), applies
+injected faults and writes the reply. Every request is recorded before its reply is written, so a
+client that has its answer can already see the request in :attr:`EmulatorState.requests`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import hmac
 import json
 import logging
 import os
@@ -20,47 +19,25 @@ import ssl
 import struct
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from airflow_enos_provider.emulator.faults import Fault
-from airflow_enos_provider.emulator.state import (
-    BP_INTERNAL,
-    BP_INVALID_PARAMETER,
-    TOKEN_EXPIRED,
-    ApiError,
-    EmulatorState,
-    RecordedRequest,
-)
-from airflow_enos_provider.protocol.signing import request_signature
+from airflow_enos_provider.emulator import routes
+from airflow_enos_provider.emulator.faults import Fault, FaultKind, fault_reply
+from airflow_enos_provider.emulator.recorder import RecordedRequest, masked_body
+from airflow_enos_provider.emulator.responses import UNPARSEABLE, Reply, Request, batch_envelope
+from airflow_enos_provider.emulator.seed import load_seed_file
+from airflow_enos_provider.emulator.state import EmulatorState
+from airflow_enos_provider.emulator.tokens import DEFAULT_TOKEN_TTL
+from airflow_enos_provider.protocol.codes import EnOSCode
+
+__all__ = ["EnOSEmulator", "connection_json", "load_seed_file"]
 
 logger = logging.getLogger("airflow_enos_provider.emulator")
 
-TOKEN_PREFIX = "/apim-token-service/v2.0/token/"
-BATCH_PREFIX = "/batch-processing-service/v2.1/"
-TOKEN_BUSINESS = "apim-token-service"
-# resource -> HTTP method -> the actions that resource answers on that method
-BATCH_ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
-    "flowInstances": {"GET": ("get",), "POST": ("cancel", "search")},
-    "flows": {"GET": ("get",), "POST": ("trigger", "updateAndTrigger", "triggerFromTask")},
-    "time": {"GET": ("getCurrentTime",)},
-}
 MAX_BODY_BYTES = 10 * 1024 * 1024
-
-_NOT_FOUND = {"message": "Not Found"}
-_INVALID_CREDENTIALS = {"message": "Invalid credentials"}
-_BAD_SIGNATURE = {"message": "Signature verification failed"}
-_STALE_TIMESTAMP = {"message": "Signature verification failed: timestamp out of range"}
-_EXPIRED = {"code": TOKEN_EXPIRED, "msg": "Access token expired"}
-# Stands for a body that is not JSON, so it differs from both "no body" and any JSON value.
-_UNPARSEABLE = object()
-
-# (operation name or None, HTTP status, JSON reply)
-_Reply = tuple[str | None, int, dict[str, Any]]
 
 
 class _BadRequest(Exception):
@@ -161,61 +138,39 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as exc:
             self.close_connection = True
-            self._finish(method, path, query, None, (None, 400, {"message": str(exc)}))
+            request = Request(method, path, query, b"", None, self.headers)
+            self._finish(request, None, Reply(400, {"message": str(exc)}))
             return
         parsed: Any = None
         if body:
             try:
                 parsed = json.loads(body)
             except ValueError:
-                parsed = _UNPARSEABLE
-        operation = _operation_of(method, path, query)
-        fault = self.server.state.faults.take(operation)
+                parsed = UNPARSEABLE
+        request = Request(method, path, query, body, parsed, self.headers)
+        state = self.server.state
+        match = routes.resolve(method, path, query)
+        fault = state.faults.take(match.operation)
         if fault is not None and not fault.processed:
-            self._unprocessed_fault(method, path, operation, query, parsed, fault)
+            self._unprocessed_fault(request, match.operation, fault)
             return
-        if fault is not None and fault.kind == "token_expired":
-            self.server.state.expire_tokens()
+        if fault is not None and fault.kind is FaultKind.TOKEN_EXPIRED:
+            state.expire_tokens()
         try:
-            reply = self._route(method, path, operation, query, body, parsed)
+            reply = match.respond(state, request)
         except Exception:
             logger.exception("emulator failed on %s %s", method, path)
-            reply = (None, 500, _envelope(BP_INTERNAL, "Internal server exception", None))
-        self._finish(method, path, query, parsed, reply, fault=fault)
+            reply = Reply(500, batch_envelope(EnOSCode.BP_INTERNAL, "Internal server exception"))
+        self._finish(request, match.operation, reply, fault=fault)
 
-    def _unprocessed_fault(
-        self,
-        method: str,
-        path: str,
-        operation: str | None,
-        query: dict[str, str],
-        parsed: Any,
-        fault: Fault,
-    ) -> None:
-        if fault.kind == "reset_before":
-            self._record(method, path, query, parsed, operation, None, 0, fault)
+    def _unprocessed_fault(self, request: Request, operation: str | None, fault: Fault) -> None:
+        if fault.kind is FaultKind.RESET_BEFORE:
+            self._record(request, operation, None, 0, fault)
             self._reset()
             return
-        if fault.kind == "http_429":
-            reply = (operation, 429, {"message": "Too Many Requests"})
-            self._finish(
-                method, path, query, parsed, reply, fault=fault, headers={"Retry-After": fault.retry_after}
-            )
-        elif fault.kind == "http_5xx":
-            reply = (operation, fault.status, {"message": f"Gateway error {fault.status}"})
-            self._finish(method, path, query, parsed, reply, fault=fault)
-        elif fault.kind == "html":
-            title = f"{fault.status} Bad Gateway"
-            page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
-            self._finish(
-                method, path, query, parsed, (operation, fault.status, {}), fault=fault, raw=page.encode()
-            )
-        elif fault.kind == "non_json":
-            self._finish(method, path, query, parsed, (operation, 200, {}), fault=fault, raw=b"OK")
-        else:  # unknown_code
-            unknown: dict[str, Any] = {"code": 99999, "msg": "Unknown error", "data": None}
-            reply = (operation, 200, {**unknown, "requestId": uuid.uuid4().hex})
-            self._finish(method, path, query, parsed, reply, fault=fault)
+        answer = fault_reply(fault)
+        reply = Reply(answer.status, answer.payload)
+        self._finish(request, operation, reply, fault=fault, headers=answer.headers, raw=answer.raw)
 
     def _reset(self) -> None:
         # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
@@ -258,117 +213,29 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
-    def _route(
-        self,
-        method: str,
-        path: str,
-        operation: str | None,
-        query: dict[str, str],
-        body: bytes,
-        parsed: Any,
-    ) -> _Reply:
-        if operation in ("token.get", "token.refresh"):
-            return self._token(operation, body, parsed)
-        # A known resource answers even an unsupported action (with an API error, not a 404).
-        if path.startswith(BATCH_PREFIX) and method in BATCH_ROUTES.get(path[len(BATCH_PREFIX) :], {}):
-            return self._batch(method, operation, query, body, parsed)
-        return None, 404, _NOT_FOUND
-
-    def _token(self, operation: str, body: bytes, parsed: Any) -> _Reply:
-        state = self.server.state
-        # An empty body is "parameters empty" (1202); a body that is not JSON is "invalid" (1004).
-        request = parsed if body else {}
-        try:
-            data = state.token_get(request) if operation == "token.get" else state.token_refresh(request)
-        except ApiError as exc:
-            return operation, 200, _token_envelope(exc.code, exc.msg, None)
-        return operation, 200, _token_envelope(0, "SUCCESS", data)
-
-    def _batch(
-        self, method: str, operation: str | None, query: dict[str, str], body: bytes, parsed: Any
-    ) -> _Reply:
-        state = self.server.state
-        action = query.get("action") or ""
-        failure = self._authenticate(query, body)
-        if failure is not None:
-            return operation, 401, failure
-        request_id = uuid.uuid4().hex
-        try:
-            if not action:
-                raise ApiError(BP_INVALID_PARAMETER, "Invalid parameter: action is required")
-            user_id = state.check_user(query)
-            if operation is None:
-                raise ApiError(BP_INVALID_PARAMETER, f"Invalid parameter: unsupported action {action!r}")
-            if method == "POST" and not isinstance(parsed, dict):
-                raise ApiError(BP_INVALID_PARAMETER, "Invalid request body.")
-            data = self._operate(operation, user_id, query, parsed)
-        except ApiError as exc:
-            return operation, 200, _envelope(exc.code, exc.msg, request_id)
-        return operation, 200, {"code": 0, "msg": "OK", "data": data, "requestId": request_id}
-
-    def _authenticate(self, query: dict[str, str], body: bytes) -> dict[str, Any] | None:
-        token = self.headers.get("apim-accesstoken")
-        verdict, secret = self.server.state.authenticate(token)
-        if verdict == "expired":
-            return _EXPIRED
-        if verdict != "ok" or token is None or secret is None:
-            return _INVALID_CREDENTIALS
-        signature = self.headers.get("apim-signature") or ""
-        try:
-            timestamp_ms = int(self.headers.get("apim-timestamp") or "")
-        except ValueError:
-            return _BAD_SIGNATURE
-        # The dict holds each name's first value, which is all the signature covers of a repeated name.
-        expected = request_signature(token, query, body or None, timestamp_ms, secret)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
-            return _BAD_SIGNATURE
-        if (skew := self.server.state.max_skew) is not None and abs(
-            timestamp_ms / 1000 - self.server.state.now()
-        ) > skew:
-            return _STALE_TIMESTAMP
-        self.server.state.note_signature(signature)
-        return None
-
-    def _operate(self, operation: str, user_id: str, query: Mapping[str, str], body: Any) -> Any:
-        state = self.server.state
-        if operation == "flowInstances.cancel":
-            return state.api_cancel(user_id, body)
-        if operation == "flowInstances.get":
-            return state.api_get_instance(user_id, query)
-        if operation == "flowInstances.search":
-            return state.api_search(user_id, body)
-        if operation == "flows.get":
-            return state.api_get_flow(user_id, query)
-        if operation == "time.getCurrentTime":
-            return state.now_ms()
-        return state.api_trigger(user_id, operation.split(".", 1)[1], body)
-
     def _finish(
         self,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        parsed: Any,
-        reply: _Reply,
+        request: Request,
+        operation: str | None,
+        reply: Reply,
         *,
         fault: Fault | None = None,
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> None:
-        operation, status, payload = reply
+        status, payload = reply
         code = payload.get("code", payload.get("status"))
-        self._record(
-            method, path, query, parsed, operation, code if isinstance(code, int) else None, status, fault
-        )
-        if fault is not None and fault.kind == "reset_after":
+        self._record(request, operation, code if isinstance(code, int) else None, status, fault)
+        kind = fault.kind if fault is not None else None
+        if kind is FaultKind.RESET_AFTER:
             self._reset()
             return
         data = raw if raw is not None else json.dumps(payload, ensure_ascii=False).encode()
-        if fault is not None and fault.kind == "truncated":
+        if kind is FaultKind.TRUNCATED:
             data = data[: len(data) // 2]
         if latency := self.server.state.latency:
             time.sleep(latency)  # the emulated distance to the gateway, not synchronisation
-        if fault is not None and fault.kind == "latency":
+        if fault is not None and kind is FaultKind.LATENCY:
             time.sleep(fault.seconds)
         self.send_response(status)
         if raw is None:
@@ -384,74 +251,29 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if fault is not None and fault.kind == "slow_body":
+        if fault is not None and kind is FaultKind.SLOW_BODY:
             self.wfile.flush()
             time.sleep(fault.seconds)  # the injected slowness itself
         with contextlib.suppress(OSError):  # a client that timed out may be gone
             self.wfile.write(data)
 
     def _record(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        parsed: Any,
-        operation: str | None,
-        code: int | None,
-        status: int,
-        fault: Fault | None,
+        self, request: Request, operation: str | None, code: int | None, status: int, fault: Fault | None
     ) -> None:
-        recorded_body = None
-        if isinstance(parsed, dict):
-            recorded_body = dict(parsed)
-            if "accessToken" in recorded_body:
-                # A refresh body carries a live token; the log must never hold one.
-                recorded_body["accessToken"] = "***"
         self.server.state.record(
             RecordedRequest(
-                method=method,
-                path=path,
-                query=query,
+                method=request.method,
+                path=request.path,
+                query=request.query,
                 operation=operation,
-                body=recorded_body,
+                body=masked_body(request.parsed),
                 code=code,
                 http_status=status,
                 connection_id=self.connection_id,
                 peer_port=int(self.client_address[1]),
-                fault=fault.kind if fault is not None else None,
+                fault=fault.kind.value if fault is not None else None,
             )
         )
-
-
-def _operation_of(method: str, path: str, query: dict[str, str]) -> str | None:
-    if path.startswith(TOKEN_PREFIX) and method == "POST":
-        return f"token.{path[len(TOKEN_PREFIX) :]}"
-    if path.startswith(BATCH_PREFIX):
-        resource = path[len(BATCH_PREFIX) :]
-        if query.get("action") in BATCH_ROUTES.get(resource, {}).get(method, ()):
-            return f"{resource}.{query['action']}"
-    return None
-
-
-def _token_envelope(status: int, msg: str, data: dict[str, Any] | None) -> dict[str, Any]:
-    return {"status": status, "msg": msg, "business": TOKEN_BUSINESS, "data": data}
-
-
-def _envelope(code: int, msg: str, request_id: str | None) -> dict[str, Any]:
-    return {"code": code, "msg": msg, "data": None, "requestId": request_id or uuid.uuid4().hex}
-
-
-def load_seed_file(seed: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
-    """Return a seed document, reading it from a JSON file when given a path.
-
-    :param seed: the seed dict itself, or the path of a JSON file holding it.
-    """
-    if isinstance(seed, dict):
-        return seed
-    document = json.loads(Path(seed).read_text(encoding="utf-8"))
-    if not isinstance(document, dict):
-        raise ValueError(f"seed file {seed} must hold a JSON object")
-    return document
 
 
 class EnOSEmulator:
@@ -469,13 +291,13 @@ class EnOSEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         cancel_final: str = "error",
-        token_ttl: float = 7200,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
         clock: Callable[[], float] | str | None = None,
         tls: tuple[str, str] | None = None,
     ) -> None:
         """Build the emulator and load its seed (nothing listens until :meth:`start`).
 
-        :param seed: a seed dict (see :class:`~airflow_enos_provider.emulator.state.Seed`), the
+        :param seed: a seed dict (see :class:`~airflow_enos_provider.emulator.seed.Seed`), the
             path of a JSON file holding one, or None for an empty tenant.
         :param host: the address to listen on.
         :param port: the port to listen on; 0 picks a free one.
@@ -491,7 +313,7 @@ class EnOSEmulator:
             self.state.load_seed(load_seed_file(seed))
         if cancel_final != "error":
             self.state.cancel_final = cancel_final
-        if token_ttl != 7200:
+        if token_ttl != DEFAULT_TOKEN_TTL:
             self.state.token_ttl = token_ttl
         self.host = host
         self._port = port

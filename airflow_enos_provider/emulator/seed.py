@@ -1,0 +1,142 @@
+"""The seed document that describes an emulated tenant, and its loading and validation."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from airflow_enos_provider.emulator.tenant import Tenant
+
+
+class SeedApp(TypedDict):
+    """An application registration: the key pair a client signs with."""
+
+    access_key: str
+    secret_key: str
+
+
+class SeedUser(TypedDict, total=False):
+    """A user of the tenant; ``user_id`` and ``org_id`` are required."""
+
+    user_id: str
+    org_id: str
+    locked: bool
+
+
+class SeedFlow(TypedDict, total=False):
+    """A workflow; only ``flow_id`` is required."""
+
+    flow_id: int
+    name: str
+    owner: str
+    locked: bool
+    init_seconds: float
+    run_seconds: float
+    tasks: list[str]
+
+
+class SeedInstance(TypedDict, total=False):
+    """A pre-existing flow instance; ``instance_id`` and ``flow_id`` are required.
+
+    ``status`` is a name (``"RUNNING"``) or an int code; ``trigger_time`` is in epoch milliseconds;
+    ``parameters`` is an object or a JSON string; ``type`` is 0 manual, 1 periodic, 2 temporary.
+    """
+
+    instance_id: str
+    flow_id: int
+    status: str | int
+    owner: str
+    trigger_time: int
+    parameters: dict[str, Any] | str
+    type: int
+
+
+class SeedSettings(TypedDict, total=False):
+    """Run-time settings a seed may carry."""
+
+    cancel_final: str
+    token_ttl: float
+
+
+class Seed(TypedDict, total=False):
+    """The whole seed document (a dict or the JSON file it was read from); every key is optional."""
+
+    apps: list[SeedApp]
+    users: list[SeedUser]
+    flows: list[SeedFlow]
+    instances: list[SeedInstance]
+    settings: SeedSettings
+
+
+def load_seed_file(seed: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """Return a seed document, reading it from a JSON file when given a path.
+
+    :param seed: the seed dict itself, or the path of a JSON file holding it.
+    """
+    if isinstance(seed, dict):
+        return seed
+    document = json.loads(Path(seed).read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"seed file {seed} must hold a JSON object")
+    return document
+
+
+def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
+    """Add everything a seed document describes to a tenant, and apply its settings.
+
+    :param state: the tenant (its lock is held by the caller).
+    :param seed: a :class:`Seed` mapping.
+    :raises ValueError: on unknown keys, duplicates or references to unknown flows.
+    """
+    seed = _check_keys("document", seed, Seed.__annotations__)
+    for item in seed.get("apps") or []:
+        app = _check_keys("app", item, SeedApp.__annotations__, ("access_key", "secret_key"))
+        state.add_app(app["access_key"], app["secret_key"])
+    for item in seed.get("users") or []:
+        user = _check_keys("user", item, SeedUser.__annotations__, ("user_id", "org_id"))
+        state.add_user(user["user_id"], user["org_id"], locked=bool(user.get("locked", False)))
+    for item in seed.get("flows") or []:
+        flow = _check_keys("flow", item, SeedFlow.__annotations__, ("flow_id",))
+        state.add_flow(
+            int(flow["flow_id"]),
+            name=flow.get("name"),
+            owner=flow.get("owner"),
+            locked=bool(flow.get("locked", False)),
+            init_seconds=float(flow.get("init_seconds", 1.0)),
+            run_seconds=float(flow.get("run_seconds", 30.0)),
+            tasks=flow.get("tasks"),
+        )
+    for item in seed.get("instances") or []:
+        inst = _check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))
+        state.add_instance(
+            inst["instance_id"],
+            int(inst["flow_id"]),
+            status=inst.get("status", "RUNNING"),
+            owner=inst.get("owner"),
+            trigger_time_ms=inst.get("trigger_time"),
+            parameters=inst.get("parameters"),
+            type=int(inst.get("type", 0)),
+        )
+    settings = _check_keys("settings", seed.get("settings") or {}, SeedSettings.__annotations__)
+    if "cancel_final" in settings:
+        state.cancel_final = settings["cancel_final"]
+    if "token_ttl" in settings:
+        state.token_ttl = settings["token_ttl"]
+
+
+def _check_keys(
+    kind: str, item: object, allowed: Iterable[str], required: Iterable[str] = ()
+) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"seed {kind} must be an object, not {item!r}")
+    unknown = set(item) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) in seed {kind}: {', '.join(sorted(unknown))}")
+    missing = [name for name in required if name not in item]
+    if missing:
+        raise ValueError(f"seed {kind} {dict(item)!r} lacks {', '.join(missing)}")
+    return item

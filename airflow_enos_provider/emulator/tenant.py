@@ -1,0 +1,308 @@
+"""The tenant an emulator holds: its apps, users, flows, instances and settings, and the test hooks.
+
+:class:`~airflow_enos_provider.emulator.state.EmulatorState` adds the API's operations on top. A
+test drives the tenant directly through these methods (seed it, lock a flow, force a status, move
+the clock); every one takes :attr:`Tenant.lock`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from airflow_enos_provider.emulator.models import (
+    App,
+    Flow,
+    Instance,
+    ManualClock,
+    User,
+    parameters_string,
+    parse_status,
+)
+from airflow_enos_provider.emulator.seed import apply_seed
+from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
+from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
+
+CANCEL_FINAL_CHOICES: tuple[str, ...] = ("error", "success")
+
+
+class Tenant:
+    """Hold one emulated EnOS tenant's model; every public method is thread-safe.
+
+    Times given to and reported by the clock are epoch seconds; the API itself speaks
+    milliseconds and ``yyyy-MM-dd HH:mm:ss`` strings.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] | str | None = None) -> None:
+        """Create an empty tenant.
+
+        Cancelling a finished instance replies 62102 (:attr:`cancel_final` ``"error"``) and tokens
+        live 7200 s (:attr:`token_ttl`) until a seed's settings or the properties change them.
+
+        :param clock: a callable returning epoch seconds, ``"manual"`` for a :class:`ManualClock`
+            starting at the current wall time, or None for :func:`time.time`.
+        """
+        if clock == "manual":
+            clock = ManualClock()
+        elif isinstance(clock, str):
+            raise ValueError(f"clock must be a callable, 'manual' or None, not {clock!r}")
+        self.clock: Callable[[], float] = clock if clock is not None else time.time
+        self.lock = threading.RLock()
+        self._cancel_final = "error"
+        self._latency = 0.0
+        self._apps: dict[str, App] = {}
+        self._users: dict[str, User] = {}
+        self._flows: dict[int, Flow] = {}
+        self._instances: dict[str, Instance] = {}
+        self._tokens = TokenService(self._apps)
+        self._seq = 0
+
+    # ----------------------------------------------------------------- settings and clock
+
+    @property
+    def cancel_final(self) -> str:
+        """What cancelling a finished instance does: ``"error"`` or ``"success"``."""
+        with self.lock:
+            return self._cancel_final
+
+    @cancel_final.setter
+    def cancel_final(self, value: str) -> None:
+        if value not in CANCEL_FINAL_CHOICES:
+            raise ValueError(f"cancel_final must be one of {CANCEL_FINAL_CHOICES}, not {value!r}")
+        with self.lock:
+            self._cancel_final = value
+
+    @property
+    def latency(self) -> float:
+        """Seconds the server waits before answering each request, like a gateway far away (default 0)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {value!r}")
+        self._latency = float(value)
+
+    @property
+    def token_ttl(self) -> float:
+        """The lifetime of newly issued tokens in seconds (tokens already issued keep theirs)."""
+        with self.lock:
+            return self._tokens.ttl
+
+    @token_ttl.setter
+    def token_ttl(self, value: float) -> None:
+        with self.lock:
+            self._tokens.ttl = check_ttl(value)
+
+    def now(self) -> float:
+        """Return the emulator's clock in epoch seconds."""
+        return self.clock()
+
+    def now_ms(self) -> int:
+        """Return the emulator's clock in epoch milliseconds (what ``getCurrentTime`` replies)."""
+        return int(self.clock() * 1000)
+
+    def advance(self, seconds: float) -> float:
+        """Move a manual clock forward and return the new time in epoch seconds.
+
+        :param seconds: how far to move the clock.
+        :raises RuntimeError: when the emulator was not built with ``clock="manual"`` (or a
+            :class:`ManualClock`).
+        """
+        if not isinstance(self.clock, ManualClock):
+            raise RuntimeError("advance() needs the emulator to be built with clock='manual'")
+        return self.clock.advance(seconds)
+
+    # ----------------------------------------------------------------- seeding and test hooks
+
+    def load_seed(self, seed: Mapping[str, Any]) -> None:
+        """Add everything a seed document describes, and apply its settings.
+
+        :param seed: a :class:`Seed` mapping.
+        :raises ValueError: on unknown keys, duplicates or references to unknown flows.
+        """
+        with self.lock:
+            apply_seed(self, seed)
+
+    def add_app(self, access_key: str, secret_key: str) -> None:
+        """Register an application key pair (replacing the secret of an existing key).
+
+        :param access_key: the app's access key (``appKey`` in token requests).
+        :param secret_key: the app's secret.
+        """
+        with self.lock:
+            self._apps[access_key] = App(access_key, secret_key)
+
+    def add_user(self, user_id: str, org_id: str, locked: bool = False) -> None:
+        """Register a user (replacing an existing one with the same id).
+
+        :param user_id: the ``userId`` query value.
+        :param org_id: the ``orgId`` the user belongs to.
+        :param locked: whether the account is locked (every call then fails with 62105).
+        """
+        with self.lock:
+            self._users[user_id] = User(user_id, org_id, locked)
+
+    def add_flow(
+        self,
+        flow_id: int,
+        name: str | None = None,
+        owner: str | None = None,
+        locked: bool = False,
+        init_seconds: float = 1.0,
+        run_seconds: float = 30.0,
+        tasks: Iterable[str] | None = None,
+    ) -> None:
+        """Register a workflow.
+
+        :param flow_id: the flow's int id.
+        :param name: the flow name; ``flow_<id>`` when None.
+        :param owner: the owning user id; when None, the first registered user (or ``""``).
+        :param locked: whether the workflow is locked.
+        :param init_seconds: how long a triggered instance stays INIT before RUNNING.
+        :param run_seconds: how long it then stays RUNNING before SUCCESS.
+        :param tasks: the task ids of the flow's graph; ``["main"]`` when None.
+        :raises ValueError: when the flow id already exists.
+        """
+        with self.lock:
+            if flow_id in self._flows:
+                raise ValueError(f"flow {flow_id} already exists")
+            if owner is None:
+                owner = next(iter(self._users), "")
+            self._flows[flow_id] = Flow(
+                flow_id=flow_id,
+                name=name if name is not None else f"flow_{flow_id}",
+                owner=owner,
+                locked=locked,
+                init_seconds=max(float(init_seconds), 0.0),
+                run_seconds=max(float(run_seconds), 0.0),
+                tasks=list(tasks) if tasks is not None else ["main"],
+            )
+
+    def add_instance(
+        self,
+        instance_id: str,
+        flow_id: int,
+        status: str | int = "RUNNING",
+        owner: str | None = None,
+        *,
+        trigger_time_ms: int | None = None,
+        parameters: Mapping[str, Any] | str | None = None,
+        type: int = 0,
+    ) -> str:
+        """Add an instance that keeps its status until cancelled or changed (it has no schedule).
+
+        :param instance_id: the instance id.
+        :param flow_id: the id of an existing flow.
+        :param status: the status name or code.
+        :param owner: the owning user id; the flow's owner when None.
+        :param trigger_time_ms: the trigger time in epoch ms; the clock's time when None.
+        :param parameters: the instance parameters as an object or a JSON string.
+        :param type: 0 manual, 1 periodic, 2 temporary.
+        :return: the instance id.
+        :raises ValueError: when the id exists or the flow does not.
+        """
+        code = Status(parse_status(status))
+        params = parameters_string(parameters) if parameters is not None else "{}"
+        with self.lock:
+            if instance_id in self._instances:
+                raise ValueError(f"instance {instance_id!r} already exists")
+            flow = self._flows.get(flow_id)
+            if flow is None:
+                raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+            now = self.now()
+            self._seq += 1
+            self._instances[instance_id] = Instance.seeded(
+                code,
+                now,
+                instance_id=instance_id,
+                flow_id=flow_id,
+                owner=owner if owner is not None else flow.owner,
+                trigger_time=now if trigger_time_ms is None else trigger_time_ms / 1000,
+                seq=self._seq,
+                parameters=params,
+                type=type,
+            )
+            return instance_id
+
+    def set_user_locked(self, user_id: str, locked: bool) -> None:
+        """Lock or unlock a user account.
+
+        :param user_id: an existing user id.
+        :param locked: the new state.
+        """
+        with self.lock:
+            self._users[user_id].locked = locked
+
+    def set_flow_locked(self, flow_id: int, locked: bool) -> None:
+        """Lock or unlock a workflow.
+
+        :param flow_id: an existing flow id.
+        :param locked: the new state.
+        """
+        with self.lock:
+            self._flows[flow_id].locked = locked
+
+    def set_instance_status(self, instance_id: str, status: str | int) -> None:
+        """Force an instance's status, stopping its schedule (e.g. to make it FAIL).
+
+        :param instance_id: an existing instance id.
+        :param status: the status name or code.
+        """
+        code = Status(parse_status(status))
+        with self.lock:
+            self._instances[instance_id].freeze(code, self.now())
+
+    def instance_status(self, instance_id: str) -> int:
+        """Return an instance's current status code, with the clock applied.
+
+        :param instance_id: an existing instance id.
+        """
+        with self.lock:
+            return self._instances[instance_id].resolve(self.now()).status.value
+
+    def status_history(self, instance_id: str) -> list[tuple[float, str]]:
+        """Return an instance's status changes so far, oldest first, as (clock time, status name).
+
+        :param instance_id: an existing instance id.
+        """
+        with self.lock:
+            return [
+                (when, status.name) for when, status in self._instances[instance_id].history_at(self.now())
+            ]
+
+    def instance(self, instance_id: str, viewer: str | None = None) -> dict[str, Any]:
+        """Return an instance as the Get Flow Instance API returns it (the FlowInstance object).
+
+        :param instance_id: an existing instance id.
+        :param viewer: the user asking, for ``hasEditPri``; the owner when None.
+        """
+        with self.lock:
+            inst = self._instances[instance_id]
+            return self._instance_json(inst, self.now(), viewer if viewer is not None else inst.owner)
+
+    def instance_ids(self) -> list[str]:
+        """Return every instance id, oldest first."""
+        with self.lock:
+            return [i.instance_id for i in sorted(self._instances.values(), key=lambda i: i.seq)]
+
+    def flow(self, flow_id: int, viewer: str | None = None) -> dict[str, Any]:
+        """Return a flow as the Get Flow API returns it.
+
+        :param flow_id: an existing flow id.
+        :param viewer: the user asking, for ``hasEditPri``; the owner when None.
+        """
+        with self.lock:
+            flow = self._flows[flow_id]
+            return self._flow_json(flow, viewer if viewer is not None else flow.owner)
+
+    # ----------------------------------------------------------------- rendering (lock held)
+
+    def _instance_json(self, inst: Instance, now: float, viewer: str) -> dict[str, Any]:
+        return inst.to_json(self._flows[inst.flow_id], now, viewer)
+
+    def _flow_json(self, flow: Flow, viewer: str) -> dict[str, Any]:
+        owner = self._users.get(flow.owner)
+        return flow.to_json(viewer, owner_locked=bool(owner and owner.locked))
