@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from airflow_enos_provider.exceptions import EnOSValidationError
-
 
 class EnOSFlowInstanceStatus(IntEnum):
     """Status codes of a flow instance (``enos-api.md`` section 3)."""
@@ -64,9 +62,7 @@ class EnOSFlowInstanceStatus(IntEnum):
             except ValueError:
                 pass
         known = ", ".join(f"{m.name} ({m.value})" for m in cls)
-        raise EnOSValidationError(
-            f"{field}: {value!r} is not a flow-instance status; expected one of {known}"
-        )
+        raise _invalid(f"{field}: {value!r} is not a flow-instance status; expected one of {known}")
 
 
 _FINAL = frozenset(
@@ -90,7 +86,7 @@ def status_list(values: object, field: str) -> list[EnOSFlowInstanceStatus]:
     # A string is one status name, never its letters.
     items = [values] if isinstance(values, (str, int)) else values
     if not isinstance(items, Iterable) or isinstance(items, (bytes, Mapping)):
-        raise EnOSValidationError(f"{field} must be a status or a list of statuses, got {values!r}")
+        raise _invalid(f"{field} must be a status or a list of statuses, got {values!r}")
     return list(dict.fromkeys(EnOSFlowInstanceStatus.parse(item, field) for item in items))
 
 
@@ -136,14 +132,14 @@ class FlowInstanceWait:
         """
         target = parse_statuses(target_statuses, "target_statuses")
         if not target:
-            raise EnOSValidationError("target_statuses must name at least one status")
+            raise _invalid("target_statuses must name at least one status")
         if failure_statuses is None:
             failure = _FINAL - target
         else:
             failure = parse_statuses(failure_statuses, "failure_statuses")
             if both := target & failure:
                 names = ", ".join(sorted(s.name for s in both))
-                raise EnOSValidationError(f"statuses cannot be both target and failure: {names}")
+                raise _invalid(f"statuses cannot be both target and failure: {names}")
         return cls(target, failure)
 
     def verdict(self, status: EnOSFlowInstanceStatus) -> str:
@@ -202,3 +198,11 @@ def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance
     if description and description != status.name:
         text += f": {description}"
     return text
+
+
+def _invalid(message: str) -> Exception:
+    # Imported here, not at the top: the emulator uses the statuses without loading Airflow, which
+    # the exceptions' base classes come from.
+    from airflow_enos_provider.exceptions import EnOSValidationError
+
+    return EnOSValidationError(message)

@@ -307,6 +307,13 @@ def test_the_core_imports_no_airflow_and_no_http_library():
     assert done.stdout.strip() == "[]"
 
 
+def test_the_emulator_runs_without_loading_airflow():
+    # The emulator's CLI, the demo and the benchmark's emulator process stay light (about 0.1 s).
+    code = "import sys, airflow_enos_provider.emulator; print('airflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 @contextlib.contextmanager
 def _server(behaviour: str) -> Iterator[int]:
     """Serve loopback connections that read the request and then break the exchange."""

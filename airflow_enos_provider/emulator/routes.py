@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from airflow_enos_provider.emulator import responses
 from airflow_enos_provider.emulator.responses import Responder
-from airflow_enos_provider.protocol.operations import BATCH_PATH, TOKEN_PATH
+from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
 
 # The token service's operations are the last path segment ("token/get", "token/refresh").
 TOKEN_PREFIX = posixpath.dirname(TOKEN_PATH) + "/"

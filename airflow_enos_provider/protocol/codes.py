@@ -1,8 +1,14 @@
-"""Every EnOS reply code the project knows, defined once (``enos-api.md`` sections 1 and 2)."""
+"""The EnOS API's fixed facts, each defined once: its paths and every reply code the project knows.
+
+Imports nothing, so the emulator and the protocol core share them (``enos-api.md`` sections 1 and 2).
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+TOKEN_PATH = "/apim-token-service/v2.0/token/get"
+BATCH_PATH = "/batch-processing-service/v2.1"
 
 
 class EnOSCode(IntEnum):

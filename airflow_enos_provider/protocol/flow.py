@@ -207,16 +207,12 @@ def explain_clock_skew(err: EnOSAPIError) -> EnOSAPIError:
     if abs(skew) < CLOCK_SKEW_WARNING:
         return err
     direction = "ahead of" if skew > 0 else "behind"
+    kept = ("operation", "code", "http_status", "request_id", "flow_inst_id", "server_time")
     return EnOSAuthenticationError(
         err.message,
-        operation=err.operation,
-        code=err.code,
-        http_status=err.http_status,
-        request_id=err.request_id,
-        flow_inst_id=err.flow_inst_id,
         hint=(
             f"This machine's clock is {abs(skew):.0f} s {direction} the gateway's (measured against the "
             "reply's Date header): the signature's timestamp is out of range. Synchronise the clock (NTP)"
         ),
-        server_time=err.server_time,
+        **{name: getattr(err, name) for name in kept},
     )

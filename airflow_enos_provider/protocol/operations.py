@@ -13,12 +13,11 @@ from urllib.parse import quote, urlencode
 from airflow_enos_provider import __version__
 from airflow_enos_provider.connection import EnOSConnectionSettings
 from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
 from airflow_enos_provider.protocol.signing import request_signature, token_encryption
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
 from airflow_enos_provider.validation import require_flow_inst_id, require_text
 
-TOKEN_PATH = "/apim-token-service/v2.0/token/get"
-BATCH_PATH = "/batch-processing-service/v2.1"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 USER_AGENT = f"airflow-enos-provider/{__version__}"
 # list_flow_instances keyword -> search body field
