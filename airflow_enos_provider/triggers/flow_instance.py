@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_enos_provider.exceptions import EnOSError
-from airflow_enos_provider.protocol.retry import retry_reason
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
 
 if TYPE_CHECKING:
@@ -114,6 +113,9 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 return
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
+        # Imported when the trigger runs: DAG files that import this module never need it.
+        from airflow_enos_provider.protocol.retry import retry_reason
+
         hook = self._hook()
         ids = ", ".join(self.flow_inst_ids)
         statuses: dict[str, str] = {}
