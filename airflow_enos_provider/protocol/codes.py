@@ -42,3 +42,11 @@ AUTH_CODES = frozenset(
         EnOSCode.TOKEN_PARAMETER_EMPTY,
     }
 )
+
+
+class EnOSFlowType(IntEnum):
+    """A workflow's scheduling type (``type`` of Get Flow and of List Flow Instances' search)."""
+
+    MANUAL = 0
+    PERIODIC = 1
+    TEMPORARY = 2
