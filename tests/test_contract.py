@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -224,3 +225,10 @@ def test_an_invalid_parameter_says_which_input_to_check(operation, hint):
     reply = json.dumps({"code": 62102, "msg": "Flow not found"}).encode()
     with pytest.raises(EnOSAPIError, match=hint):
         parse_reply(http_status=200, body=reply, operation=operation)
+
+
+def test_the_conformance_page_covers_every_contract():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "conformance.md").read_text()
+    for contract in CONTRACTS:
+        if contract.name != "refresh_access_token":  # the token service's refresh is not used
+            assert contract.title in page, contract.title
