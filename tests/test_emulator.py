@@ -753,6 +753,224 @@ def test_get_flow_and_current_time(client: Client, emulator: EnOSEmulator) -> No
     assert client.ok("GET", "time", "getCurrentTime") == now + 2500
 
 
+# --------------------------------------------------------------------------- the contract
+
+
+def test_every_route_has_its_contract() -> None:
+    from airflow_enos_provider.emulator.routes import ROUTES
+    from airflow_enos_provider.protocol.contract import CONTRACTS, contract_for
+
+    routed = {(r.method, r.prefix + r.resource, r.action) for r in ROUTES}
+    assert routed == {(c.method, c.path, c.action) for c in CONTRACTS}
+    assert all(contract_for(*route) is not None for route in routed)
+
+
+def test_search_without_type_is_refused_and_the_log_names_it(
+    client: Client, emulator: EnOSEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = search_body()
+    del body["type"]
+    with caplog.at_level("WARNING", logger="airflow_enos_provider.emulator"):
+        assert client.error("POST", "flowInstances", "search", body) == (62102, "Invalid request body.")
+    assert emulator.state.requests[-1].violations == ("body type: mandatory Integer is missing",)
+    assert "list_flow_instances.md" in caplog.text and "body type" in caplog.text
+    # A mandatory field is mandatory even when it would filter nothing.
+    for name in ("expression", "owner", "fromTriggerTime", "toTriggerTime", "status"):
+        partial = search_body()
+        del partial[name]
+        assert client.error("POST", "flowInstances", "search", partial) == (62102, "Invalid request body.")
+        assert emulator.state.requests[-1].violations[0].startswith(f"body {name}: mandatory")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", 1),
+        ("status", [1, 2]),
+        ("status", ""),
+        ("type", "1"),
+        ("fromTriggerTime", "0"),
+        ("owner", None),
+    ],
+)
+def test_search_field_of_another_type_is_refused(client: Client, field: str, value: Any) -> None:
+    # list_flow_instances.md's table: status is a String ("1,2,3"), type an Integer, times Long.
+    code, msg = client.error("POST", "flowInstances", "search", search_body(**{field: value}))
+    assert (code, msg) == (62102, "Invalid request body.")
+    assert client.emulator.state.requests[-1].violations[0].startswith(f"body {field}:")
+
+
+def test_query_field_refusal_says_invalid_parameter(client: Client, emulator: EnOSEmulator) -> None:
+    code, msg = client.error("GET", "flows", "get", extra={"flowId": "two"})
+    assert (code, msg) == (62102, "Invalid parameter: query flowId: expected Integer, got 'two'")
+    assert emulator.state.requests[-1].violations == ("query flowId: expected Integer, got 'two'",)
+    # A query name without a value is no value (get_task_instance_log.md's sample sends "maxLength=").
+    assert client.error("GET", "flowInstances", "get", extra={"flowInstId": ""}) == (
+        62102,
+        "Invalid parameter: query flowInstId: mandatory String is missing",
+    )
+
+
+def _sample_tenant(emulator: EnOSEmulator) -> None:
+    # The ids the doc pages' samples name.
+    emulator.state.add_flow(3377, owner=USER, tasks=[{"name": "sample", "id": "105007"}])
+    emulator.state.add_flow(2479, name="test0722-1", owner=USER)
+    emulator.state.add_instance("3377-20190812013400", 3377, status="SUCCESS")
+
+
+# The pages' request samples, as sent. list_flow_instances.md's sample sends "status": 1 while its
+# table says String ("1,2,3"): the table decides, so the sample is sent with "1".
+DOC_SAMPLES = [
+    (
+        "list_flow_instances.md",
+        "POST",
+        "flowInstances",
+        "search",
+        {
+            "type": 1,
+            "fromTriggerTime": 1573648355000,
+            "toTriggerTime": 1573698120000,
+            "status": "1",
+            "owner": "",
+            "expression": "",
+            "pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "updateTime", "order": "ASC"}]},
+        },
+        None,
+    ),
+    ("trigger_flow.md", "POST", "flows", "trigger", {"flowId": 3377, "triggerTime": 1574385824000}, None),
+    (
+        "update_and_trigger_flow.md",
+        "POST",
+        "flows",
+        "updateAndTrigger",
+        {"flowId": 3377, "triggerTime": 1574385824000, "parameters": [{"key": "REPLACE", "value": "ddee"}]},
+        None,
+    ),
+    ("get_flow.md", "GET", "flows", "get", None, {"flowId": "2479"}),
+    ("get_flow_instance.md", "GET", "flowInstances", "get", None, {"flowInstId": "3377-20190812013400"}),
+    (
+        "get_task_instance_log.md",
+        "GET",
+        "taskInstances",
+        "getLog",
+        None,
+        {"taskInstId": "105007-20190812013400", "maxLength": ""},
+    ),
+    (
+        "cancel_flow_instance.md",
+        "POST",
+        "flowInstances",
+        "cancel",
+        {"flowInstId": "3377-20190812013400"},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("page", "method", "resource", "action", "body", "query"), DOC_SAMPLES)
+def test_documented_request_samples_are_accepted(
+    client: Client,
+    emulator: EnOSEmulator,
+    page: str,
+    method: str,
+    resource: str,
+    action: str,
+    body: Any,
+    query: dict[str, str] | None,
+) -> None:
+    _sample_tenant(emulator)
+    emulator.state.cancel_final = "success"  # the cancel sample's instance has finished
+    client.ok(method, resource, action, body, extra=query)
+    assert emulator.state.requests[-1].violations == ()
+
+
+def test_token_service_checks_its_contract(client: Client, emulator: EnOSEmulator) -> None:
+    # Get Access Token (enos-api.md section 1a): timestamp is a number of ms; empty is 1202.
+    body = {**client.token_body(), "timestamp": str(emulator.state.now_ms())}
+    assert client.post_token(body)["status"] == 1004
+    assert emulator.state.requests[-1].violations[0].startswith("body timestamp: expected Long")
+    assert client.post_token({**client.token_body(), "appKey": ""})["status"] == 1202
+    assert emulator.state.requests[-1].violations == ("body appKey: mandatory String is empty",)
+
+
+# --------------------------------------------------------------------------- task instances
+
+
+def test_get_task_instance(client: Client, emulator: EnOSEmulator) -> None:
+    extract = client.ok("GET", "taskInstances", "get", extra={"taskInstId": f"{EXTRACT}-201908081020"})
+    assert extract == {
+        "instanceId": f"{EXTRACT}-201908081020",
+        "flowInstId": SEEDED,
+        "taskId": EXTRACT,
+        "taskName": "extract",
+        "status": 2,
+        "startTime": "2019-08-08 10:20:00",
+        "endTime": "",
+    }
+    # A seeded id that does not name the flow still has task instances (the suffix after its dash).
+    assert client.ok("GET", "taskInstances", "get", extra={"taskInstId": f"{REPORT}-done"})["status"] == 1
+    assert client.error("GET", "taskInstances", "get", extra={"taskInstId": "999-1"}) == (
+        62102,
+        "Instance not found",
+    )
+
+
+def test_failed_instance_has_a_failed_task_whose_log_says_why(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.set_instance_status(SEEDED, "FAIL")
+    tasks = json.loads(client.instance(SEEDED)["graph"])["tasks"]
+    failed = [t for t in tasks if t["status"] == "FAIL"]
+    assert [t["taskName"] for t in failed] == ["load"]
+    log = client.ok("GET", "taskInstances", "getLog", extra={"taskInstId": failed[0]["taskInstId"]})["log"]
+    assert failed[0]["taskInstId"] in log and "ERROR task load failed" in log
+
+
+def test_get_log_serves_the_seeded_text_and_keeps_the_tail(emulator: EnOSEmulator) -> None:
+    seed = make_seed()
+    seed["flows"].append(
+        {
+            "flow_id": 55,
+            "owner": USER,
+            "type": 1,
+            "parameters": {"day": "2024-01-01"},
+            "tasks": [
+                {"name": "load", "id": "5501", "log": "line 1\nline 2\nTraceback: disk full"},
+                "notify",
+            ],
+        }
+    )
+    seed["instances"].append({"instance_id": "55-201908081020", "flow_id": 55, "status": "FAIL"})
+    with start_emulator(seed=seed) as emu:
+        client = Client(emu)
+        query = {"taskInstId": "5501-201908081020"}
+        assert client.ok("GET", "taskInstances", "getLog", extra=query) == {
+            "log": "line 1\nline 2\nTraceback: disk full"
+        }
+        # Whether EnOS keeps the head or the tail of a longer log is undocumented: the tail here.
+        tail = client.ok("GET", "taskInstances", "getLog", extra={**query, "maxLength": "11"})
+        assert tail == {"log": ": disk full"}
+        emu.state.set_task_log("5501-201908081020", "replaced")
+        assert client.ok("GET", "taskInstances", "getLog", extra=query)["log"] == "replaced"
+        with pytest.raises(KeyError):
+            emu.state.set_task_log("5501-nothing", "x")
+        assert client.error("GET", "taskInstances", "getLog", extra={"taskInstId": "5501-nothing"}) == (
+            62102,
+            "Instance not found",
+        )
+        assert client.error("GET", "taskInstances", "getLog", extra={**query, "maxLength": "-1"})[0] == 62102
+        flow = client.ok("GET", "flows", "get", extra={"flowId": "55"})
+        assert (flow["type"], json.loads(flow["parameters"])) == (1, [{"key": "day", "value": "2024-01-01"}])
+        assert json.loads(client.instance("55-201908081020")["parameters"]) == [
+            {"key": "day", "value": "2024-01-01"}
+        ]
+        client.session.close()
+
+
+def test_a_task_that_has_not_started_has_no_log(client: Client) -> None:
+    # get_task_instance_log.md's error table: 62109 "No log found".
+    query = {"taskInstId": f"{LOAD}-201908081020"}
+    assert client.error("GET", "taskInstances", "getLog", extra=query) == (62109, "No log found")
+
+
 # --------------------------------------------------------------------------- state API
 
 
@@ -786,6 +1004,43 @@ def test_state_hooks_and_seed_file(tmp_path: Path) -> None:
     assert EnOSEmulator(clock=lambda: 42.0).state.now_ms() == 42_000
     with pytest.raises(RuntimeError):
         _ = EnOSEmulator().url
+
+
+def test_existing_seeds_load_and_new_seed_fields_are_checked() -> None:
+    import importlib.util
+
+    from tests.enos_env import SEED
+
+    spec = importlib.util.spec_from_file_location("bench_common", REPO_ROOT / "bench" / "common.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for seed in (SEED, REPO_ROOT / "scripts" / "emulator_seed.json", bench.seed(3)):
+        state = EnOSEmulator(seed).state
+        flow = state.flow(2438)
+        assert flow["type"] == 0 and flow["parameters"] == "[]"  # the defaults
+        assert all(t["taskId"].isdigit() for t in json.loads(flow["graph"])["tasks"])
+    with pytest.raises(ValueError, match="unknown key"):
+        EnOSEmulator({"flows": [{"flow_id": 1, "tasks": [{"name": "a", "colour": "red"}]}]})
+    with pytest.raises(ValueError, match="already exist"):
+        EnOSEmulator(
+            {"flows": [{"flow_id": 1, "tasks": [{"name": "a", "id": "7"}, {"name": "b", "id": "7"}]}]}
+        )
+    with pytest.raises(ValueError, match="key, value"):
+        EnOSEmulator({"flows": [{"flow_id": 1, "parameters": [{"k": "v"}]}]})
+    with pytest.raises(ValueError):
+        EnOSEmulator({"flows": [{"flow_id": 1, "type": 7}]})
+
+
+def test_a_flow_without_tasks_cannot_be_triggered(client: Client, emulator: EnOSEmulator) -> None:
+    # trigger_flow.md's error table: 62104 "This workflow has no task. You cannot trigger it."
+    emulator.state.add_flow(60, owner=USER, tasks=[])
+    assert client.error(
+        "POST", "flows", "trigger", {"flowId": 60, "triggerTime": emulator.state.now_ms()}
+    ) == (
+        62104,
+        "This workflow has no task. You cannot trigger it.",
+    )
 
 
 def test_status_and_code_constants_are_the_enums() -> None:
