@@ -166,22 +166,86 @@ class FlowInstanceWait:
         return Judgement(status, verdict, failure)
 
 
-def failing_tasks(instance: dict[str, Any]) -> list[str]:
-    """Return the ids of the tasks that failed, from the instance's ``graph`` (a JSON string).
+class TaskRecord(NamedTuple):
+    """One task of a flow instance, as the instance's ``graph`` names it (any field may be missing).
+
+    :param name: the task's name (``taskName`` / ``task_name``).
+    :param task_id: the task's id in the workflow (``taskId`` / ``task_id``, an int or a string).
+    :param task_inst_id: this run's task instance id (``taskInstId`` / ``task_inst_id``), for its log.
+    :param status: the task's status, given as a name (the docs' samples) or a code; None if unknown.
+    """
+
+    name: str | None
+    task_id: str | None
+    task_inst_id: str | None
+    status: EnOSFlowInstanceStatus | None
+
+    @property
+    def label(self) -> str:
+        """Return how messages name the task: its name, else its id, else its instance id."""
+        return self.name or self.task_id or self.task_inst_id or "(unnamed task)"
+
+
+FAILED_TASK_STATUSES = frozenset(
+    {EnOSFlowInstanceStatus.FAIL, EnOSFlowInstanceStatus.INTERNAL_ERROR, EnOSFlowInstanceStatus.TIMEOUT}
+)
+
+
+def task_records(instance: Mapping[str, Any]) -> list[TaskRecord]:
+    """Return the tasks of a flow instance from its ``graph``, whatever the key spelling.
+
+    The graph is a JSON string (or, leniently, an object) holding ``tasks[]``; the doc pages spell
+    its keys ``taskInstId`` or ``task_inst_id``, ``taskId`` or ``task_id``, ``taskName`` or
+    ``task_name``. A missing or unparsable graph gives no tasks: it is informative only.
 
     :param instance: a FlowInstance as EnOS returns it.
     """
-    try:
-        graph = json.loads(instance.get("graph") or "{}")
-        tasks = graph.get("tasks", []) if isinstance(graph, dict) else []
-        bad = {
-            EnOSFlowInstanceStatus.FAIL,
-            EnOSFlowInstanceStatus.INTERNAL_ERROR,
-            EnOSFlowInstanceStatus.TIMEOUT,
-        }
-        return [str(t.get("taskId")) for t in tasks if isinstance(t, dict) and t.get("status") in bad]
-    except (ValueError, TypeError, AttributeError):
-        return []  # the graph is informative only; never fail a task because it is malformed
+    graph: Any = instance.get("graph")
+    if isinstance(graph, str):
+        try:
+            graph = json.loads(graph)
+        except ValueError:
+            return []
+    tasks = graph.get("tasks") if isinstance(graph, Mapping) else None
+    if not isinstance(tasks, list):
+        return []
+    return [
+        TaskRecord(
+            name=_text(task, "taskName", "task_name"),
+            task_id=_text(task, "taskId", "task_id"),
+            task_inst_id=_text(task, "taskInstId", "task_inst_id"),
+            status=_task_status(task.get("status")),
+        )
+        for task in tasks
+        if isinstance(task, Mapping)
+    ]
+
+
+def _text(task: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = task.get(name)
+        if value is not None and str(value).strip():
+            return str(value)
+    return None
+
+
+def _task_status(value: object) -> EnOSFlowInstanceStatus | None:
+    if isinstance(value, str) and value.strip().upper() in EnOSFlowInstanceStatus.__members__:
+        return EnOSFlowInstanceStatus[value.strip().upper()]
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value).lstrip("-").isdigit():
+        try:
+            return EnOSFlowInstanceStatus(int(value))
+        except ValueError:
+            return None
+    return None  # e.g. "NONE", which the docs show for a workflow node that did not run
+
+
+def failing_tasks(instance: dict[str, Any]) -> list[str]:
+    """Return the names (else ids) of the tasks that failed, from the instance's ``graph``.
+
+    :param instance: a FlowInstance as EnOS returns it.
+    """
+    return [t.label for t in task_records(instance) if t.status in FAILED_TASK_STATUSES]
 
 
 def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance: dict[str, Any]) -> str:

@@ -70,7 +70,7 @@ def test_get_flow(hook):
 def test_list_flow_instances_follows_every_page(hook, emulator):
     for minute in range(250):
         emulator.state.add_instance(f"{env.FLOW_ID}-2020010100{minute:03d}", env.FLOW_ID, status="WAIT")
-    found = hook.list_flow_instances(status=S.WAIT, page_size=100)
+    found = hook.list_flow_instances(status=S.WAIT, page_size=100, type=0)
     assert len(found) == 250 and len({i["instanceId"] for i in found}) == 250
     pages = [
         r.body["pagination"]["pageNo"]
@@ -83,8 +83,9 @@ def test_list_flow_instances_follows_every_page(hook, emulator):
 def test_list_flow_instances_status_as_codes_names_and_members(hook, emulator):
     found = hook.list_flow_instances(status=[S.RUNNING, "SUCCESS", 2])
     assert {i["instanceId"] for i in found} == {env.RUNNING_ID, env.SUCCEEDED_ID, env.LOCKED_FLOW_INSTANCE_ID}
-    (call,) = [r for r in emulator.state.requests if r.operation == "flowInstances.search"]
-    assert call.body["status"] == "2,1"
+    calls = [r for r in emulator.state.requests if r.operation == "flowInstances.search"]
+    assert [call.body["status"] for call in calls] == ["2,1"] * 3
+    assert [call.body["type"] for call in calls] == [0, 1, 2]  # one series per scheduling type
 
 
 def test_list_with_non_ascii_and_reserved_characters_is_signed_and_sent_intact(hook, emulator):

@@ -148,7 +148,7 @@ def test_a_request_is_signed_over_the_bytes_it_sends():
     assert json.loads(request.body or b"") == {
         "flowId": 2440,
         "triggerTime": 1_700_000_000_000,
-        "parameters": {"k": "v"},
+        "parameters": [{"key": "k", "value": "v"}],  # the documented list, from the user's mapping
     }
 
 
@@ -161,22 +161,22 @@ def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated():
     run = caller(tokens=_warm(TokenCache()))
     op = ops.trigger_flow(2440, 1_700_000_000_000, None, None)
     found = {"count": 1, "flowInsts": [{"instanceId": "2440-started", "flowId": 2440}]}
-    script = Script([lost(), batch_reply(found)])
+    script = Script([lost(), batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)])
     assert script.run(batch.trigger(run, op)) == "2440-started"
-    assert script.names() == ["trigger_flow", "list_flow_instances"]
-    search = json.loads(script.sent[1].body or b"")
+    assert script.names() == ["trigger_flow", "get_flow", "list_flow_instances"]
+    search = json.loads(script.sent[2].body or b"")
     assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_699_999_999_000, 1_700_000_001_000)
+    assert search["type"] == 1  # the flow's own scheduling type, from Get Flow
     assert script.slept == []
 
 
 def test_a_trigger_whose_reply_was_lost_is_repeated_when_enos_shows_no_instance():
     run = caller(tokens=_warm(TokenCache()))
     op = ops.trigger_flow(2440, 1_700_000_000_000, None, None)
-    script = Script(
-        [lost(), batch_reply({"count": 0, "flowInsts": []}), batch_reply({"flowInstanceId": "2440-2"})]
-    )
+    nothing = batch_reply({"count": 0, "flowInsts": []})
+    script = Script([lost(), batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})])
     assert script.run(batch.trigger(run, op)) == "2440-2"
-    assert script.names() == ["trigger_flow", "list_flow_instances", "trigger_flow"]
+    assert script.names() == ["trigger_flow", "get_flow", "list_flow_instances", "trigger_flow"]
     assert len(script.slept) == 1
     assert run.retry_count.value == 1
 

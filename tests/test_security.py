@@ -85,7 +85,7 @@ def test_list_expression_is_sent_intact(enos_conn, expression):
     state = enos_conn.state
     state.clear_requests()
     try:
-        EnOSHook(retries=0).list_flow_instances(expression=expression)
+        EnOSHook(retries=0).list_flow_instances(expression=expression, type=0)
     except EnOSValidationError:
         assert [r for r in state.requests if r.operation != "token.get"] == []
         return

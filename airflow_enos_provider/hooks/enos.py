@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -26,8 +26,9 @@ from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVI
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.operations import to_epoch_ms, to_flow_id
+from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id
 from airflow_enos_provider.protocol.retry import RetryCounter, RetryPolicy
+from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.tokens import refresh_margin
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import run_sync
@@ -349,8 +350,10 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return the instances of a workflow (and/or matching an expression), all pages.
 
-        EnOS searches by a fuzzy ``expression`` only, so instances of ``flow_id`` are found with the
-        expression ``"<flow_id>-"`` and then kept only when their ``flowId`` is exactly ``flow_id``.
+        The kill switch's search: with ``flow_id``, the flow's scheduling type is read first (Get
+        Flow), then its instances are searched with the expression ``"<flow_id>-"`` and kept only when
+        their ``flowId`` is exactly ``flow_id`` (EnOS matches ids only fuzzily); with an expression
+        only, every scheduling type is searched. Any trigger time, any owner.
 
         :param flow_id: the workflow whose instances to find.
         :param expression: fuzzy match on instance id or flow name.
@@ -360,9 +363,9 @@ class EnOSHook(BaseHook):
         """
         if flow_id is None and expression is None:
             raise EnOSValidationError("find_flow_instances needs flow_id or expression (or both)")
-        wanted = None if flow_id is None else to_flow_id(flow_id)
-        return self._run(
-            lambda caller: batch.find_instances(caller, wanted, expression, only_active), user_id, org_id
+        active = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
+        return self.list_flow_instances(
+            status=active, expression=expression, flow_id=flow_id, user_id=user_id, org_id=org_id
         )
 
     def list_flow_instances(
@@ -370,6 +373,7 @@ class EnOSHook(BaseHook):
         *,
         status: Statuses | None = None,
         expression: str | None = None,
+        flow_id: int | str | None = None,
         page_size: int = 100,
         user_id: str | None = None,
         org_id: str | None = None,
@@ -377,25 +381,63 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return every flow instance that matches, following all pages.
 
+        EnOS requires every search field, so what is not given is sent as the value that filters
+        nothing: every status, ``expression: ""``, ``owner: ""`` and trigger times from 1970 to 2100.
+        ``type`` takes one scheduling type per request, so without ``type`` the search runs once per
+        type (3 request series) or, with ``flow_id``, once for the flow's own type (read with one
+        Get Flow). Each series costs one request per page of ``page_size`` instances.
+
         :param status: one status or several, as codes, names or
-            :class:`~airflow_enos_provider.status.EnOSFlowInstanceStatus`.
-        :param expression: fuzzy match on instance id or flow name.
+            :class:`~airflow_enos_provider.status.EnOSFlowInstanceStatus`; None for all.
+        :param expression: fuzzy match on instance id or flow name; None for none (``"<flow_id>-"``
+            with ``flow_id``).
+        :param flow_id: only this workflow's instances.
         :param page_size: instances per page request (1 to 1000).
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
-        :param filters: more search fields: ``type`` (0 manual, 1 periodic, 2 temporary), ``owner``,
-            ``from_trigger_time`` and ``to_trigger_time`` (ms or datetime), ``sorters``.
+        :param filters: more search fields: ``type`` (one or several of 0 manual, 1 periodic,
+            2 temporary), ``owner`` (the owner's user name), ``from_trigger_time`` and
+            ``to_trigger_time`` (ms or datetime), ``sorters`` (default: creation time, ascending).
         """
         require_int(page_size, "page_size", 1, 1000)
-        search = ops.search_fields(status, expression, filters)
-        return self._run(lambda caller: batch.search_all(caller, search, page_size), user_id, org_id)
+        query = search(status, expression, flow_id, filters)
+        return self._run(lambda caller: batch.search_all(caller, query, page_size), user_id, org_id)
+
+    def get_task_instance(
+        self, task_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Return a task instance (``instanceId``, ``flowInstId``, ``status``, times).
+
+        :param task_inst_id: the task instance id, as a flow instance's graph names it.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        return self._read(ops.get_task_instance(task_inst_id), user_id, org_id)
+
+    def get_task_instance_log(
+        self,
+        task_inst_id: str,
+        *,
+        max_length: int | None = None,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> str:
+        """Return a task instance's log text.
+
+        :param task_inst_id: the task instance id, as a flow instance's graph names it.
+        :param max_length: the most characters to return; None for EnOS's default (about 1 MiB).
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        op = ops.get_task_instance_log(task_inst_id, max_length)
+        return self._run(lambda caller: batch.task_log(caller, op), user_id, org_id)
 
     def trigger_flow(
         self,
         flow_id: int | str,
         *,
         trigger_time: int | datetime | None = None,
-        parameters: Mapping[str, Any] | str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
         start_task_id: str | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
@@ -407,7 +449,9 @@ class EnOSHook(BaseHook):
 
         :param flow_id: the workflow id (an integer, or its digits as a string).
         :param trigger_time: the logical trigger time, ms since the epoch or a datetime; default now.
-        :param parameters: run with these parameters (EnOS "Update And Trigger Flow").
+        :param parameters: run with these parameters (EnOS "Update And Trigger Flow"): a mapping
+            ``{"REPLACE": "ddee"}``, the documented list ``[{"key": ..., "value": ...}]``, or a JSON
+            string of either; sent as the list, values as text.
         :param start_task_id: start from this task of the workflow (EnOS "Trigger Flow From Task").
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.

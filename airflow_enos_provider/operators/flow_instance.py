@@ -95,7 +95,9 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
 
     :param flow_id: the workflow id (templated).
     :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated).
-    :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated).
+    :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
+        mapping such as ``{"REPLACE": "ddee"}``, the documented ``[{"key": ..., "value": ...}]`` list,
+        or a JSON string of either; EnOS gets the list, values as text.
     :param start_task_id: start from this task, via EnOS "Trigger Flow From Task" (templated); named
         so because ``task_id`` is the Airflow task's own id.
     :param user_id: the EnOS user id; default: the connection's ``user_id`` extra (templated).
@@ -128,7 +130,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         *,
         flow_id: int | str,
         trigger_time: Any = None,
-        parameters: dict[str, Any] | str | None = None,
+        parameters: dict[str, Any] | list[dict[str, Any]] | str | None = None,
         start_task_id: str | None = None,
         user_id: str | None = None,
         org_id: str | None = None,

@@ -15,6 +15,7 @@ from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.codes import EnOSCode
 from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.operations import Operation
+from airflow_enos_provider.protocol.search import Search, flow_type_of, page_is_last, search
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 # Refusals after which reading the instance cannot change the verdict of a cancel.
@@ -73,43 +74,32 @@ def stopped(flow_inst_id: str, outcome: str, status: EnOSFlowInstanceStatus | No
     return {"flow_inst_id": flow_inst_id, "outcome": outcome, "status": status.name if status else None}
 
 
-def search_all(caller: Caller, search: Mapping[str, Any], page_size: int) -> Flow[list[dict[str, Any]]]:
-    """Return every flow instance a search matches, following all pages.
+def search_all(caller: Caller, query: Search, page_size: int) -> Flow[list[dict[str, Any]]]:
+    """Return every flow instance a search matches, following all pages of each scheduling type.
 
     :param caller: the hook call's context.
-    :param search: the search fields (:func:`~.operations.search_fields`), ``sorters`` included.
+    :param query: the search (:func:`~.search.search`).
     :param page_size: instances per page request.
     """
-    fields = dict(search)
-    sorters = fields.pop("sorters", None)
-    found: list[dict[str, Any]] = []
-    page_no = 1
-    while True:
-        pagination: dict[str, Any] = {"pageNo": page_no, "pageSize": page_size}
-        if sorters is not None:
-            pagination["sorters"] = sorters
-        data = yield from read_object(caller, ops.search_flow_instances(fields, pagination))
-        page = data.get("flowInsts") or []
-        found.extend(page)
-        if not page or len(page) < page_size or len(found) >= int(data.get("count") or 0):
-            return found
-        page_no += 1
-
-
-def find_instances(
-    caller: Caller, flow_id: int | None, expression: str | None, only_active: bool
-) -> Flow[list[dict[str, Any]]]:
-    """Return the instances of a workflow and/or matching an expression (see the hook's method).
-
-    :param caller: the hook call's context.
-    :param flow_id: the workflow, already checked, or None.
-    :param expression: fuzzy match on instance id or flow name, or None for ``"<flow_id>-"``.
-    :param only_active: keep only instances that may still run.
-    """
-    statuses = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
-    search = ops.search_fields(statuses, expression if expression is not None else f"{flow_id}-", {})
-    found = yield from search_all(caller, search, 100)
-    return [i for i in found if flow_id is None or i.get("flowId") == flow_id]
+    types = query.types
+    if types is None:  # one workflow's instances: its own scheduling type is the one to search
+        assert query.flow_id is not None
+        types = flow_type_of((yield from read_object(caller, ops.get_flow(query.flow_id))))
+    found: dict[str, dict[str, Any]] = {}
+    for flow_type in types:
+        collected, page_no = 0, 1
+        while True:
+            op = ops.search_flow_instances(query.body(flow_type), page_no, page_size)
+            data = yield from read_object(caller, op)
+            page = data.get("flowInsts") or []
+            collected += len(page)
+            for instance in page:
+                found.setdefault(str(instance.get("instanceId")), instance)
+            if page_is_last(page, page_size, data.get("count"), collected):
+                break
+            page_no += 1
+    wanted = query.flow_id
+    return [i for i in found.values() if wanted is None or str(i.get("flowId")) == str(wanted)]
 
 
 def trigger(caller: Caller, op: Operation) -> Flow[str]:
@@ -148,9 +138,22 @@ def instance_triggered_at(caller: Caller, flow_id: int, trigger_ms: int) -> Flow
     :param trigger_ms: the trigger time that was sent.
     """
     window = {"from_trigger_time": max(0, trigger_ms - 1000), "to_trigger_time": trigger_ms + 1000}
-    found = yield from search_all(caller, ops.search_fields(None, f"{flow_id}-", window), 100)
-    ids = [str(i["instanceId"]) for i in found if i.get("flowId") == flow_id]
+    found = yield from search_all(caller, search(flow_id=flow_id, filters=window), 100)
+    ids = [str(i["instanceId"]) for i in found]
     return ids[0] if len(ids) == 1 else None
+
+
+def task_log(caller: Caller, op: Operation) -> Flow[str]:
+    """Return a task instance's log text.
+
+    :param caller: the hook call's context.
+    :param op: a Get Task Instance Log operation.
+    """
+    data = yield from read_object(caller, op)
+    log = data.get("log")
+    if not isinstance(log, str):
+        raise EnOSAPIError(f"the reply has no log text: {data!r:.200}", operation=op.name)
+    return log
 
 
 def server_time(caller: Caller) -> Flow[int]:

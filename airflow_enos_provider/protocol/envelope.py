@@ -30,6 +30,14 @@ HINTS: dict[int, str] = {
     C.BP_LOCKED: "The account or the workflow is locked: unlock it in the EnOS console",
     C.BP_INTERNAL: "EnOS had an internal error",
 }
+# 62102 "invalid parameter" names no field: say which input of this call to check.
+INVALID_PARAMETER_HINTS: dict[str, str] = {
+    "trigger_flow": "EnOS rejected a parameter: check the flow id (and the taskId or parameters sent)",
+    "get_flow": "EnOS rejected a parameter: check the flow id",
+    "list_flow_instances": "EnOS rejected the search: check the request body (type, status, trigger times)",
+    "get_task_instance": "EnOS rejected a parameter: check the task-instance id",
+    "get_task_instance_log": "EnOS rejected a parameter: check the task-instance id (or it has no log)",
+}
 _EXCERPT = 200
 
 
@@ -130,6 +138,8 @@ def _error(
 ) -> EnOSAPIError:
     auth = code in AUTH_CODES or (code is None and http_status in (401, 403))
     hint = HINTS.get(code) if code is not None else None
+    if code == C.BP_INVALID_PARAMETER:
+        hint = INVALID_PARAMETER_HINTS.get(operation, hint)
     if code is None and http_status == 401:
         hint = "The gateway refused the credentials: check the access key and secret key"
     elif code is None and http_status == 403:

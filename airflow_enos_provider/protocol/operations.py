@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -13,23 +13,13 @@ from urllib.parse import quote, urlencode
 from airflow_enos_provider import __version__
 from airflow_enos_provider.connection import EnOSConnectionSettings
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
+from airflow_enos_provider.protocol.contract import CONTRACTS, Contract
+from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id, to_parameters
 from airflow_enos_provider.protocol.signing import request_signature, token_encryption
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
-from airflow_enos_provider.validation import require_flow_inst_id, require_text
+from airflow_enos_provider.validation import require_flow_inst_id, require_int, require_text
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 USER_AGENT = f"airflow-enos-provider/{__version__}"
-# list_flow_instances keyword -> search body field
-LIST_FILTERS = {
-    "type": "type",
-    "owner": "owner",
-    "from_trigger_time": "fromTriggerTime",
-    "to_trigger_time": "toTriggerTime",
-    "fromTriggerTime": "fromTriggerTime",
-    "toTriggerTime": "toTriggerTime",
-    "sorters": "sorters",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +74,22 @@ class RawReply:
     headers: Mapping[str, str]
 
 
-GET_ACCESS_TOKEN = Operation("get_access_token", "POST", TOKEN_PATH)
+def _from_contract(contract: Contract, **fields: Any) -> Operation:
+    return Operation(
+        contract.name,
+        contract.method,
+        contract.path,
+        contract.action,
+        idempotent=contract.idempotent,
+        **fields,
+    )
+
+
+_CONTRACTS = {(c.path.rsplit("/", 1)[-1], c.action): c for c in CONTRACTS}
+GET_ACCESS_TOKEN = _from_contract(_CONTRACTS["get", None])
+GET_CURRENT_TIME = _from_contract(_CONTRACTS["time", "getCurrentTime"])
+# Pages in creation order, so instances created during a search only add pages at the end.
+STABLE_ORDER = ({"field": "createTime", "order": "ASC"},)
 
 
 def token_request(settings: EnOSConnectionSettings, timestamp: int) -> Operation:
@@ -95,11 +100,7 @@ def token_request(settings: EnOSConnectionSettings, timestamp: int) -> Operation
     """
     encryption = token_encryption(settings.access_key, timestamp, settings.secret_key)
     body = {"appKey": settings.access_key, "timestamp": timestamp, "encryption": encryption}
-    return Operation(GET_ACCESS_TOKEN.name, GET_ACCESS_TOKEN.method, TOKEN_PATH, body=body)
-
-
-def _batch(name: str, method: str, resource: str, action: str, **fields: Any) -> Operation:
-    return Operation(name, method, BATCH_PATH + resource, action, **fields)
+    return replace(GET_ACCESS_TOKEN, body=body)
 
 
 def cancel_flow_instance(flow_inst_id: str) -> Operation:
@@ -108,10 +109,8 @@ def cancel_flow_instance(flow_inst_id: str) -> Operation:
     :param flow_inst_id: the instance id.
     """
     flow_inst_id = require_flow_inst_id(flow_inst_id)
-    return _batch(
-        "cancel_flow_instance", "POST", "/flowInstances", "cancel",
-        body={"flowInstId": flow_inst_id}, flow_inst_id=flow_inst_id,
-    )  # fmt: skip
+    contract = _CONTRACTS["flowInstances", "cancel"]
+    return _from_contract(contract, body={"flowInstId": flow_inst_id}, flow_inst_id=flow_inst_id)
 
 
 def get_flow_instance(flow_inst_id: str) -> Operation:
@@ -120,33 +119,35 @@ def get_flow_instance(flow_inst_id: str) -> Operation:
     :param flow_inst_id: the instance id.
     """
     flow_inst_id = require_flow_inst_id(flow_inst_id)
-    return _batch(
-        "get_flow_instance", "GET", "/flowInstances", "get",
-        query=(("flowInstId", flow_inst_id),), flow_inst_id=flow_inst_id,
-    )  # fmt: skip
+    contract = _CONTRACTS["flowInstances", "get"]
+    return _from_contract(contract, query=(("flowInstId", flow_inst_id),), flow_inst_id=flow_inst_id)
 
 
-def search_flow_instances(search: Mapping[str, Any], pagination: Mapping[str, Any]) -> Operation:
+def search_flow_instances(body: Mapping[str, Any], page_no: int, page_size: int) -> Operation:
     """Describe one page of "List Flow Instances".
 
-    :param search: the search fields (see :func:`search_fields`).
-    :param pagination: ``pageNo``, ``pageSize`` and optional ``sorters``.
+    :param body: every mandatory search field (:meth:`~.search.Search.body`), and ``sorters`` if any.
+    :param page_no: the page, from 1.
+    :param page_size: instances per page.
     """
-    body = {**search, "pagination": dict(pagination)}
-    return _batch("list_flow_instances", "POST", "/flowInstances", "search", body=body)
+    fields = {k: v for k, v in body.items() if k != "sorters"}
+    sorters = body.get("sorters") or [dict(s) for s in STABLE_ORDER]
+    pagination = {"pageNo": page_no, "pageSize": page_size, "sorters": sorters}
+    return _from_contract(_CONTRACTS["flowInstances", "search"], body={**fields, "pagination": pagination})
 
 
 def trigger_flow(
     flow_id: int | str,
     trigger_time: int | datetime | None,
-    parameters: Mapping[str, Any] | str | None,
+    parameters: object | None,
     start_task_id: str | None,
 ) -> Operation:
     """Describe "Trigger Flow", "Update And Trigger Flow" or "Trigger Flow From Task".
 
     :param flow_id: the workflow id.
     :param trigger_time: the logical trigger time; None for now.
-    :param parameters: run with these parameters (Update And Trigger).
+    :param parameters: run with these parameters (Update And Trigger; see
+        :func:`~.inputs.to_parameters`).
     :param start_task_id: start from this task (Trigger From Task).
     """
     body: dict[str, Any] = {
@@ -160,12 +161,10 @@ def trigger_flow(
             "or from a task, not both"
         )
     if parameters is not None:
-        if not isinstance(parameters, (str, Mapping)):
-            raise EnOSValidationError(f"parameters must be a dict or a JSON string, got {parameters!r}")
-        action, body["parameters"] = "updateAndTrigger", parameters
+        action, body["parameters"] = "updateAndTrigger", to_parameters(parameters)
     if start_task_id is not None:
         action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
-    return _batch("trigger_flow", "POST", "/flows", action, body=body, idempotent=False)
+    return _from_contract(_CONTRACTS["flows", action], body=body)
 
 
 def get_flow(flow_id: int | str) -> Operation:
@@ -173,33 +172,28 @@ def get_flow(flow_id: int | str) -> Operation:
 
     :param flow_id: the workflow id.
     """
-    return _batch("get_flow", "GET", "/flows", "get", query=(("flowId", str(to_flow_id(flow_id))),))
+    return _from_contract(_CONTRACTS["flows", "get"], query=(("flowId", str(to_flow_id(flow_id))),))
 
 
-GET_CURRENT_TIME = _batch("get_server_time", "GET", "/time", "getCurrentTime")
+def get_task_instance(task_inst_id: str) -> Operation:
+    """Describe "Get Task Instance".
 
-
-def search_fields(status: object, expression: str | None, filters: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the search body fields of "List Flow Instances", checked; ``sorters`` stays in them.
-
-    :param status: one status or several (codes, names or members), or None for any.
-    :param expression: fuzzy match on instance id or flow name, or None.
-    :param filters: more fields by their keyword names (see ``LIST_FILTERS``).
+    :param task_inst_id: the task instance id, e.g. ``104452-201907261239``.
     """
-    search: dict[str, Any] = {}
-    if status is not None:
-        search["status"] = ",".join(str(int(s)) for s in _statuses(status))
-    if expression is not None:
-        search["expression"] = require_text(expression, "expression")
-    for name, value in filters.items():
-        if name not in LIST_FILTERS:
-            allowed = ", ".join(sorted(LIST_FILTERS))
-            raise EnOSValidationError(
-                f"list_flow_instances got an unknown filter {name!r}; expected {allowed}"
-            )
-        key = LIST_FILTERS[name]
-        search[key] = to_epoch_ms(value, name) if key.endswith("TriggerTime") else value
-    return search
+    task_inst_id = require_text(task_inst_id, "task_inst_id")
+    return _from_contract(_CONTRACTS["taskInstances", "get"], query=(("taskInstId", task_inst_id),))
+
+
+def get_task_instance_log(task_inst_id: str, max_length: int | None) -> Operation:
+    """Describe "Get Task Instance Log".
+
+    :param task_inst_id: the task instance id.
+    :param max_length: the most characters of log to return; None for EnOS's default (about 1 MiB).
+    """
+    query = [("taskInstId", require_text(task_inst_id, "task_inst_id"))]
+    if max_length is not None:
+        query.append(("maxLength", str(require_int(max_length, "max_length", 1, 2**31 - 1))))
+    return _from_contract(_CONTRACTS["taskInstances", "getLog"], query=tuple(query))
 
 
 def prepare(
@@ -232,37 +226,3 @@ def prepare(
     return PreparedRequest(
         op.method, url, payload, headers, timeout, op.name, op.flow_inst_id, settings.gateway_url
     )
-
-
-def to_flow_id(value: object) -> int:
-    """Return a workflow id as the integer EnOS expects.
-
-    :param value: an int, or a string of digits.
-    """
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EnOSValidationError(f"flow_id must be a non-negative integer (the workflow id), got {value!r}")
-    return value
-
-
-def to_epoch_ms(value: object, field: str = "trigger_time") -> int:
-    """Return a time as milliseconds since the epoch.
-
-    :param value: ms since the epoch (int) or a timezone-aware datetime.
-    :param field: the parameter name to show in the error.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise EnOSValidationError(f"{field} must be timezone-aware, got naive {value.isoformat()}")
-        return int(value.timestamp() * 1000)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EnOSValidationError(f"{field} must be ms since the epoch or an aware datetime, got {value!r}")
-    return value
-
-
-def _statuses(value: object) -> list[EnOSFlowInstanceStatus]:
-    statuses = status_list(value, "status")
-    if not statuses:
-        raise EnOSValidationError("status must name at least one status, got an empty list")
-    return statuses
