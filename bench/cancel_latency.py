@@ -4,7 +4,7 @@ Worker: ``python bench/cancel_latency.py REPEATS``. Migrates a private SQLite me
 the emulator in this process (``dag.test()`` runs every task in this process too), and runs the two
 example DAGs alternately: the teardown pattern (``example_enos_cancel_on_failure``) and the
 failure-callback pattern (``example_enos_cancel_on_failure_callback``). Each run starts a fresh flow
-(a flow refuses a second trigger within a minute).
+(a second trigger of one flow would wait, queued, behind its running instance).
 
 The emulator keeps no times, so this harness wraps ``EmulatorState.record`` to note when each request
 was recorded (before its reply is written). The failing task's end is the moment its ``execute``

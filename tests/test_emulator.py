@@ -36,6 +36,25 @@ REFRESH_PATH = "/apim-token-service/v2.0/token/refresh"
 BP = "/batch-processing-service/v2.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _STAMPS = itertools.count(1)
+ALL_STATUSES = ",".join(str(code) for code in range(-1, 11))
+# Generated task ids, in seed order: flow 2438's extract, transform, load, then flow 77's report.
+EXTRACT, TRANSFORM, LOAD, REPORT = "100001", "100002", "100003", "100004"
+
+
+def search_body(**fields: Any) -> dict[str, Any]:
+    """Return a List Flow Instances body with every mandatory field (list_flow_instances.md).
+
+    The defaults filter nothing but the type: manual flows, any owner, every status, any time.
+    """
+    return {
+        "type": 0,
+        "expression": "",
+        "owner": "",
+        "fromTriggerTime": 0,
+        "toTriggerTime": 4_102_444_800_000,  # 2100-01-01
+        "status": ALL_STATUSES,
+        **fields,
+    }
 
 
 def make_seed() -> dict[str, Any]:
@@ -163,12 +182,13 @@ class Client:
         return self.ok("GET", "flowInstances", "get", extra={"flowInstId": instance_id})
 
     def trigger(self, flow_id: int = FLOW, **fields: Any) -> str:
-        """Trigger a flow through the API and return the new instance id."""
-        return self.ok("POST", "flows", "trigger", {"flowId": flow_id, **fields})["flowInstanceId"]
+        """Trigger a flow through the API (at the emulator's now unless told) and return the instance id."""
+        body = {"flowId": flow_id, "triggerTime": self.emulator.state.now_ms(), **fields}
+        return self.ok("POST", "flows", "trigger", body)["flowInstanceId"]
 
-    def search(self, **body: Any) -> dict[str, Any]:
-        """Search instances through the API."""
-        return self.ok("POST", "flowInstances", "search", body)
+    def search(self, **fields: Any) -> dict[str, Any]:
+        """Search instances through the API: :func:`search_body` with ``fields`` changed."""
+        return self.ok("POST", "flowInstances", "search", search_body(**fields))
 
 
 @pytest.fixture
@@ -450,13 +470,27 @@ def test_get_instance_shape(client: Client) -> None:
     assert inst["startTime"] == "2019-08-08 10:20:00"
     assert inst["endTime"] == ""
     assert inst["owner"] == USER
-    assert inst["parameters"] == "{}"
+    assert inst["parameters"] == "[]"
+    # get_flow_instance.md's InstanceGraph: taskInstId is the task id and the instance's suffix.
     assert json.loads(inst["graph"]) == {
+        "name": "daily_load",
+        "instId": SEEDED,
+        "id": FLOW,
+        "parameters": "[]",
         "tasks": [
-            {"taskId": "extract", "status": 2},
-            {"taskId": "transform", "status": 0},
-            {"taskId": "load", "status": 0},
-        ]
+            {
+                "taskName": name,
+                "taskId": task_id,
+                "nodeId": f"t_{task_id}",
+                "taskInstId": f"{task_id}-201908081020",
+                "status": status,
+            }
+            for name, task_id, status in [
+                ("extract", EXTRACT, "RUNNING"),
+                ("transform", TRANSFORM, "INIT"),
+                ("load", LOAD, "INIT"),
+            ]
+        ],
     }
     assert inst["calDt"]
     assert inst["hasEditPri"] is True
@@ -473,7 +507,7 @@ def test_forced_fail_marks_last_task_failed(client: Client, emulator: EnOSEmulat
     emulator.state.set_instance_status(SEEDED, "FAIL")
     inst = client.instance(SEEDED)
     assert (inst["status"], inst["statusDesc"]) == (-1, "FAIL")
-    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [1, 1, -1]
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == ["SUCCESS", "SUCCESS", "FAIL"]
     assert inst["endTime"] != ""
     assert emulator.state.instance(SEEDED) == inst
 
@@ -483,7 +517,7 @@ def test_search_filters_sorting_and_paging(client: Client, emulator: EnOSEmulato
     base = SEEDED_TRIGGER_MS
     for n in range(1, 6):
         state.add_instance(f"2438-extra-{n}", FLOW, status="SUCCESS", trigger_time_ms=base + n * 60_000)
-    state.add_instance("77-waiting", 77, status="WAIT", trigger_time_ms=base - 60_000, type=1)
+    state.add_instance("77-waiting", 77, status="WAIT", trigger_time_ms=base - 60_000)
 
     everything = client.search(pagination={"pageNo": 1, "pageSize": 100})
     assert everything["count"] == 8
@@ -499,36 +533,68 @@ def test_search_filters_sorting_and_paging(client: Client, emulator: EnOSEmulato
     assert ids[-2:] == [SEEDED, "77-waiting"]
 
     page2 = client.search(pagination={"pageNo": 2, "pageSize": 3})
-    assert page2["count"] == 8
+    assert page2["count"] == 8  # the total: whether EnOS counts the page or the total is undocumented
     assert [i["instanceId"] for i in page2["flowInsts"]] == ids[3:6]
 
     oldest_first = client.search(
         pagination={"pageNo": 1, "pageSize": 2, "sorters": [{"field": "triggerTime", "order": "ASC"}]}
     )
     assert [i["instanceId"] for i in oldest_first["flowInsts"]] == ["77-waiting", SEEDED]
+    # search_flow.md: a sorter's order is "ASC (default)".
+    no_order = client.search(pagination={"pageNo": 1, "pageSize": 2, "sorters": [{"field": "triggerTime"}]})
+    assert no_order["flowInsts"] == oldest_first["flowInsts"]
 
     assert client.search(expression="HOURLY_report")["count"] == 2  # flow-name match, any case
     assert client.search(expression="EXTRA-3")["count"] == 1  # instance-id match
     assert client.search(status="2,5")["count"] == 2
     assert client.search(status="-1")["count"] == 0
     assert client.search(owner="u-other")["count"] == 2
-    assert client.search(type=1)["count"] == 1
+    assert client.search(type=1)["count"] == 0  # every seeded flow is manual (type 0)
+    # Both ends of the trigger-time window are inclusive.
     window = client.search(fromTriggerTime=base + 60_000, toTriggerTime=base + 180_000)
     assert window["count"] == 3
     assert all(i["isCancelled"] is False for i in everything["flowInsts"])
 
     assert client.search(pagination={"pageNo": 1, "pageSize": 1000})["count"] == 8
-    assert (
-        client.error("POST", "flowInstances", "search", {"pagination": {"pageNo": 1, "pageSize": 1001}})[0]
-        == 62102
+    for pagination in ({"pageNo": 1, "pageSize": 1001}, {"pageNo": 0, "pageSize": 10}, {"pageSize": 10}):
+        assert client.error("POST", "flowInstances", "search", search_body(pagination=pagination))[0] == 62102
+    assert client.error("POST", "flowInstances", "search", search_body(status="2,banana"))[0] == 62102
+    assert client.error("POST", "flowInstances", "search", search_body(status="2,99"))[0] == 62102
+    bad_sorter = {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "colour"}]}
+    assert client.error("POST", "flowInstances", "search", search_body(pagination=bad_sorter)) == (
+        62102,
+        "The sorters field parameter is invalid",
     )
-    assert (
-        client.error("POST", "flowInstances", "search", {"pagination": {"pageNo": 0, "pageSize": 10}})[0]
-        == 62102
-    )
-    assert client.error("POST", "flowInstances", "search", {"status": "2,banana"})[0] == 62102
-    bad_sorter = {"pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "colour"}]}}
-    assert client.error("POST", "flowInstances", "search", bad_sorter)[0] == 62102
+
+
+def test_search_by_type_finds_only_that_type_of_flows_instances(
+    client: Client, emulator: EnOSEmulator
+) -> None:
+    # list_flow_instances.md: "type" is the workflow's scheduling type; an instance has its flow's.
+    state = emulator.state
+    state.add_flow(90, name="nightly", owner=USER, type=1, tasks=["crunch"])
+    state.add_flow(91, name="one_off", owner=USER, type=2)
+    state.add_instance("90-201908081020", 90, status="RUNNING")
+    state.add_instance("90-201908091020", 90, status="WAIT")
+    state.add_instance("91-201908081020", 91, status="RUNNING")
+    periodic = client.search(type=1)["flowInsts"]
+    assert sorted(i["instanceId"] for i in periodic) == ["90-201908081020", "90-201908091020"]
+    assert {i["type"] for i in periodic} == {1}
+    assert [i["instanceId"] for i in client.search(type=2)["flowInsts"]] == ["91-201908081020"]
+    assert "90-201908081020" not in {i["instanceId"] for i in client.search(type=0)["flowInsts"]}
+    assert client.ok("GET", "flows", "get", extra={"flowId": "90"})["type"] == 1
+
+
+def test_search_owner_is_the_user_name(emulator: EnOSEmulator) -> None:
+    # list_flow_instances.md: "owner" is "the username of the owner"; "" matches every owner.
+    emulator.state.add_user(USER, ORG, name="Alice Chen")
+    client = Client(emulator)
+    assert client.search(owner="Alice Chen")["count"] == 1
+    assert client.search(owner=USER)["count"] == 0
+    assert client.search(owner="")["count"] == 2
+    assert client.instance(SEEDED)["owner"] == "Alice Chen"
+    assert client.ok("GET", "flows", "get", extra={"flowId": str(FLOW)})["owner"] == "Alice Chen"
+    client.session.close()
 
 
 # --------------------------------------------------------------------------- triggers
@@ -547,34 +613,54 @@ def test_trigger_progresses_with_the_clock(client: Client, emulator: EnOSEmulato
     inst = client.instance(instance_id)
     assert (inst["status"], inst["statusDesc"]) == (2, "RUNNING")
     assert inst["startTime"] != ""
-    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [2, 0, 0]
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == ["RUNNING", "INIT", "INIT"]
 
     state.advance(15)
-    assert [t["status"] for t in json.loads(client.instance(instance_id)["graph"])["tasks"]] == [1, 2, 0]
+    tasks = json.loads(client.instance(instance_id)["graph"])["tasks"]
+    assert [t["status"] for t in tasks] == ["SUCCESS", "RUNNING", "INIT"]
 
     state.advance(15)
     inst = client.instance(instance_id)
     assert (inst["status"], inst["statusDesc"]) == (1, "SUCCESS")
     assert inst["endTime"] != ""
-    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == [1, 1, 1]
+    assert [t["status"] for t in json.loads(inst["graph"])["tasks"]] == ["SUCCESS"] * 3
     assert state.instance_status(instance_id) == 1
 
 
-def test_trigger_one_instance_at_a_time(client: Client, emulator: EnOSEmulator) -> None:
+def test_trigger_while_one_runs_is_queued_and_runs_after_it(client: Client, emulator: EnOSEmulator) -> None:
+    # trigger_flow.md: "If the pre-run instance conflicts with a running instance, it will be
+    # executed in sequence". The seeded instance runs until cancelled; no cooldown refuses a rerun.
     state = emulator.state
-    assert client.error("POST", "flows", "trigger", {"flowId": FLOW}) == (62102, "Flow is already running")
+    queued = client.trigger()
+    state.advance(5)
+    assert client.instance(queued)["statusDesc"] == "WAIT"
+    assert [t["status"] for t in json.loads(client.instance(queued)["graph"])["tasks"]] == ["WAIT"] * 3
+    state.advance(60)
+    second = client.trigger()  # queued behind the first queued one, in order
     client.ok("POST", "flowInstances", "cancel", {"flowInstId": SEEDED})
+    assert (state.instance_status(queued), state.instance_status(second)) == (0, 5)  # INIT, WAIT
+    state.advance(1)
+    assert (client.instance(queued)["statusDesc"], state.instance_status(second)) == ("RUNNING", 5)
+    state.advance(30)
+    assert (state.instance_status(queued), state.instance_status(second)) == (1, 0)
+    state.advance(31)
+    assert state.instance_status(second) == 1
+    assert [name for _, name in state.status_history(second)] == ["WAIT", "INIT", "RUNNING", "SUCCESS"]
+
+
+def test_trigger_of_the_same_minute_twice_is_refused(client: Client, emulator: EnOSEmulator) -> None:
+    # Instance ids are the flow and the trigger minute, so a second one would reuse the id; what
+    # EnOS answers then is undocumented (the emulator refuses it).
     fixed_ms = SEEDED_TRIGGER_MS + 3_600_000
     first = client.trigger(triggerTime=fixed_ms)
     assert first == "2438-201908081120"
     client.ok("POST", "flowInstances", "cancel", {"flowInstId": first})
-    assert client.error("POST", "flows", "trigger", {"flowId": FLOW}) == (
+    emulator.state.advance(3600)
+    assert client.error("POST", "flows", "trigger", {"flowId": FLOW, "triggerTime": fixed_ms + 59_000}) == (
         62102,
-        "Flow was triggered within a minute",
+        "Flow instance 2438-201908081120 already exists",
     )
-    state.advance(60)
-    # The same trigger minute again: the id gets a numeric suffix to stay unique.
-    assert client.trigger(triggerTime=fixed_ms) == "2438-201908081120-2"
+    assert client.trigger(triggerTime=fixed_ms + 60_000) == "2438-201908081121"
 
 
 def test_trigger_with_future_trigger_time_waits(client: Client, emulator: EnOSEmulator) -> None:
@@ -586,39 +672,66 @@ def test_trigger_with_future_trigger_time_waits(client: Client, emulator: EnOSEm
 
 
 def test_trigger_errors(client: Client, emulator: EnOSEmulator) -> None:
-    assert client.error("POST", "flows", "trigger", {"flowId": 999}) == (62102, "Flow not found")
-    assert client.error("POST", "flows", "trigger", {}) == (62102, "Invalid parameter: flowId is required")
-    assert client.error("POST", "flows", "trigger", {"flowId": "many"})[0] == 62102
-    emulator.state.set_flow_locked(77, True)
-    assert client.error("POST", "flows", "trigger", {"flowId": 77}) == (62105, "Workflow is locked")
-
-
-def test_update_and_trigger_stores_parameters(client: Client, emulator: EnOSEmulator) -> None:
-    data = client.ok("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": {"day": "2024-01-01"}})
-    inst = client.instance(data["flowInstanceId"])
-    assert json.loads(inst["parameters"]) == {"day": "2024-01-01"}
-    assert inst["owner"] == USER
-
-    emulator.state.set_instance_status(data["flowInstanceId"], "SUCCESS")
-    emulator.state.advance(60)
-    as_string = client.ok("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": '{"n": 1}'})
-    assert client.instance(as_string["flowInstanceId"])["parameters"] == '{"n": 1}'
-
-    assert client.error("POST", "flows", "updateAndTrigger", {"flowId": 77})[0] == 62102
-    assert (
-        client.error("POST", "flows", "updateAndTrigger", {"flowId": 77, "parameters": "{oops"})[0] == 62102
+    now_ms = emulator.state.now_ms()
+    assert client.error("POST", "flows", "trigger", {"flowId": 999, "triggerTime": now_ms}) == (
+        62102,
+        "Flow not found",
     )
+    # The contract (trigger_flow.md) refuses a missing or mistyped field before the flow is looked up.
+    assert client.error("POST", "flows", "trigger", {}) == (62102, "Invalid request body.")
+    assert client.error("POST", "flows", "trigger", {"flowId": FLOW}) == (62102, "Invalid request body.")
+    assert emulator.state.requests[-1].violations == ("body triggerTime: mandatory Long is missing",)
+    assert client.error("POST", "flows", "trigger", {"flowId": "many", "triggerTime": now_ms})[0] == 62102
+    emulator.state.set_flow_locked(77, True)
+    assert client.error("POST", "flows", "trigger", {"flowId": 77, "triggerTime": now_ms}) == (
+        62105,
+        "Workflow is locked",
+    )
+
+
+def test_update_and_trigger_takes_the_documented_key_value_list(
+    client: Client, emulator: EnOSEmulator
+) -> None:
+    # update_and_trigger_flow.md's sample: "parameters":[{"key":"REPLACE","value":"ddee"}]; the
+    # instance carries the list as a JSON string (get_flow.md shows the same shape).
+    body = {
+        "flowId": 77,
+        "triggerTime": emulator.state.now_ms(),
+        "parameters": [{"key": "REPLACE", "value": "ddee"}],
+    }
+    data = client.ok("POST", "flows", "updateAndTrigger", body)
+    inst = client.instance(data["flowInstanceId"])
+    assert json.loads(inst["parameters"]) == [{"key": "REPLACE", "value": "ddee"}]
+    assert json.loads(json.loads(inst["graph"])["parameters"]) == [{"key": "REPLACE", "value": "ddee"}]
+    assert inst["owner"] == USER
+    # A plain trigger runs with the flow's own parameters ("[]" here).
+    emulator.state.advance(60)
+    assert client.instance(client.trigger(77))["parameters"] == "[]"
+
+    later = emulator.state.now_ms() + 60_000
+    for wrong in ({"A": "1"}, '[{"key": "A", "value": "1"}]', [{"key": "A", "value": 1}], [{"key": "A"}]):
+        refused = client.error(
+            "POST", "flows", "updateAndTrigger", {**body, "triggerTime": later, "parameters": wrong}
+        )
+        assert refused == (62102, "Invalid request body.")
+        assert emulator.state.requests[-1].violations[0].startswith("body parameters: expected Array")
+    assert client.error("POST", "flows", "updateAndTrigger", {"flowId": 77, "triggerTime": later})[0] == 62102
 
 
 def test_trigger_from_task(client: Client, emulator: EnOSEmulator) -> None:
     emulator.state.set_instance_status(SEEDED, "FAIL")
-    missing = client.error("POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "nope"})
+    now_ms = emulator.state.now_ms()
+    missing = client.error(
+        "POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "nope", "triggerTime": now_ms}
+    )
     assert missing == (62102, "Task not found")
     assert client.error("POST", "flows", "triggerFromTask", {"flowId": FLOW})[0] == 62102
-    data = client.ok("POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "transform"})
+    # The task is named by its id, as Get Flow's graph shows it.
+    body = {"flowId": FLOW, "taskId": TRANSFORM, "triggerTime": emulator.state.now_ms()}
+    data = client.ok("POST", "flows", "triggerFromTask", body)
     emulator.state.advance(1)
     tasks = json.loads(client.instance(data["flowInstanceId"])["graph"])["tasks"]
-    assert [t["status"] for t in tasks] == [10, 2, 0]
+    assert [t["status"] for t in tasks] == ["SKIP", "RUNNING", "INIT"]
 
 
 def test_get_flow_and_current_time(client: Client, emulator: EnOSEmulator) -> None:
@@ -638,6 +751,224 @@ def test_get_flow_and_current_time(client: Client, emulator: EnOSEmulator) -> No
     assert now == emulator.state.now_ms()
     emulator.state.advance(2.5)
     assert client.ok("GET", "time", "getCurrentTime") == now + 2500
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def test_every_route_has_its_contract() -> None:
+    from airflow_enos_provider.emulator.routes import ROUTES
+    from airflow_enos_provider.protocol.contract import CONTRACTS, contract_for
+
+    routed = {(r.method, r.prefix + r.resource, r.action) for r in ROUTES}
+    assert routed == {(c.method, c.path, c.action) for c in CONTRACTS}
+    assert all(contract_for(*route) is not None for route in routed)
+
+
+def test_search_without_type_is_refused_and_the_log_names_it(
+    client: Client, emulator: EnOSEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = search_body()
+    del body["type"]
+    with caplog.at_level("WARNING", logger="airflow_enos_provider.emulator"):
+        assert client.error("POST", "flowInstances", "search", body) == (62102, "Invalid request body.")
+    assert emulator.state.requests[-1].violations == ("body type: mandatory Integer is missing",)
+    assert "list_flow_instances.md" in caplog.text and "body type" in caplog.text
+    # A mandatory field is mandatory even when it would filter nothing.
+    for name in ("expression", "owner", "fromTriggerTime", "toTriggerTime", "status"):
+        partial = search_body()
+        del partial[name]
+        assert client.error("POST", "flowInstances", "search", partial) == (62102, "Invalid request body.")
+        assert emulator.state.requests[-1].violations[0].startswith(f"body {name}: mandatory")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", 1),
+        ("status", [1, 2]),
+        ("status", ""),
+        ("type", "1"),
+        ("fromTriggerTime", "0"),
+        ("owner", None),
+    ],
+)
+def test_search_field_of_another_type_is_refused(client: Client, field: str, value: Any) -> None:
+    # list_flow_instances.md's table: status is a String ("1,2,3"), type an Integer, times Long.
+    code, msg = client.error("POST", "flowInstances", "search", search_body(**{field: value}))
+    assert (code, msg) == (62102, "Invalid request body.")
+    assert client.emulator.state.requests[-1].violations[0].startswith(f"body {field}:")
+
+
+def test_query_field_refusal_says_invalid_parameter(client: Client, emulator: EnOSEmulator) -> None:
+    code, msg = client.error("GET", "flows", "get", extra={"flowId": "two"})
+    assert (code, msg) == (62102, "Invalid parameter: query flowId: expected Integer, got 'two'")
+    assert emulator.state.requests[-1].violations == ("query flowId: expected Integer, got 'two'",)
+    # A query name without a value is no value (get_task_instance_log.md's sample sends "maxLength=").
+    assert client.error("GET", "flowInstances", "get", extra={"flowInstId": ""}) == (
+        62102,
+        "Invalid parameter: query flowInstId: mandatory String is missing",
+    )
+
+
+def _sample_tenant(emulator: EnOSEmulator) -> None:
+    # The ids the doc pages' samples name.
+    emulator.state.add_flow(3377, owner=USER, tasks=[{"name": "sample", "id": "105007"}])
+    emulator.state.add_flow(2479, name="test0722-1", owner=USER)
+    emulator.state.add_instance("3377-20190812013400", 3377, status="SUCCESS")
+
+
+# The pages' request samples, as sent. list_flow_instances.md's sample sends "status": 1 while its
+# table says String ("1,2,3"): the table decides, so the sample is sent with "1".
+DOC_SAMPLES = [
+    (
+        "list_flow_instances.md",
+        "POST",
+        "flowInstances",
+        "search",
+        {
+            "type": 1,
+            "fromTriggerTime": 1573648355000,
+            "toTriggerTime": 1573698120000,
+            "status": "1",
+            "owner": "",
+            "expression": "",
+            "pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "updateTime", "order": "ASC"}]},
+        },
+        None,
+    ),
+    ("trigger_flow.md", "POST", "flows", "trigger", {"flowId": 3377, "triggerTime": 1574385824000}, None),
+    (
+        "update_and_trigger_flow.md",
+        "POST",
+        "flows",
+        "updateAndTrigger",
+        {"flowId": 3377, "triggerTime": 1574385824000, "parameters": [{"key": "REPLACE", "value": "ddee"}]},
+        None,
+    ),
+    ("get_flow.md", "GET", "flows", "get", None, {"flowId": "2479"}),
+    ("get_flow_instance.md", "GET", "flowInstances", "get", None, {"flowInstId": "3377-20190812013400"}),
+    (
+        "get_task_instance_log.md",
+        "GET",
+        "taskInstances",
+        "getLog",
+        None,
+        {"taskInstId": "105007-20190812013400", "maxLength": ""},
+    ),
+    (
+        "cancel_flow_instance.md",
+        "POST",
+        "flowInstances",
+        "cancel",
+        {"flowInstId": "3377-20190812013400"},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("page", "method", "resource", "action", "body", "query"), DOC_SAMPLES)
+def test_documented_request_samples_are_accepted(
+    client: Client,
+    emulator: EnOSEmulator,
+    page: str,
+    method: str,
+    resource: str,
+    action: str,
+    body: Any,
+    query: dict[str, str] | None,
+) -> None:
+    _sample_tenant(emulator)
+    emulator.state.cancel_final = "success"  # the cancel sample's instance has finished
+    client.ok(method, resource, action, body, extra=query)
+    assert emulator.state.requests[-1].violations == ()
+
+
+def test_token_service_checks_its_contract(client: Client, emulator: EnOSEmulator) -> None:
+    # Get Access Token (enos-api.md section 1a): timestamp is a number of ms; empty is 1202.
+    body = {**client.token_body(), "timestamp": str(emulator.state.now_ms())}
+    assert client.post_token(body)["status"] == 1004
+    assert emulator.state.requests[-1].violations[0].startswith("body timestamp: expected Long")
+    assert client.post_token({**client.token_body(), "appKey": ""})["status"] == 1202
+    assert emulator.state.requests[-1].violations == ("body appKey: mandatory String is empty",)
+
+
+# --------------------------------------------------------------------------- task instances
+
+
+def test_get_task_instance(client: Client, emulator: EnOSEmulator) -> None:
+    extract = client.ok("GET", "taskInstances", "get", extra={"taskInstId": f"{EXTRACT}-201908081020"})
+    assert extract == {
+        "instanceId": f"{EXTRACT}-201908081020",
+        "flowInstId": SEEDED,
+        "taskId": EXTRACT,
+        "taskName": "extract",
+        "status": 2,
+        "startTime": "2019-08-08 10:20:00",
+        "endTime": "",
+    }
+    # A seeded id that does not name the flow still has task instances (the suffix after its dash).
+    assert client.ok("GET", "taskInstances", "get", extra={"taskInstId": f"{REPORT}-done"})["status"] == 1
+    assert client.error("GET", "taskInstances", "get", extra={"taskInstId": "999-1"}) == (
+        62102,
+        "Instance not found",
+    )
+
+
+def test_failed_instance_has_a_failed_task_whose_log_says_why(client: Client, emulator: EnOSEmulator) -> None:
+    emulator.state.set_instance_status(SEEDED, "FAIL")
+    tasks = json.loads(client.instance(SEEDED)["graph"])["tasks"]
+    failed = [t for t in tasks if t["status"] == "FAIL"]
+    assert [t["taskName"] for t in failed] == ["load"]
+    log = client.ok("GET", "taskInstances", "getLog", extra={"taskInstId": failed[0]["taskInstId"]})["log"]
+    assert failed[0]["taskInstId"] in log and "ERROR task load failed" in log
+
+
+def test_get_log_serves_the_seeded_text_and_keeps_the_tail(emulator: EnOSEmulator) -> None:
+    seed = make_seed()
+    seed["flows"].append(
+        {
+            "flow_id": 55,
+            "owner": USER,
+            "type": 1,
+            "parameters": {"day": "2024-01-01"},
+            "tasks": [
+                {"name": "load", "id": "5501", "log": "line 1\nline 2\nTraceback: disk full"},
+                "notify",
+            ],
+        }
+    )
+    seed["instances"].append({"instance_id": "55-201908081020", "flow_id": 55, "status": "FAIL"})
+    with start_emulator(seed=seed) as emu:
+        client = Client(emu)
+        query = {"taskInstId": "5501-201908081020"}
+        assert client.ok("GET", "taskInstances", "getLog", extra=query) == {
+            "log": "line 1\nline 2\nTraceback: disk full"
+        }
+        # Whether EnOS keeps the head or the tail of a longer log is undocumented: the tail here.
+        tail = client.ok("GET", "taskInstances", "getLog", extra={**query, "maxLength": "11"})
+        assert tail == {"log": ": disk full"}
+        emu.state.set_task_log("5501-201908081020", "replaced")
+        assert client.ok("GET", "taskInstances", "getLog", extra=query)["log"] == "replaced"
+        with pytest.raises(KeyError):
+            emu.state.set_task_log("5501-nothing", "x")
+        assert client.error("GET", "taskInstances", "getLog", extra={"taskInstId": "5501-nothing"}) == (
+            62102,
+            "Instance not found",
+        )
+        assert client.error("GET", "taskInstances", "getLog", extra={**query, "maxLength": "-1"})[0] == 62102
+        flow = client.ok("GET", "flows", "get", extra={"flowId": "55"})
+        assert (flow["type"], json.loads(flow["parameters"])) == (1, [{"key": "day", "value": "2024-01-01"}])
+        assert json.loads(client.instance("55-201908081020")["parameters"]) == [
+            {"key": "day", "value": "2024-01-01"}
+        ]
+        client.session.close()
+
+
+def test_a_task_that_has_not_started_has_no_log(client: Client) -> None:
+    # get_task_instance_log.md's error table: 62109 "No log found".
+    query = {"taskInstId": f"{LOAD}-201908081020"}
+    assert client.error("GET", "taskInstances", "getLog", extra=query) == (62109, "No log found")
 
 
 # --------------------------------------------------------------------------- state API
@@ -673,6 +1004,43 @@ def test_state_hooks_and_seed_file(tmp_path: Path) -> None:
     assert EnOSEmulator(clock=lambda: 42.0).state.now_ms() == 42_000
     with pytest.raises(RuntimeError):
         _ = EnOSEmulator().url
+
+
+def test_existing_seeds_load_and_new_seed_fields_are_checked() -> None:
+    import importlib.util
+
+    from tests.enos_env import SEED
+
+    spec = importlib.util.spec_from_file_location("bench_common", REPO_ROOT / "bench" / "common.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for seed in (SEED, REPO_ROOT / "scripts" / "emulator_seed.json", bench.seed(3)):
+        state = EnOSEmulator(seed).state
+        flow = state.flow(2438)
+        assert flow["type"] == 0 and flow["parameters"] == "[]"  # the defaults
+        assert all(t["taskId"].isdigit() for t in json.loads(flow["graph"])["tasks"])
+    with pytest.raises(ValueError, match="unknown key"):
+        EnOSEmulator({"flows": [{"flow_id": 1, "tasks": [{"name": "a", "colour": "red"}]}]})
+    with pytest.raises(ValueError, match="already exist"):
+        EnOSEmulator(
+            {"flows": [{"flow_id": 1, "tasks": [{"name": "a", "id": "7"}, {"name": "b", "id": "7"}]}]}
+        )
+    with pytest.raises(ValueError, match="key, value"):
+        EnOSEmulator({"flows": [{"flow_id": 1, "parameters": [{"k": "v"}]}]})
+    with pytest.raises(ValueError):
+        EnOSEmulator({"flows": [{"flow_id": 1, "type": 7}]})
+
+
+def test_a_flow_without_tasks_cannot_be_triggered(client: Client, emulator: EnOSEmulator) -> None:
+    # trigger_flow.md's error table: 62104 "This workflow has no task. You cannot trigger it."
+    emulator.state.add_flow(60, owner=USER, tasks=[])
+    assert client.error(
+        "POST", "flows", "trigger", {"flowId": 60, "triggerTime": emulator.state.now_ms()}
+    ) == (
+        62104,
+        "This workflow has no task. You cannot trigger it.",
+    )
 
 
 def test_status_and_code_constants_are_the_enums() -> None:

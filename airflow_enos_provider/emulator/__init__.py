@@ -6,7 +6,8 @@ Used by the tests, the demo and by anyone trying DAGs without an EnOS tenant::
         ...  # point an EnOS connection at emulator.url
         emulator.state.advance(31)
 
-Laid out by job, like a moto service: ``models`` (entities and their lifecycle), ``seed``,
+Laid out by job, like a moto service: ``models`` (entities and their lifecycle), ``tasks``
+(task instances, their graph entries and logs), ``seed``,
 ``state`` (the backend's typed operations), ``tokens``, ``responses`` (parse, call, render),
 ``routes`` (the routing table), ``auth``, ``recorder``, ``faults`` and ``server`` (HTTP plumbing).
 """
@@ -28,6 +29,7 @@ from airflow_enos_provider.emulator.seed import (
     SeedFlow,
     SeedInstance,
     SeedSettings,
+    SeedTask,
     SeedUser,
     load_seed_file,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "SeedFlow",
     "SeedInstance",
     "SeedSettings",
+    "SeedTask",
     "SeedUser",
     "connection_json",
     "load_seed_file",

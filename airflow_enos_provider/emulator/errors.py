@@ -8,23 +8,26 @@ from airflow_enos_provider.protocol.codes import EnOSCode
 class ApiError(Exception):
     """Signal a business error that the server returns inside the reply envelope."""
 
-    def __init__(self, code: EnOSCode, msg: str) -> None:
+    def __init__(self, code: EnOSCode, msg: str, violations: tuple[str, ...] = ()) -> None:
         """Build the error.
 
         :param code: the EnOS code (``status`` for the token service, ``code`` for v2.1).
         :param msg: the envelope's ``msg``.
+        :param violations: the request's breaches of its contract, one per field, when that is the cause.
         """
         super().__init__(f"{code.value}: {msg}")
         self.code = code
         self.msg = msg
+        self.violations = violations
 
 
-def invalid_parameter(msg: str) -> ApiError:
+def invalid_parameter(msg: str, violations: tuple[str, ...] = ()) -> ApiError:
     """Return the Batch error most checks raise (62102, the API pages' "invalid parameter").
 
     :param msg: the envelope's ``msg``.
+    :param violations: the contract breaches behind it, if any.
     """
-    return ApiError(EnOSCode.BP_INVALID_PARAMETER, msg)
+    return ApiError(EnOSCode.BP_INVALID_PARAMETER, msg, violations)
 
 
 class AccessDenied(Exception):

@@ -14,6 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_enos_provider.emulator.tasks import (
+    COMPLETE,
+    IN_PROGRESS,
+    NOT_STARTED,
+    RunState,
+    Task,
+    TaskRun,
+    format_time,
+    task_runs,
+)
+from airflow_enos_provider.protocol.codes import EnOSFlowType
+from airflow_enos_provider.protocol.contract import Kind
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
 STATUS_NAMES: dict[int, str] = {s.value: s.name for s in Status}
@@ -21,12 +33,8 @@ STATUS_CODES: dict[str, int] = {s.name: s.value for s in Status}
 FINAL_STATUSES: frozenset[int] = frozenset(s.value for s in Status.final_statuses())
 ACTIVE_STATUSES: frozenset[int] = frozenset(s.value for s in Status.active_statuses())
 
-# Per-task statuses in an instance's graph are the emulator's model (the graph's content is
-# described on the "Get Flow Instance" page, how it evolves is undocumented).
-_IN_PROGRESS = frozenset({Status.RUNNING, Status.SUSPEND, Status.RERUN})
-_FAILED = frozenset({Status.FAIL, Status.INTERNAL_ERROR, Status.TIMEOUT})
-_NOT_STARTED = frozenset({Status.INIT, Status.WAIT, Status.READY})
-_COMPLETE = frozenset({Status.SUCCESS, Status.SKIP})
+#: What flows and instances carry without parameters (the docs' samples: ``"parameters": "[]"``).
+NO_PARAMETERS = "[]"
 
 
 def parse_status(status: str | int) -> int:
@@ -40,29 +48,27 @@ def parse_status(status: str | int) -> int:
         raise ValueError(f"invalid flow-instance status: {status!r}") from None
 
 
-def format_time(epoch_seconds: float | None) -> str:
-    """Return an API time string (``yyyy-MM-dd HH:mm:ss``, UTC), or ``""`` when not set.
-
-    :param epoch_seconds: the time in epoch seconds, or None.
-    """
-    if epoch_seconds is None:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch_seconds))
-
-
 def parameters_string(parameters: object) -> str:
-    """Return instance parameters as the JSON string FlowInstance carries ("Get Flow Instance" page).
+    """Return parameters as the JSON string flows and instances carry: a list of key/value objects.
 
-    :param parameters: an object, or a JSON string holding one.
+    get_flow.md's sample: ``"[{\"key\":\"ouids\",\"value\":\"o...\"}]"``. Besides that list
+    (what Update And Trigger Flow takes), a seed may give a mapping (its values become text) or the
+    JSON string of the list.
+
     :raises ValueError: for anything else.
     """
     if isinstance(parameters, str):
-        if not isinstance(json.loads(parameters), dict):
-            raise ValueError("parameters must be a JSON object")
-        return parameters
+        try:
+            parameters = json.loads(parameters)
+        except ValueError:
+            raise ValueError(
+                f"parameters must be a JSON list of key/value objects: {parameters!r:.80}"
+            ) from None
     if isinstance(parameters, Mapping):
-        return json.dumps(dict(parameters), separators=(",", ":"), ensure_ascii=False)
-    raise ValueError("parameters must be an object or a JSON string")
+        parameters = [{"key": str(k), "value": str(v)} for k, v in parameters.items()]
+    if not Kind.KEY_VALUES.accepts(parameters, in_query=False):
+        raise ValueError(f"parameters must be a list of {{key, value}} objects: {parameters!r:.80}")
+    return json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
 
 
 class ManualClock:
@@ -108,6 +114,14 @@ class User:
     user_id: str
     org_id: str
     locked: bool = False
+    # The user *name* owners are shown and searched by (list_flow_instances.md: "The username of
+    # the owner"); the user id when a seed gives none.
+    name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The name the API shows for this user."""
+        return self.name or self.user_id
 
 
 @dataclass
@@ -134,29 +148,36 @@ class Flow:
     flow_id: int
     name: str
     owner: str
-    tasks: list[str]
+    tasks: list[Task]
     # How its triggered instances run.
     init_seconds: float
     run_seconds: float
+    type: EnOSFlowType = EnOSFlowType.MANUAL
+    parameters: str = NO_PARAMETERS
     # What refuses a cancel or a trigger.
     locked: bool = False
-    last_trigger_call: float | None = None
 
-    def to_json(self, viewer: str, owner_locked: bool) -> dict[str, Any]:
-        """Render the Flow as the "Get Flow" page shows it.
+    def to_json(self, viewer: str, owner: User | None) -> dict[str, Any]:
+        """Render the Flow as the "Get Flow" page shows it (get_flow.md's Flow and FlowGraph).
 
         :param viewer: the user asking, for ``hasEditPri``.
-        :param owner_locked: whether the owner's account is locked.
+        :param owner: the owning user, if registered (for its name and lock).
         """
-        graph = {"tasks": [{"taskId": t} for t in self.tasks]}
+        graph = {
+            "name": self.name,
+            "type": self.type.value,
+            "parameters": self.parameters,
+            "tasks": [task.to_json() for task in self.tasks],
+        }
         return {
             "flowId": self.flow_id,
             "flowName": self.name,
-            "owner": self.owner,
+            "owner": owner.display_name if owner else self.owner,
             "locked": self.locked,
             # Undocumented in the API reference; modelled as "the owner's account is locked".
-            "isUserLocked": owner_locked,
-            "type": 0,
+            "isUserLocked": bool(owner and owner.locked),
+            "type": self.type.value,
+            "parameters": self.parameters,
             "graph": json.dumps(graph, separators=(",", ":")),
             "hasEditPri": viewer == self.owner,
             "hasReadPri": True,
@@ -184,8 +205,9 @@ class Instance:
     trigger_time: float
     created: float
     seq: int
-    parameters: str = "{}"
-    type: int = 0
+    parameters: str = NO_PARAMETERS
+    # None: its flow's type (whether an instance's type can differ from its flow's is undocumented).
+    type: EnOSFlowType | None = None
     first_task: int = 0
     # While schedule_base is set, status/times/progress derive from the clock; once frozen, the
     # stored fields are the truth.
@@ -199,6 +221,8 @@ class Instance:
     progress: float = 0.0
     # Transitions made before the schedule was frozen (or the seeded status); see history_at().
     history: list[tuple[float, Status]] = field(default_factory=list)
+    # The instance this one is queued behind (it stays WAIT until that one ends), or None.
+    after: Instance | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def seeded(cls, status: Status, now: float, **fields: Any) -> Instance:
@@ -208,23 +232,25 @@ class Instance:
         :param now: the clock time it is added at.
         :param fields: the identity fields (id, flow, owner, trigger time, seq, parameters, type).
         """
-        started = status not in _NOT_STARTED
+        started = status not in NOT_STARTED
         return cls(
             created=now,
             status=status,
             start_time=fields["trigger_time"] if started else None,
             end_time=now if status.is_final else None,
             updated=now,
-            progress=1.0 if status in _COMPLETE else 0.0,
+            progress=1.0 if status in COMPLETE else 0.0,
             history=[(now, status)],
             **fields,
         )
 
     def resolve(self, now: float) -> Resolved:
         """Return the status, times and progress the instance has at a clock time."""
-        base = self.schedule_base
-        if base is None:
+        if self.schedule_base is None:
             return Resolved(self.status, self.start_time, self.end_time, self.updated, self.progress)
+        base = self._base(now)
+        if base is None:
+            return Resolved(Status.WAIT, None, None, self.updated, 0.0)
         start = base + self.init_seconds
         end = start + self.run_seconds
         if now < start:
@@ -234,13 +260,19 @@ class Instance:
             return Resolved(Status.RUNNING, start, None, max(start, self.updated), progress)
         return Resolved(Status.SUCCESS, start, end, max(end, self.updated), 1.0)
 
+    def ended_at(self, now: float) -> float | None:
+        """Return when the instance reached a final status, or None while it is still active."""
+        resolved = self.resolve(now)
+        return resolved.end_time if resolved.status.is_final else None
+
     def history_at(self, now: float) -> list[tuple[float, Status]]:
         """Return the status changes made up to a clock time, oldest first."""
-        if self.schedule_base is None:
+        base = self._base(now) if self.schedule_base is not None else None
+        if base is None:
             return list(self.history)
-        start = self.schedule_base + self.init_seconds
+        start = base + self.init_seconds
         end = start + self.run_seconds
-        steps = [(self.schedule_base, Status.INIT), (start, Status.RUNNING), (end, Status.SUCCESS)]
+        steps = [(base, Status.INIT), (start, Status.RUNNING), (end, Status.SUCCESS)]
         return self.history + [(when, status) for when, status in steps if when <= now]
 
     def freeze(self, status: Status, now: float) -> None:
@@ -253,57 +285,73 @@ class Instance:
                 end = now
         else:
             end = None
-            if status in _IN_PROGRESS and start is None:
+            if status in IN_PROGRESS and start is None:
                 start = now
         self.schedule_base = None
+        self.after = None
         self.status = status
         self.start_time = start
         self.end_time = end
         self.updated = now
         self.progress = current.progress
 
-    def to_json(self, flow: Flow, now: float, viewer: str) -> dict[str, Any]:
-        """Render the FlowInstance as the "Get Flow Instance" page shows it.
+    def task_runs(self, flow: Flow, now: float) -> list[TaskRun]:
+        """Return its task instances at a clock time, one per task of its flow."""
+        resolved = self.resolve(now)
+        state = RunState(
+            resolved.status, resolved.progress, resolved.start_time, resolved.end_time, self.run_seconds
+        )
+        return task_runs(flow.tasks, self.instance_id, state, self.first_task)
+
+    def to_json(self, flow: Flow, now: float, viewer: str, owner_name: str) -> dict[str, Any]:
+        """Render the FlowInstance as the "Get Flow Instance" page shows it (get_flow_instance.md).
 
         :param flow: the instance's flow (for its name and tasks).
         :param now: the clock time to resolve the status at.
         :param viewer: the user asking, for ``hasEditPri``.
+        :param owner_name: the owner's user name, which the API shows.
         """
         resolved = self.resolve(now)
-        tasks = flow.tasks
-        statuses = [Status.SKIP] * self.first_task + _task_statuses(
-            resolved.status, resolved.progress, len(tasks) - self.first_task
-        )
-        graph = {"tasks": [{"taskId": t, "status": s.value} for t, s in zip(tasks, statuses, strict=True)]}
+        # The InstanceGraph struct's keys the emulator can fill (creator, freq, x/y ... it cannot).
+        graph = {
+            "name": flow.name,
+            "instId": self.instance_id,
+            "id": self.flow_id,
+            "parameters": self.parameters,
+            "tasks": [run.graph_json() for run in self.task_runs(flow, now)],
+        }
         return {
             "instanceId": self.instance_id,
             "flowId": self.flow_id,
             "flowName": flow.name,
             "status": resolved.status.value,
             "statusDesc": resolved.status.name,
-            "type": self.type,
+            "type": self.type_of(flow).value,
             "triggerTime": format_time(self.trigger_time),
             "startTime": format_time(resolved.start_time),
             "endTime": format_time(resolved.end_time),
-            "owner": self.owner,
+            "owner": owner_name,
             "parameters": self.parameters,
-            "graph": json.dumps(graph, separators=(",", ":")),
+            "graph": json.dumps(graph, separators=(",", ":"), ensure_ascii=False),
             "calDt": format_time(self.trigger_time),
             "hasEditPri": viewer == self.owner,
             "hasReadPri": True,
         }
 
+    def type_of(self, flow: Flow) -> EnOSFlowType:
+        """Return its scheduling type: its own when seeded with one, else its flow's."""
+        return flow.type if self.type is None else self.type
 
-def _task_statuses(status: Status, progress: float, count: int) -> list[Status]:
-    """Return per-task statuses consistent with an instance status and its run progress."""
-    if count == 0:
-        return []
-    done = min(max(int(progress * count), 0), count - 1)
-    if status in _IN_PROGRESS:
-        return [Status.SUCCESS] * done + [status] + [Status.INIT] * (count - done - 1)
-    if status is Status.CANCEL:
-        return [Status.SUCCESS] * done + [Status.CANCEL] * (count - done)
-    if status in _FAILED:
-        # A failed run is shown as failing in its last task, with the earlier ones succeeded.
-        return [Status.SUCCESS] * (count - 1) + [status]
-    return [status] * count
+    def _base(self, now: float) -> float | None:
+        # trigger_flow.md / update_and_trigger_flow.md: "The workflow only allows one instance to
+        # run at any one time. If the pre-run instance conflicts with a running instance, it will
+        # be executed in sequence": a queued instance starts when the one before it ends.
+        base = self.schedule_base
+        if base is not None and self.after is not None:
+            ended = self.after.ended_at(now)
+            if ended is None:
+                return None
+            # Settled once the predecessor ended, so later reads need not walk the queue again.
+            base = self.schedule_base = max(base, ended)
+            self.after = None
+        return base

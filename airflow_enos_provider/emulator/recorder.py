@@ -26,6 +26,8 @@ class RecordedRequest:
     :param connection_id: a number unique to the TCP connection the request came on (from 1).
     :param peer_port: the client's source port of that connection.
     :param fault: the injected fault that hit this request, if any.
+    :param violations: what the request broke of its documented contract, one line per field
+        (``protocol/contract.py``); empty when it kept it.
     """
 
     method: str
@@ -38,6 +40,7 @@ class RecordedRequest:
     connection_id: int
     peer_port: int
     fault: str | None = None
+    violations: tuple[str, ...] = ()
 
 
 def masked_body(parsed: object) -> dict[str, Any] | None:

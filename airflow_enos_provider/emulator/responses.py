@@ -7,6 +7,7 @@ Business errors come with HTTP 200 (whether EnOS uses another status is undocume
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,9 +20,13 @@ from airflow_enos_provider.emulator.models import parameters_string
 from airflow_enos_provider.emulator.state import EmulatorState, SearchQuery, TriggerRequest
 from airflow_enos_provider.emulator.tokens import TokenRequest
 from airflow_enos_provider.protocol.codes import EnOSCode
+from airflow_enos_provider.protocol.contract import Contract, contract_for
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
+logger = logging.getLogger("airflow_enos_provider.emulator")
+
 TOKEN_BUSINESS = "apim-token-service"
+# The largest page and the page a search without ``pagination`` gets are undocumented.
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
 SORT_FIELDS: tuple[str, ...] = ("createTime", "updateTime", "startTime", "triggerTime", "endTime")
@@ -48,17 +53,18 @@ class Request:
 
 
 class Reply(NamedTuple):
-    """The HTTP status and the JSON payload to send."""
+    """The HTTP status and the JSON payload to send, and what the request broke of its contract."""
 
     status: int
     payload: dict[str, Any]
+    violations: tuple[str, ...] = ()
 
 
 Responder = Callable[[EmulatorState, Request], Reply]
 # A Batch operation: (tenant, the verified caller's user id, the request) -> the envelope's data.
 BatchHandler = Callable[[EmulatorState, str, Request], Any]
-# A token operation: (tenant, the parsed JSON body) -> the envelope's data.
-TokenHandler = Callable[[EmulatorState, object], dict[str, int | str]]
+# A token operation: (tenant, the checked request) -> the envelope's data.
+TokenHandler = Callable[[EmulatorState, TokenRequest], dict[str, int | str]]
 
 
 def batch_envelope(code: EnOSCode, msg: str, request_id: str | None = None) -> dict[str, Any]:
@@ -80,25 +86,23 @@ def token_route(handler: TokenHandler) -> Responder:
     """Return the responder of a token-service operation."""
 
     def respond(state: EmulatorState, request: Request) -> Reply:
-        # An empty body is "parameters empty" (1202); a body that is not JSON is "invalid" (1004).
-        body = request.parsed if request.body else {}
         try:
-            data = handler(state, body)
+            data = handler(state, _token_request(request))
         except ApiError as exc:
-            return Reply(200, _token_envelope(exc.code, exc.msg, None))
+            return Reply(200, _token_envelope(exc.code, exc.msg, None), exc.violations)
         return Reply(200, _token_envelope(EnOSCode.SUCCESS, "SUCCESS", data))
 
     return respond
 
 
-def token_get(state: EmulatorState, body: object) -> dict[str, int | str]:
+def token_get(state: EmulatorState, request: TokenRequest) -> dict[str, int | str]:
     """Serve ``token/get``."""
-    return state.token_get(_token_request(body, ()))
+    return state.token_get(request)
 
 
-def token_refresh(state: EmulatorState, body: object) -> dict[str, int | str]:
+def token_refresh(state: EmulatorState, request: TokenRequest) -> dict[str, int | str]:
     """Serve ``token/refresh`` (the ``token/get`` fields plus ``accessToken``)."""
-    return state.token_refresh(_token_request(body, ("accessToken",)))
+    return state.token_refresh(request)
 
 
 def batch_route(handler: BatchHandler | None) -> Responder:
@@ -122,9 +126,10 @@ def batch_route(handler: BatchHandler | None) -> Responder:
                 raise invalid_parameter(f"Invalid parameter: unsupported action {action!r}")
             if request.method == "POST" and not isinstance(request.parsed, dict):
                 raise invalid_parameter("Invalid request body.")
+            _check_contract(request, action)
             data = handler(state, user_id, request)
         except ApiError as exc:
-            return Reply(200, batch_envelope(exc.code, exc.msg, request_id))
+            return Reply(200, batch_envelope(exc.code, exc.msg, request_id), exc.violations)
         return Reply(
             200, {"code": EnOSCode.SUCCESS.value, "msg": "OK", "data": data, "requestId": request_id}
         )
@@ -133,17 +138,18 @@ def batch_route(handler: BatchHandler | None) -> Responder:
 
 
 # ----------------------------------------------------------------------- Batch operations
+# Each handler runs after _check_contract, so its fields are present and of their documented type.
 
 
 def cancel(state: EmulatorState, user_id: str, request: Request) -> str:
     """Serve "Cancel Flow Instance"; its ``data`` is ``""``."""
-    state.cancel(user_id, _required_str(request.parsed, "flowInstId"))
+    state.cancel(user_id, request.parsed["flowInstId"])
     return ""
 
 
 def get_instance(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
     """Serve "Get Flow Instance" (``flowInstId`` in the query)."""
-    return state.get_instance(user_id, _required_str(request.query, "flowInstId"))
+    return state.get_instance(user_id, request.query["flowInstId"])
 
 
 def search(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
@@ -157,21 +163,19 @@ def trigger(state: EmulatorState, user_id: str, request: Request) -> dict[str, A
 
 
 def update_and_trigger(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
-    """Serve "Update And Trigger Flow" (``parameters`` required)."""
-    return state.trigger(user_id, _trigger_request(request.parsed, with_parameters=True))
+    """Serve "Update And Trigger Flow": the instance carries the given key/value list."""
+    parameters = parameters_string(request.parsed["parameters"])
+    return state.trigger(user_id, _trigger_request(request.parsed, parameters=parameters))
 
 
 def trigger_from_task(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
-    """Serve "Trigger Flow From Task" (``taskId`` required)."""
-    return state.trigger(user_id, _trigger_request(request.parsed, from_task=True))
+    """Serve "Trigger Flow From Task" (``taskId``: a task id of the flow's graph)."""
+    return state.trigger(user_id, _trigger_request(request.parsed, task_id=request.parsed["taskId"]))
 
 
 def get_flow(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
     """Serve "Get Flow" (``flowId`` in the query)."""
-    raw = request.query.get("flowId")
-    if not raw:
-        raise invalid_parameter("Invalid parameter: flowId is required")
-    return state.get_flow(user_id, _int_value(raw, "flowId"))
+    return state.get_flow(user_id, int(request.query["flowId"]))
 
 
 def current_time(state: EmulatorState, user_id: str, request: Request) -> int:
@@ -179,29 +183,76 @@ def current_time(state: EmulatorState, user_id: str, request: Request) -> int:
     return state.now_ms()
 
 
-# ----------------------------------------------------------------------- parsing
+def get_task_instance(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
+    """Serve "Get Task Instance" (``taskInstId`` in the query)."""
+    return state.get_task_instance(user_id, request.query["taskInstId"])
+
+
+def get_task_log(state: EmulatorState, user_id: str, request: Request) -> dict[str, str]:
+    """Serve "Get Task Instance Log" (``taskInstId``, optional ``maxLength`` in the query)."""
+    raw = request.query.get("maxLength")
+    max_length = int(raw) if raw else None
+    if max_length is not None and max_length < 0:
+        raise invalid_parameter("Invalid parameter: maxLength")
+    return state.get_task_log(user_id, request.query["taskInstId"], max_length)
+
+
+# ----------------------------------------------------------------------- checks and parsing
+
+
+def _check_contract(request: Request, action: str) -> None:
+    # Every operation's documented fields (protocol/contract.py, which names each one's page). A
+    # body field refused is "Invalid request body." (enos-api.md section 2), a query field "Invalid
+    # parameter"; either way the log and the recorded request name every field.
+    contract = contract_for(request.method, request.path, action)
+    if contract is None:
+        return
+    violations = tuple(contract.violations(request.query, request.parsed))
+    if not violations:
+        return
+    _log_violations(contract, violations)
+    # contract.py starts each line with where the field is ("body ..." or "query ...").
+    if any(v.startswith("body") for v in violations):
+        raise invalid_parameter("Invalid request body.", violations)
+    raise invalid_parameter("Invalid parameter: " + "; ".join(violations), violations)
+
+
+def _log_violations(contract: Contract, violations: tuple[str, ...]) -> None:
+    logger.warning(
+        "%s refused, against %s: %s", contract.title, contract.page or "its contract", "; ".join(violations)
+    )
 
 
 def _token_envelope(status: EnOSCode, msg: str, data: dict[str, int | str] | None) -> dict[str, Any]:
     return {"status": status.value, "msg": msg, "business": TOKEN_BUSINESS, "data": data}
 
 
-def _token_request(body: object, extra: tuple[str, ...]) -> TokenRequest:
-    # "Get Access Token" / "Refresh Access Token": every field is required.
+def _token_request(request: Request) -> TokenRequest:
+    # "Get Access Token" / "Refresh Access Token" (enos-api.md section 1a): an empty or missing
+    # field is "parameter empty" (1202); a body that is not JSON, or a field of another type, is
+    # "invalid parameter" (1004).
+    contract = contract_for(request.method, request.path, None)
+    if contract is None:  # every token route has a contract (tests/test_emulator.py checks)
+        raise ApiError(EnOSCode.TOKEN_INTERNAL, "Internal error")
+    body = request.parsed if request.body else {}
     if not isinstance(body, dict):
-        raise ApiError(EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter")
-    for name in ("appKey", "timestamp", "encryption", *extra):
-        if body.get(name) in (None, ""):
-            raise ApiError(EnOSCode.TOKEN_PARAMETER_EMPTY, f"Parameter {name} is empty")
-    timestamp = body["timestamp"]
-    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, str)):
-        raise ApiError(EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter: timestamp")
-    try:
-        timestamp_ms = int(timestamp)
-    except ValueError:
-        raise ApiError(EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter: timestamp") from None
-    access_token = str(body["accessToken"]) if extra else None
-    return TokenRequest(str(body["appKey"]), timestamp_ms, str(body["encryption"]).lower(), access_token)
+        violations: tuple[str, ...] = ("body: a JSON object is expected",)
+        _log_violations(contract, violations)
+        raise ApiError(EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter", violations)
+    empty = [field for field in contract.body if body.get(field.name) in (None, "")]
+    if empty:
+        violations = tuple(f"body {f.name}: mandatory {f.kind.value} is empty" for f in empty)
+        _log_violations(contract, violations)
+        names = ", ".join(f.name for f in empty)
+        raise ApiError(EnOSCode.TOKEN_PARAMETER_EMPTY, f"Parameter {names} is empty", violations)
+    violations = tuple(contract.violations({}, body))
+    if violations:
+        _log_violations(contract, violations)
+        raise ApiError(
+            EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter: " + "; ".join(violations), violations
+        )
+    access_token = body.get("accessToken")
+    return TokenRequest(body["appKey"], body["timestamp"], body["encryption"].lower(), access_token)
 
 
 def _user_and_org(query: Mapping[str, str]) -> tuple[str, str]:
@@ -213,113 +264,47 @@ def _user_and_org(query: Mapping[str, str]) -> tuple[str, str]:
     return user_id, org_id
 
 
-def _int_value(value: object, name: str) -> int:
-    # JSON clients send numbers, query strings send digits; both are accepted, booleans are not.
-    if isinstance(value, bool):
-        raise invalid_parameter(f"Invalid parameter: {name}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise invalid_parameter(f"Invalid parameter: {name}")
-
-
-def _optional_int(body: Mapping[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    return _int_value(value, name)
-
-
-def _required_str(source: Mapping[str, Any], name: str) -> str:
-    value = source.get(name)
-    if value is None or value == "":
-        raise invalid_parameter(f"Invalid parameter: {name} is required")
-    if not isinstance(value, str):
-        raise invalid_parameter(f"Invalid parameter: {name}")
-    return value
-
-
-def _optional_str(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name) or None
-    if value is not None and not isinstance(value, str):
-        raise invalid_parameter(f"Invalid parameter: {name}")
-    return value
-
-
 def _search_query(body: Mapping[str, Any]) -> SearchQuery:
-    # The page makes every filter mandatory; the emulator reads a missing one as "no filter".
-    type_filter = _optional_int(body, "type")
-    from_ms = _optional_int(body, "fromTriggerTime")
-    to_ms = _optional_int(body, "toTriggerTime")
-    owner = _optional_str(body, "owner")
-    expression = _optional_str(body, "expression")
-    statuses = _status_filter(body.get("status"))
+    try:
+        # "status" is a String of comma-separated codes (list_flow_instances.md's table).
+        statuses = frozenset(Status(int(code)) for code in body["status"].split(","))
+    except ValueError:
+        raise invalid_parameter("Invalid parameter: status") from None
     page_no, page_size, sorters = _pagination(body.get("pagination"))
-    return SearchQuery(type_filter, from_ms, to_ms, owner, expression, statuses, page_no, page_size, sorters)
+    return SearchQuery(
+        body["type"],
+        body["expression"],
+        body["owner"],
+        body["fromTriggerTime"],
+        body["toTriggerTime"],
+        statuses,
+        page_no,
+        page_size,
+        sorters,
+    )
 
 
 def _trigger_request(
-    body: Mapping[str, Any], *, with_parameters: bool = False, from_task: bool = False
+    body: Mapping[str, Any], *, parameters: str | None = None, task_id: str | None = None
 ) -> TriggerRequest:
-    flow_id = _optional_int(body, "flowId")
-    if flow_id is None:
-        raise invalid_parameter("Invalid parameter: flowId is required")
-    trigger_ms = _optional_int(body, "triggerTime")
-    parameters = "{}"
-    if with_parameters:
-        if body.get("parameters") is None:
-            raise invalid_parameter("Invalid parameter: parameters is required")
-        try:
-            parameters = parameters_string(body["parameters"])
-        except ValueError:
-            raise invalid_parameter("Invalid parameter: parameters") from None
-    task_id = _required_str(body, "taskId") if from_task else None
-    return TriggerRequest(flow_id, trigger_ms, parameters, task_id)
+    return TriggerRequest(body["flowId"], body["triggerTime"], parameters, task_id)
 
 
-def _status_filter(value: object) -> frozenset[Status] | None:
-    # "status" is a comma-separated string of codes on the page; lists and names are accepted too.
-    if value is None or value == "" or value == []:
-        return None
-    parts: list[Any]
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-    elif isinstance(value, list):
-        parts = list(value)
-    else:
-        parts = [value]
-    try:
-        return frozenset(Status.parse(p) for p in parts)
-    except ValueError:
-        raise invalid_parameter("Invalid parameter: status") from None
-
-
-def _pagination(value: object) -> tuple[int, int, tuple[tuple[str, bool], ...]]:
+def _pagination(value: Mapping[str, Any] | None) -> tuple[int, int, tuple[tuple[str, bool], ...]]:
+    # The Pagination Struct (search_flow.md); its pageNo >= 1 and pageSize > 0 are contract checks.
     if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise invalid_parameter("Invalid parameter: pagination")
-    page_no = _optional_int(value, "pageNo")
-    page_size = _optional_int(value, "pageSize")
-    page_no = 1 if page_no is None else page_no
-    page_size = DEFAULT_PAGE_SIZE if page_size is None else page_size
-    # v2.1 counts pages from 1 (the older v2.0 pages from 0).
-    if page_no < 1:
-        raise invalid_parameter("Invalid parameter: pageNo must be >= 1")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        # A search without pagination: the first page, newest trigger first (undocumented).
+        return 1, DEFAULT_PAGE_SIZE, (("triggerTime", True),)
+    if value["pageSize"] > MAX_PAGE_SIZE:
         raise invalid_parameter(f"Invalid parameter: pageSize must be 1 to {MAX_PAGE_SIZE}")
-    raw_sorters = value.get("sorters") or [{"field": "triggerTime", "order": "DESC"}]
-    if not isinstance(raw_sorters, list):
-        raise invalid_parameter("Invalid parameter: sorters")
     sorters: list[tuple[str, bool]] = []
-    for sorter in raw_sorters:
-        if not isinstance(sorter, dict) or sorter.get("field") not in SORT_FIELDS:
-            raise invalid_parameter("Invalid parameter: sorters")
-        order = str(sorter.get("order") or "DESC").upper()
+    for sorter in value.get("sorters") or [{"field": "triggerTime", "order": "DESC"}]:
+        if sorter["field"] not in SORT_FIELDS:
+            # list_flow_instances.md's error table, with its five fields.
+            raise invalid_parameter("The sorters field parameter is invalid")
+        # search_flow.md: "ASC (default) = ascending order".
+        order = sorter.get("order", "ASC")
         if order not in ("ASC", "DESC"):
-            raise invalid_parameter("Invalid parameter: sorters")
+            raise invalid_parameter("Invalid parameter: sorters order")
         sorters.append((sorter["field"], order == "DESC"))
-    return page_no, page_size, tuple(sorters)
+    return value["pageNo"], value["pageSize"], tuple(sorters)

@@ -2,6 +2,8 @@
 
 Like moto's ``urls.py``: one row per operation (``enos-api.md`` sections 1 and 3), nothing else
 decides where a request goes. A request no row names is refused, never sent to a near match.
+Every row has its contract in :data:`airflow_enos_provider.protocol.contract.CONTRACTS`, which
+the responders check each request against.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", BATCH_PREFIX, "flows", "get", responses.batch_route(responses.get_flow)),
     Route("GET", BATCH_PREFIX, "time", "getCurrentTime", responses.batch_route(responses.current_time)),
+    Route("GET", BATCH_PREFIX, "taskInstances", "get", responses.batch_route(responses.get_task_instance)),
+    Route("GET", BATCH_PREFIX, "taskInstances", "getLog", responses.batch_route(responses.get_task_log)),
 )
 
 _BY_KEY: dict[tuple[str, str, str | None], Route] = {

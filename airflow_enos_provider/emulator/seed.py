@@ -20,15 +20,37 @@ class SeedApp(TypedDict):
 
 
 class SeedUser(TypedDict, total=False):
-    """A user of the tenant; ``user_id`` and ``org_id`` are required."""
+    """A user of the tenant; ``user_id`` and ``org_id`` are required.
+
+    ``name`` is the user name owners are shown and searched by (the user id when not given).
+    """
 
     user_id: str
     org_id: str
     locked: bool
+    name: str
+
+
+class SeedTask(TypedDict, total=False):
+    """A task of a flow given as an object; only ``name`` is required.
+
+    ``id`` is its task id (digits are numbered from 100001 when not given); ``log`` is the whole
+    text its instances' logs serve; ``error`` is the last log line of a failed instance of it.
+    """
+
+    name: str
+    id: str
+    log: str
+    error: str
 
 
 class SeedFlow(TypedDict, total=False):
-    """A workflow; only ``flow_id`` is required."""
+    """A workflow; only ``flow_id`` is required.
+
+    ``tasks`` are names or :class:`SeedTask` objects; ``type`` is 0 manual (the default), 1 periodic,
+    2 temporary; ``parameters`` is a list of ``{"key", "value"}`` objects, a mapping or the JSON
+    string of such a list.
+    """
 
     flow_id: int
     name: str
@@ -36,14 +58,17 @@ class SeedFlow(TypedDict, total=False):
     locked: bool
     init_seconds: float
     run_seconds: float
-    tasks: list[str]
+    tasks: list[str | SeedTask]
+    type: int
+    parameters: list[dict[str, str]] | dict[str, Any] | str
 
 
 class SeedInstance(TypedDict, total=False):
     """A pre-existing flow instance; ``instance_id`` and ``flow_id`` are required.
 
     ``status`` is a name (``"RUNNING"``) or an int code; ``trigger_time`` is in epoch milliseconds;
-    ``parameters`` is an object or a JSON string; ``type`` is 0 manual, 1 periodic, 2 temporary.
+    ``parameters`` is as a flow's (the flow's when not given); ``type`` (0 manual, 1 periodic,
+    2 temporary) is the flow's when not given.
     """
 
     instance_id: str
@@ -51,7 +76,7 @@ class SeedInstance(TypedDict, total=False):
     status: str | int
     owner: str
     trigger_time: int
-    parameters: dict[str, Any] | str
+    parameters: list[dict[str, str]] | dict[str, Any] | str
     type: int
 
 
@@ -98,7 +123,9 @@ def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
         state.add_app(app["access_key"], app["secret_key"])
     for item in seed.get("users") or []:
         user = _check_keys("user", item, SeedUser.__annotations__, ("user_id", "org_id"))
-        state.add_user(user["user_id"], user["org_id"], locked=bool(user.get("locked", False)))
+        state.add_user(
+            user["user_id"], user["org_id"], locked=bool(user.get("locked", False)), name=user.get("name")
+        )
     for item in seed.get("flows") or []:
         flow = _check_keys("flow", item, SeedFlow.__annotations__, ("flow_id",))
         state.add_flow(
@@ -109,6 +136,8 @@ def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
             init_seconds=float(flow.get("init_seconds", 1.0)),
             run_seconds=float(flow.get("run_seconds", 30.0)),
             tasks=flow.get("tasks"),
+            type=int(flow.get("type", 0)),
+            parameters=flow.get("parameters"),
         )
     for item in seed.get("instances") or []:
         inst = _check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))
@@ -119,7 +148,7 @@ def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
             owner=inst.get("owner"),
             trigger_time_ms=inst.get("trigger_time"),
             parameters=inst.get("parameters"),
-            type=int(inst.get("type", 0)),
+            type=int(inst["type"]) if "type" in inst else None,
         )
     settings = _check_keys("settings", seed.get("settings") or {}, SeedSettings.__annotations__)
     if "cancel_final" in settings:

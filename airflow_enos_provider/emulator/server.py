@@ -165,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _unprocessed_fault(self, request: Request, operation: str | None, fault: Fault) -> None:
         if fault.kind is FaultKind.RESET_BEFORE:
-            self._record(request, operation, None, 0, fault)
+            self._record(request, operation, None, None, fault)
             self._reset()
             return
         answer = fault_reply(fault)
@@ -223,9 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> None:
-        status, payload = reply
+        status, payload = reply.status, reply.payload
         code = payload.get("code", payload.get("status"))
-        self._record(request, operation, code if isinstance(code, int) else None, status, fault)
+        self._record(request, operation, code if isinstance(code, int) else None, reply, fault)
         kind = fault.kind if fault is not None else None
         if kind is FaultKind.RESET_AFTER:
             self._reset()
@@ -258,7 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _record(
-        self, request: Request, operation: str | None, code: int | None, status: int, fault: Fault | None
+        self,
+        request: Request,
+        operation: str | None,
+        code: int | None,
+        reply: Reply | None,
+        fault: Fault | None,
     ) -> None:
         self.server.state.record(
             RecordedRequest(
@@ -268,10 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
                 operation=operation,
                 body=masked_body(request.parsed),
                 code=code,
-                http_status=status,
+                http_status=reply.status if reply is not None else 0,
                 connection_id=self.connection_id,
                 peer_port=int(self.client_address[1]),
                 fault=fault.kind.value if fault is not None else None,
+                violations=reply.violations if reply is not None else (),
             )
         )
 

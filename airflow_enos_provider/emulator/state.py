@@ -17,9 +17,10 @@ from typing import Any
 
 from airflow_enos_provider.emulator.errors import ApiError, invalid_parameter
 from airflow_enos_provider.emulator.faults import Fault, FaultKind, FaultPlan
-from airflow_enos_provider.emulator.models import Instance, Resolved
+from airflow_enos_provider.emulator.models import Flow, Instance, Resolved
 from airflow_enos_provider.emulator.recorder import RecordedRequest, RequestRecorder
 from airflow_enos_provider.emulator.seed import Seed
+from airflow_enos_provider.emulator.tasks import TaskRun
 from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES, Tenant
 from airflow_enos_provider.emulator.tokens import TokenRequest
 from airflow_enos_provider.protocol.codes import EnOSCode
@@ -28,38 +29,42 @@ from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 # The old home of these names; they stay importable from here.
 __all__ = ["CANCEL_FINAL_CHOICES", "EmulatorState", "SearchQuery", "Seed", "TriggerRequest"]
 
-#: How long after a trigger call the same flow refuses another trigger, in seconds (undocumented).
-TRIGGER_COOLDOWN_SECONDS = 60.0
+#: What Get Task Instance Log returns at most without ``maxLength`` (about 1 MiB, enos-api.md section 3).
+DEFAULT_LOG_LENGTH = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """A parsed ``flowInstances?action=search`` body ("List Flow Instances" page); None = no filter.
+    """A parsed ``flowInstances?action=search`` body (list_flow_instances.md; every filter is mandatory).
 
+    :param type: the flows' scheduling type; an instance has its flow's.
+    :param owner: the owner's user *name*; ``""`` matches any owner.
+    :param expression: fuzzy (any case) on the instance id and the flow name; ``""`` matches all.
+    :param from_ms: the earliest trigger time, epoch ms, inclusive.
+    :param to_ms: the latest trigger time, epoch ms, inclusive.
     :param sorters: ``(field, descending)`` pairs, the first the primary key.
     """
 
-    type: int | None
-    from_ms: int | None
-    to_ms: int | None
-    owner: str | None
-    expression: str | None
-    statuses: frozenset[Status] | None
+    type: int
+    expression: str
+    owner: str
+    from_ms: int
+    to_ms: int
+    statuses: frozenset[Status]
     page_no: int
     page_size: int
     sorters: tuple[tuple[str, bool], ...]
 
-    def matches(self, inst: Instance, flow_name: str, status: Status) -> bool:
+    def matches(self, inst: Instance, flow: Flow, owner_name: str, status: Status) -> bool:
         """Say whether an instance passes every filter."""
         trigger_ms = int(inst.trigger_time * 1000)
-        expression = (self.expression or "").lower()
+        expression = self.expression.lower()
         return (
-            (self.type is None or inst.type == self.type)
-            and (self.owner is None or inst.owner == self.owner)
-            and (not expression or expression in inst.instance_id.lower() or expression in flow_name.lower())
-            and (self.from_ms is None or trigger_ms >= self.from_ms)
-            and (self.to_ms is None or trigger_ms <= self.to_ms)
-            and (self.statuses is None or status in self.statuses)
+            inst.type_of(flow) == self.type
+            and (not self.owner or owner_name == self.owner)
+            and (not expression or expression in inst.instance_id.lower() or expression in flow.name.lower())
+            and self.from_ms <= trigger_ms <= self.to_ms
+            and status in self.statuses
         )
 
 
@@ -67,14 +72,14 @@ class SearchQuery:
 class TriggerRequest:
     """A parsed trigger body ("Trigger Flow", "Update And Trigger Flow", "Trigger Flow From Task").
 
-    :param trigger_ms: ``triggerTime`` in epoch ms; None for now.
-    :param parameters: the JSON-object string to store; ``"{}"`` for plain trigger.
+    :param trigger_ms: ``triggerTime`` in epoch ms.
+    :param parameters: the key/value list's JSON string (Update And Trigger); None runs with the flow's.
     :param task_id: the task to start from (``triggerFromTask``), else None.
     """
 
     flow_id: int
-    trigger_ms: int | None = None
-    parameters: str = "{}"
+    trigger_ms: int
+    parameters: str | None = None
     task_id: str | None = None
 
 
@@ -238,7 +243,8 @@ class EmulatorState(Tenant):
             rows: list[tuple[Instance, Resolved]] = []
             for inst in self._instances.values():
                 resolved = inst.resolve(now)
-                if query.matches(inst, self._flows[inst.flow_id].name, resolved.status):
+                flow = self._flows[inst.flow_id]
+                if query.matches(inst, flow, self._user_name(inst.owner), resolved.status):
                     rows.append((inst, resolved))
             # Stable sorts applied last-key-first give a multi-key sort; seq breaks ties newest first.
             rows.sort(key=lambda row: row[0].seq, reverse=True)
@@ -250,14 +256,15 @@ class EmulatorState(Tenant):
                 item = self._instance_json(inst, now, user_id)
                 item["isCancelled"] = item["status"] == Status.CANCEL.value
                 insts.append(item)
+            # Whether "count" is the total or this page's is undocumented ("the number of searched
+            # workflow instances (number of elements in the FlowInstance struct)"): the total here.
             return {"flowInsts": insts, "count": len(rows)}
 
     def trigger(self, user_id: str, request: TriggerRequest) -> dict[str, Any]:
         """Start an instance of a flow and return ``{flowInstanceId}`` (the three trigger pages).
 
-        The caller is not checked for ownership: undocumented. The docs say a trigger that
-        collides with a running instance is queued (``enos-api.md`` section 3); the emulator
-        refuses it instead, with a message of its own.
+        The caller is not checked for ownership: undocumented. A trigger while an instance of the
+        flow is active is queued behind it (WAIT, trigger_flow.md: "executed in sequence").
         """
         with self.lock:
             flow = self._flows.get(request.flow_id)
@@ -265,20 +272,18 @@ class EmulatorState(Tenant):
                 raise invalid_parameter("Flow not found")
             if flow.locked:
                 raise ApiError(EnOSCode.BP_LOCKED, "Workflow is locked")
-            first_task = 0
-            if request.task_id is not None:
-                if request.task_id not in flow.tasks:
-                    raise invalid_parameter("Task not found")
-                first_task = flow.tasks.index(request.task_id)
+            if not flow.tasks:
+                raise ApiError(EnOSCode.BP_DEPENDED_ON, "This workflow has no task. You cannot trigger it.")
+            first_task = self._first_task(flow, request.task_id)
             now = self.now()
-            for inst in self._instances.values():
-                if inst.flow_id == flow.flow_id and inst.resolve(now).status in Status.active_statuses():
-                    raise invalid_parameter("Flow is already running")
-            if flow.last_trigger_call is not None and now - flow.last_trigger_call < TRIGGER_COOLDOWN_SECONDS:
-                raise invalid_parameter("Flow was triggered within a minute")
-            trigger = now if request.trigger_ms is None else request.trigger_ms / 1000
-            instance_id = self._new_instance_id(flow.flow_id, trigger)
-            flow.last_trigger_call = now
+            trigger = request.trigger_ms / 1000
+            # Ids name the flow and the trigger minute (the trigger pages' samples), so a second
+            # trigger of one minute would reuse an id; what EnOS answers then is undocumented.
+            instance_id = f"{flow.flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
+            if instance_id in self._instances:
+                raise invalid_parameter(f"Flow instance {instance_id} already exists")
+            active = [i for i in self._instances.values() if i.flow_id == flow.flow_id and _active(i, now)]
+            ahead = max(active, key=lambda i: i.seq, default=None)
             self._seq += 1
             self._instances[instance_id] = Instance(
                 instance_id=instance_id,
@@ -287,13 +292,15 @@ class EmulatorState(Tenant):
                 trigger_time=trigger,
                 created=now,
                 seq=self._seq,
-                parameters=request.parameters,
+                parameters=flow.parameters if request.parameters is None else request.parameters,
                 first_task=first_task,
                 # A future trigger time waits for that time; a past one (backfill) starts now.
                 schedule_base=max(now, trigger),
                 init_seconds=flow.init_seconds,
                 run_seconds=flow.run_seconds,
                 updated=now,
+                history=[(now, Status.WAIT)] if ahead is not None else [],
+                after=ahead,
             )
             return {"flowInstanceId": instance_id}
 
@@ -305,19 +312,49 @@ class EmulatorState(Tenant):
                 raise invalid_parameter("Flow not found")
             return self._flow_json(flow, user_id)
 
-    # ----------------------------------------------------------------- internals (lock held)
+    def get_task_instance(self, user_id: str, task_inst_id: str) -> dict[str, Any]:
+        """Return a task instance (Get Task Instance; no page in the docs, enos-api.md section 3)."""
+        with self.lock:
+            return self._find_task_run(task_inst_id).to_json()
+
+    def get_task_log(self, user_id: str, task_inst_id: str, max_length: int | None) -> dict[str, str]:
+        """Return ``{"log": text}`` of a task instance (get_task_instance_log.md).
+
+        :param max_length: at most this many characters; about 1 MiB when None. Whether EnOS keeps
+            the head or the tail of a longer log is undocumented: the emulator keeps the tail,
+            where a failure's error is.
+        :raises ApiError: 62102 "Instance not found" for an unknown id, 62109 "No log found" for a
+            task that has not started (both from the page's error table).
+        """
+        with self.lock:
+            run = self._find_task_run(task_inst_id)
+            text = self._task_logs.get(task_inst_id, run.log())
+            if text is None:
+                raise ApiError(EnOSCode.BP_INTERNAL, "No log found")
+            limit = DEFAULT_LOG_LENGTH if max_length is None else max_length
+            return {"log": text[len(text) - limit :] if len(text) > limit else text}
 
     # ----------------------------------------------------------------- internals (lock held)
 
-    def _new_instance_id(self, flow_id: int, trigger: float) -> str:
-        # Ids name the flow and the trigger minute ("Trigger Flow" samples); a suffix keeps two
-        # instances of one minute apart (what EnOS does then is undocumented).
-        base_id = f"{flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
-        instance_id, suffix = base_id, 1
-        while instance_id in self._instances:
-            suffix += 1
-            instance_id = f"{base_id}-{suffix}"
-        return instance_id
+    def _find_task_run(self, task_inst_id: str) -> TaskRun:
+        run = self._task_run(task_inst_id, self.now())
+        if run is None:
+            raise invalid_parameter("Instance not found")
+        return run
+
+    @staticmethod
+    def _first_task(flow: Flow, task_id: str | None) -> int:
+        # Trigger Flow From Task names the task by its id (the taskId Get Flow's graph shows).
+        if task_id is None:
+            return 0
+        for index, task in enumerate(flow.tasks):
+            if task.task_id == task_id:
+                return index
+        raise invalid_parameter("Task not found")
+
+
+def _active(inst: Instance, now: float) -> bool:
+    return inst.resolve(now).status in Status.active_statuses()
 
 
 def _row_key(sort_field: str, row: tuple[Instance, Resolved]) -> tuple[bool, float]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_enos_provider.emulator.models import (
+    NO_PARAMETERS,
     App,
     Flow,
     Instance,
@@ -22,8 +23,13 @@ from airflow_enos_provider.emulator.models import (
     parse_status,
 )
 from airflow_enos_provider.emulator.seed import apply_seed
+from airflow_enos_provider.emulator.tasks import Task, TaskRun
 from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
+from airflow_enos_provider.protocol.codes import EnOSFlowType
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
+
+# Generated task ids are digits like the docs' samples ("104443"), numbered from here.
+FIRST_TASK_ID = 100001
 
 CANCEL_FINAL_CHOICES: tuple[str, ...] = ("error", "success")
 
@@ -58,6 +64,9 @@ class Tenant:
         self._instances: dict[str, Instance] = {}
         self._tokens = TokenService(self._apps)
         self._seq = 0
+        self._task_flows: dict[str, int] = {}  # task id -> its flow's id
+        self._task_logs: dict[str, str] = {}  # task instance id -> the log set_task_log gave it
+        self._next_task_id = FIRST_TASK_ID
 
     # ----------------------------------------------------------------- settings and clock
 
@@ -135,15 +144,16 @@ class Tenant:
         with self.lock:
             self._apps[access_key] = App(access_key, secret_key)
 
-    def add_user(self, user_id: str, org_id: str, locked: bool = False) -> None:
+    def add_user(self, user_id: str, org_id: str, locked: bool = False, name: str | None = None) -> None:
         """Register a user (replacing an existing one with the same id).
 
         :param user_id: the ``userId`` query value.
         :param org_id: the ``orgId`` the user belongs to.
         :param locked: whether the account is locked (every call then fails with 62105).
+        :param name: the user name owners are shown and searched by; the user id when None.
         """
         with self.lock:
-            self._users[user_id] = User(user_id, org_id, locked)
+            self._users[user_id] = User(user_id, org_id, locked, name or "")
 
     def add_flow(
         self,
@@ -153,7 +163,10 @@ class Tenant:
         locked: bool = False,
         init_seconds: float = 1.0,
         run_seconds: float = 30.0,
-        tasks: Iterable[str] | None = None,
+        tasks: Iterable[str | Mapping[str, str]] | None = None,
+        *,
+        type: int = EnOSFlowType.MANUAL,
+        parameters: object = None,
     ) -> None:
         """Register a workflow.
 
@@ -163,14 +176,23 @@ class Tenant:
         :param locked: whether the workflow is locked.
         :param init_seconds: how long a triggered instance stays INIT before RUNNING.
         :param run_seconds: how long it then stays RUNNING before SUCCESS.
-        :param tasks: the task ids of the flow's graph; ``["main"]`` when None.
-        :raises ValueError: when the flow id already exists.
+        :param tasks: its tasks, each a name or ``{"name", "id", "log", "error"}`` (only ``name``
+            required); ``["main"]`` when None. Ids not given are numbered from 100001.
+        :param type: its scheduling type: 0 manual, 1 periodic, 2 temporary.
+        :param parameters: its parameters (a key/value list, a mapping or a JSON string); none when None.
+        :raises ValueError: when the flow id or a task id already exists. A flow with no task
+            (``tasks=[]``) is refused when triggered (62104, trigger_flow.md).
         """
         with self.lock:
             if flow_id in self._flows:
                 raise ValueError(f"flow {flow_id} already exists")
             if owner is None:
                 owner = next(iter(self._users), "")
+            flow_tasks = [self._new_task(item) for item in (tasks if tasks is not None else ["main"])]
+            ids = [task.task_id for task in flow_tasks]
+            taken = [task_id for task_id in ids if task_id in self._task_flows or ids.count(task_id) > 1]
+            if taken:
+                raise ValueError(f"flow {flow_id}: task id(s) {', '.join(sorted(set(taken)))} already exist")
             self._flows[flow_id] = Flow(
                 flow_id=flow_id,
                 name=name if name is not None else f"flow_{flow_id}",
@@ -178,8 +200,11 @@ class Tenant:
                 locked=locked,
                 init_seconds=max(float(init_seconds), 0.0),
                 run_seconds=max(float(run_seconds), 0.0),
-                tasks=list(tasks) if tasks is not None else ["main"],
+                tasks=flow_tasks,
+                type=EnOSFlowType(type),
+                parameters=NO_PARAMETERS if parameters is None else parameters_string(parameters),
             )
+            self._task_flows.update(dict.fromkeys(ids, flow_id))
 
     def add_instance(
         self,
@@ -189,8 +214,8 @@ class Tenant:
         owner: str | None = None,
         *,
         trigger_time_ms: int | None = None,
-        parameters: Mapping[str, Any] | str | None = None,
-        type: int = 0,
+        parameters: object = None,
+        type: int | None = None,
     ) -> str:
         """Add an instance that keeps its status until cancelled or changed (it has no schedule).
 
@@ -199,13 +224,13 @@ class Tenant:
         :param status: the status name or code.
         :param owner: the owning user id; the flow's owner when None.
         :param trigger_time_ms: the trigger time in epoch ms; the clock's time when None.
-        :param parameters: the instance parameters as an object or a JSON string.
-        :param type: 0 manual, 1 periodic, 2 temporary.
+        :param parameters: a key/value list, a mapping or a JSON string; the flow's when None.
+        :param type: 0 manual, 1 periodic, 2 temporary; the flow's when None.
         :return: the instance id.
         :raises ValueError: when the id exists or the flow does not.
         """
         code = Status(parse_status(status))
-        params = parameters_string(parameters) if parameters is not None else "{}"
+        params = parameters_string(parameters) if parameters is not None else None
         with self.lock:
             if instance_id in self._instances:
                 raise ValueError(f"instance {instance_id!r} already exists")
@@ -222,8 +247,8 @@ class Tenant:
                 owner=owner if owner is not None else flow.owner,
                 trigger_time=now if trigger_time_ms is None else trigger_time_ms / 1000,
                 seq=self._seq,
-                parameters=params,
-                type=type,
+                parameters=flow.parameters if params is None else params,
+                type=None if type is None else EnOSFlowType(type),
             )
             return instance_id
 
@@ -283,6 +308,17 @@ class Tenant:
             inst = self._instances[instance_id]
             return self._instance_json(inst, self.now(), viewer if viewer is not None else inst.owner)
 
+    def set_task_log(self, task_inst_id: str, text: str) -> None:
+        """Make a task instance's log ``text`` from now on (Get Task Instance Log serves it).
+
+        :param task_inst_id: an existing task instance id, e.g. ``"100001-201908081020"``.
+        :raises KeyError: when no instance has that task instance.
+        """
+        with self.lock:
+            if self._task_run(task_inst_id, self.now()) is None:
+                raise KeyError(task_inst_id)
+            self._task_logs[task_inst_id] = text
+
     def instance_ids(self) -> list[str]:
         """Return every instance id, oldest first."""
         with self.lock:
@@ -301,8 +337,46 @@ class Tenant:
     # ----------------------------------------------------------------- rendering (lock held)
 
     def _instance_json(self, inst: Instance, now: float, viewer: str) -> dict[str, Any]:
-        return inst.to_json(self._flows[inst.flow_id], now, viewer)
+        return inst.to_json(self._flows[inst.flow_id], now, viewer, self._user_name(inst.owner))
 
     def _flow_json(self, flow: Flow, viewer: str) -> dict[str, Any]:
-        owner = self._users.get(flow.owner)
-        return flow.to_json(viewer, owner_locked=bool(owner and owner.locked))
+        return flow.to_json(viewer, self._users.get(flow.owner))
+
+    def _user_name(self, user_id: str) -> str:
+        user = self._users.get(user_id)
+        return user.display_name if user is not None else user_id
+
+    def _task_run(self, task_inst_id: str, now: float) -> TaskRun | None:
+        task_id, _, suffix = task_inst_id.partition("-")
+        flow = self._flows.get(self._task_flows.get(task_id, -1))
+        if flow is None:
+            return None
+        # The usual id names the flow ("2438-2019..."); a seeded id may not, so look further.
+        likely = self._instances.get(f"{flow.flow_id}-{suffix}")
+        candidates = [likely] if likely is not None else []
+        candidates += [i for i in self._instances.values() if i.flow_id == flow.flow_id and i is not likely]
+        for inst in candidates:
+            for run in inst.task_runs(flow, now):
+                if run.task_inst_id == task_inst_id:
+                    return run
+        return None
+
+    def _new_task(self, item: str | Mapping[str, str]) -> Task:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ValueError(f"a task must be a name or an object with a name, not {item!r}")
+        unknown = set(item) - {"name", "id", "log", "error"}
+        if unknown:
+            raise ValueError(f"unknown key(s) in task {item['name']!r}: {', '.join(sorted(unknown))}")
+        if "id" in item:
+            task_id = str(item["id"])
+            if not task_id or "-" in task_id:
+                # A task instance id is the task id, a dash and the instance's suffix.
+                raise ValueError(f"task id {task_id!r} must be non-empty and hold no '-'")
+        else:
+            while str(self._next_task_id) in self._task_flows:
+                self._next_task_id += 1
+            task_id = str(self._next_task_id)
+            self._next_task_id += 1
+        return Task(task_id, item["name"], item.get("log"), item.get("error"))

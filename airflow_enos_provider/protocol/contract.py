@@ -121,7 +121,10 @@ class Contract:
 def _check(fields: tuple[Field, ...], values: Mapping[str, Any], where: str, in_query: bool) -> list[str]:
     found = []
     for field in fields:
-        if field.name not in values or values[field.name] is None:
+        # A query name with no value is no value: get_task_instance_log.md's own sample sends
+        # "maxLength=" for the optional field (and "flowInstId=" names no instance).
+        absent = values.get(field.name) is None or (in_query and values[field.name] == "")
+        if absent:
             if field.mandatory:
                 found.append(f"{where} {field.name}: mandatory {field.kind.value} is missing")
         elif not field.kind.accepts(values[field.name], in_query):
