@@ -105,3 +105,27 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def legacy_form_widgets() -> dict[str, Any]:
+    """Return the extra fields as WTForms fields, for the FAB connection form of Airflow < 3.2."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found]
+    from wtforms import IntegerField, StringField  # type: ignore[import-untyped]
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
+        widgets[name] = field_class(
+            spec["label"], widget=BS3TextFieldWidget(), description=spec["description"]
+        )
+    return widgets
+
+
+def legacy_field_behaviour() -> dict[str, Any]:
+    """Return the relabelled, hidden and placeholder standard fields in the pre-3.2 spelling."""
+    behaviour = UI_FIELD_BEHAVIOUR
+    return {
+        "hidden_fields": behaviour["hidden-fields"],
+        "relabeling": behaviour["relabeling"],
+        "placeholders": behaviour["placeholders"],
+    }

@@ -32,7 +32,9 @@ ORG_ID = "o-bench"
 FLOW_ID = 2438
 
 
-def seed(instances: int = 0, prefix: str = "2438-2020", status: str = "RUNNING") -> dict[str, Any]:
+def seed(
+    instances: int = 0, prefix: str = "2438-2020", status: str = "RUNNING", flow_type: int = 0
+) -> dict[str, Any]:
     """Return a seed document for the benchmark tenant with ``instances`` seeded instances.
 
     Seeded instances have no schedule: they keep their status until cancelled.
@@ -40,11 +42,20 @@ def seed(instances: int = 0, prefix: str = "2438-2020", status: str = "RUNNING")
     :param instances: how many instances of flow 2438 to seed.
     :param prefix: the instance ids are ``<prefix><n:08d>``.
     :param status: their status.
+    :param flow_type: the flow's scheduling type (0 manual, 1 periodic, 2 temporary).
     """
     return {
         "apps": [{"access_key": ACCESS_KEY, "secret_key": SECRET_KEY}],
         "users": [{"user_id": USER_ID, "org_id": ORG_ID}],
-        "flows": [{"flow_id": FLOW_ID, "name": "daily_load", "owner": USER_ID, "tasks": ["extract", "load"]}],
+        "flows": [
+            {
+                "flow_id": FLOW_ID,
+                "name": "daily_load",
+                "owner": USER_ID,
+                "tasks": ["extract", "load"],
+                "type": flow_type,
+            }
+        ],
         "instances": [
             {"instance_id": instance_id, "flow_id": FLOW_ID, "status": status}
             for instance_id in instance_ids(instances, prefix)

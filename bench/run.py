@@ -57,6 +57,9 @@ BULK_CONCURRENCY = 16
 BULK_FLOOR_S = BULK_COUNT * BULK_LATENCY / BULK_CONCURRENCY
 BULK_BUDGET_S = 1.5 * BULK_FLOOR_S
 BULK_SPEEDUP = 10.0
+KILL_COUNT = 2000
+KILL_PAGE = 100  # CancelFlowInstanceOperator searches in pages of 100
+KILL_RATIO = 1.3
 TRIGGERS = 1000
 POLL_INTERVAL = 30.0
 CPU_PER_POLL_MS = 2.0
@@ -247,6 +250,41 @@ def row_bulk_cancel(quick: bool, raw: dict[str, Any]) -> list[Row]:
     ]
 
 
+# ----------------------------------------------------------------------------- row K
+
+
+def row_kill_switch(quick: bool, raw: dict[str, Any]) -> list[Row]:
+    runs = []
+    for _ in range(1 if quick else 3):
+        seed = common.seed(KILL_COUNT, prefix="2438-k", flow_type=1)  # a periodic flow
+        with EmulatorProcess(seed, latency=BULK_LATENCY) as emulator:
+            result = run_worker(
+                "kill_switch.py", emulator.url, emulator.control_url, "2438-k", str(KILL_COUNT)
+            )
+        if result["statuses"] != {"CANCEL": KILL_COUNT} or result["cancelled"] != KILL_COUNT:
+            raise RuntimeError(f"the kill switch did not cancel every instance: {result}")
+        counts = result["requests"]
+        serial = (
+            counts.get("token.get", 0) + counts.get("flows.get", 0) + counts.get("flowInstances.search", 0)
+        )
+        rounds = -(-counts.get("flowInstances.cancel", 0) // BULK_CONCURRENCY)
+        result["floor_s"] = (serial + rounds) * BULK_LATENCY
+        runs.append(result)
+    walls = summary([r["wall_s"] for r in runs], 2)
+    ratios = summary([r["wall_s"] / r["floor_s"] for r in runs], 2)
+    raw["kill_switch"] = {"runs": runs, "summary": {"wall_s": walls, "ratio": ratios}}
+    counts = ", ".join(f"{op} {n}" for op, n in sorted(runs[0]["requests"].items()))
+    return [
+        Row(
+            "K",
+            f"kill switch, {KILL_COUNT} active instances of a periodic flow (+20 ms, 16 in flight)",
+            f"{fmt(walls, ' s', 2)} = {fmt(ratios, 'x', 2)} floor ({runs[0]['floor_s']:.2f} s); {counts}",
+            f"<= {KILL_RATIO}x floor",
+            verdict(ratios["median"] <= KILL_RATIO),
+        )
+    ]
+
+
 # ----------------------------------------------------------------------------- row 5
 
 
@@ -379,6 +417,7 @@ SECTIONS: list[tuple[str, str, Callable[[bool, dict[str, Any]], list[Row]]]] = [
     ("2", "round trips per cancel", row_round_trips),
     ("3", "client overhead per call", row_client_overhead),
     ("4", "bulk cancel", row_bulk_cancel),
+    ("K", "kill switch over a periodic flow", row_kill_switch),
     ("5", "deferred waits", row_deferred_waits),
     ("6", "cancel latency after an upstream failure", row_cancel_latency),
     ("C", "emulator capacity", row_capacity),

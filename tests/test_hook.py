@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -225,3 +226,59 @@ def test_one_tcp_connection_for_many_calls(hook, emulator):
     for _ in range(5):
         hook.get_flow_instance(env.RUNNING_ID)
     assert emulator.state.connections_opened == 1
+
+
+# ----------------------------------------------------------------- the documented contract, end to end
+
+
+def test_the_kill_switch_cancels_every_active_instance_of_a_periodic_flow(hook, emulator):
+    state = emulator.state
+    state.add_flow(3001, name="nightly", owner=env.USER_ID, tasks=["run"], type=1)  # periodic
+    old = state.add_instance("3001-201001010000", 3001, status="WAIT", trigger_time_ms=1_262_304_000_000)
+    running = [state.add_instance(f"3001-2026010100{m:02d}", 3001, status="RUNNING") for m in range(5)]
+    done = state.add_instance("3001-202512310000", 3001, status="SUCCESS")
+    found = {i["instanceId"] for i in hook.find_flow_instances(flow_id=3001)}
+    assert found == {old, *running}  # triggered in 2010 and still waiting: found too
+    searches = [r.body for r in state.requests if r.operation == "flowInstances.search"]
+    assert [s["type"] for s in searches] == [1]  # the flow's own type, from one Get Flow
+    assert state.count("flows.get") == 1
+    outcomes = hook.cancel_flow_instances(sorted(found))
+    assert {o["outcome"] for o in outcomes.values()} == {"cancelled"}
+    assert {state.instance_status(i) for i in found} == {S.CANCEL}
+    assert state.instance_status(done) == S.SUCCESS
+
+
+def test_a_users_mapping_reaches_enos_as_the_documented_list(hook, emulator):
+    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID, parameters={"A": "1", "DRY_RUN": True})
+    (call,) = [r for r in emulator.state.requests if r.operation == "flows.updateAndTrigger"]
+    assert call.body["parameters"] == [{"key": "A", "value": "1"}, {"key": "DRY_RUN", "value": "true"}]
+    stored = json.loads(hook.get_flow_instance(instance_id)["parameters"])
+    assert stored == call.body["parameters"]
+
+
+def test_a_second_trigger_while_one_runs_is_queued_and_runs_after_it(hook, emulator):
+    state = emulator.state
+    first = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_000_000)
+    state.advance(2)
+    second = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_060_000)
+    assert hook.get_flow_instance(first)["status"] == S.RUNNING
+    assert hook.get_flow_instance(second)["status"] == S.WAIT
+    state.advance(3600)  # the first ends; the second starts, then ends
+    assert hook.get_flow_instance(first)["status"] == S.SUCCESS
+    assert hook.get_flow_instance(second)["status"] == S.SUCCESS
+
+
+def test_task_instances_and_their_logs_are_read_from_the_graph(hook, emulator):
+    from airflow_enos_provider.status import task_records
+
+    tasks = task_records(hook.get_flow_instance(env.RUNNING_ID))
+    assert [t.name for t in tasks] == ["extract", "load"]
+    load = tasks[1]
+    assert load.task_inst_id is not None and load.task_inst_id.endswith(env.RUNNING_ID.split("-", 1)[1])
+    emulator.state.set_task_log(load.task_inst_id, "line 1\nline 2\nERROR: disk full\n")
+    assert hook.get_task_instance_log(load.task_inst_id).endswith("ERROR: disk full\n")
+    assert hook.get_task_instance_log(load.task_inst_id, max_length=17) == "ERROR: disk full\n"
+    record = hook.get_task_instance(load.task_inst_id)
+    assert record["flowInstId"] == env.RUNNING_ID
+    with pytest.raises(EnOSAPIError, match="check the task-instance id"):
+        hook.get_task_instance_log("999999-201908081020")

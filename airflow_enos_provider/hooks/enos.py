@@ -22,7 +22,7 @@ import requests
 from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
 from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings, warn_about_transport
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_enos_provider.get_provider_info import legacy_field_behaviour, legacy_form_widgets
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
@@ -99,26 +99,12 @@ class EnOSHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found]
-        from wtforms import IntegerField, StringField  # type: ignore[import-untyped]
-
-        widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
-            widgets[name] = field_class(
-                spec["label"], widget=BS3TextFieldWidget(), description=spec["description"]
-            )
-        return widgets
+        return legacy_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Return the relabelled, hidden and placeholder fields (Airflow < 3.2)."""
-        behaviour = UI_FIELD_BEHAVIOUR
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
+        return legacy_field_behaviour()
 
     # ----------------------------------------------------------------- connection -> settings
 
@@ -234,9 +220,6 @@ class EnOSHook(BaseHook):
     def _read(self, op: ops.Operation, user_id: str | None, org_id: str | None) -> dict[str, Any]:
         return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
 
-    def _access_token(self) -> str:
-        return self._run(Caller.token)
-
     # ----------------------------------------------------------------- Batch Processing operations
 
     def cancel_flow_instance(
@@ -326,7 +309,7 @@ class EnOSHook(BaseHook):
         self.settings.batch_identity(user_id, org_id)
         if max_concurrency > DEFAULT_MAX_CONCURRENCY:
             self._transport.widen_pool(max_concurrency)
-        self._access_token()  # once, before the threads fan out
+        self._run(Caller.token)  # once, before the threads fan out
 
         def stop(flow_inst_id: str) -> dict[str, Any] | EnOSError:
             try:
@@ -350,10 +333,9 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return the instances of a workflow (and/or matching an expression), all pages.
 
-        The kill switch's search: with ``flow_id``, the flow's scheduling type is read first (Get
-        Flow), then its instances are searched with the expression ``"<flow_id>-"`` and kept only when
-        their ``flowId`` is exactly ``flow_id`` (EnOS matches ids only fuzzily); with an expression
-        only, every scheduling type is searched. Any trigger time, any owner.
+        The kill switch's search (see :meth:`list_flow_instances`): with ``flow_id``, one Get Flow for
+        its scheduling type, then the instances matching ``"<flow_id>-"`` whose ``flowId`` is exactly
+        ``flow_id``; with an expression only, every scheduling type.
 
         :param flow_id: the workflow whose instances to find.
         :param expression: fuzzy match on instance id or flow name.
@@ -489,7 +471,7 @@ class EnOSHook(BaseHook):
                     True,
                     f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
                 )
-            self._access_token()
+            self._run(Caller.token)  # the credentials alone
             return True, (
                 f"Connected to {settings.gateway_url}: credentials accepted; set the org_id and user_id "
                 "extras to use Batch Processing"

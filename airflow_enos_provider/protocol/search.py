@@ -44,12 +44,13 @@ class Search:
     :param flow_id: keep only this workflow's instances (EnOS matches ids only fuzzily).
     """
 
-    types: tuple[int, ...] | None
-    expression: str
-    owner: str
-    from_trigger_time: int
-    to_trigger_time: int
-    status: str
+    # Each default filters nothing.
+    types: tuple[int, ...] | None = ALL_FLOW_TYPES
+    expression: str = ""
+    owner: str = ""
+    from_trigger_time: int = EARLIEST_TRIGGER_MS
+    to_trigger_time: int = LATEST_TRIGGER_MS
+    status: str = ALL_STATUSES
     sorters: Any = None
     flow_id: int | None = None
 
