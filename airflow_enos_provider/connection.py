@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import time
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -186,6 +190,35 @@ def _retries(value: Any, where: str) -> int:
             f"{where}: extra 'retries' must be a whole number from 0 to 20, got {value!r}"
         )
     return retries
+
+
+# Settings of the async path, per event loop and connection id, kept SETTINGS_TTL seconds: a thousand
+# triggers that start together read the connection once, not a thousand times.
+SETTINGS_TTL = 60.0
+_SHARED: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[EnOSConnectionSettings]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def shared_settings(
+    conn_id: str, read: Callable[[], Awaitable[EnOSConnectionSettings]]
+) -> EnOSConnectionSettings:
+    """Return a connection's settings, read once for every hook in the running event loop.
+
+    :param conn_id: the connection id.
+    :param read: reads and checks the connection; called at most once per ``SETTINGS_TTL`` seconds.
+    """
+    cache = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    entry = cache.get(conn_id)
+    if entry is None or entry[0] <= time.monotonic():
+        entry = (time.monotonic() + SETTINGS_TTL, asyncio.ensure_future(read()))
+        cache[conn_id] = entry
+    try:
+        return await asyncio.shield(entry[1])
+    except BaseException:
+        if entry[1].done() and cache.get(conn_id) is entry:
+            del cache[conn_id]  # a failed read is not kept
+        raise
 
 
 _WARNED: set[tuple[str, str]] = set()

@@ -282,3 +282,21 @@ def test_task_instances_and_their_logs_are_read_from_the_graph(hook, emulator):
     assert record["flowInstId"] == env.RUNNING_ID
     with pytest.raises(EnOSAPIError, match="check the task-instance id"):
         hook.get_task_instance_log("999999-201908081020")
+
+
+def test_the_kill_switch_misses_none_while_cancels_shift_the_pages(hook, emulator):
+    # Cancels start while later pages are read, so an active-only search loses instances ahead of its
+    # offset; the searches repeat until one finds nothing new.
+    state = emulator.state
+    state.add_flow(3002, name="every_minute", owner=env.USER_ID, tasks=["run"], type=1)
+    ids = [
+        state.add_instance(f"3002-2026010{d}{m:04d}", 3002, status="RUNNING")
+        for d in (1, 2)
+        for m in range(125)
+    ]
+    outcomes = hook.cancel_flow_instances(flow_id=3002, max_concurrency=16)
+    assert set(outcomes) == set(ids)
+    assert {o["outcome"] for o in outcomes.values()} == {"cancelled"}
+    assert {state.instance_status(i) for i in ids} == {S.CANCEL}
+    searches = [r for r in state.requests if r.operation == "flowInstances.search"]
+    assert len(searches) >= 3 and state.count("flows.get") == 1  # pages, then a search that found none

@@ -8,10 +8,7 @@ it turns a connection into settings, shows the connection form, and runs the cor
 from __future__ import annotations
 
 import asyncio
-import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import cached_property
@@ -20,42 +17,31 @@ from typing import Any, TypeVar
 import requests
 
 from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
-from airflow_enos_provider.connection import CONN_TYPE, EnOSConnectionSettings, warn_about_transport
+from airflow_enos_provider.connection import (
+    CONN_TYPE,
+    SETTINGS_TTL,  # noqa: F401 - re-exported
+    EnOSConnectionSettings,
+    shared_settings,
+    warn_about_transport,
+)
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.get_provider_info import legacy_field_behaviour, legacy_form_widgets
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id
-from airflow_enos_provider.protocol.retry import RetryCounter, RetryPolicy
+from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # re-exported
+from airflow_enos_provider.protocol.retry import RetryCounter
+from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
 from airflow_enos_provider.protocol.search import search
-from airflow_enos_provider.protocol.tokens import refresh_margin
+from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
-from airflow_enos_provider.transports.drivers import run_sync
+from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE, RequestsTransport
 from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
 
-__all__ = [
-    "DEFAULT_MAX_CONCURRENCY",
-    "SETTINGS_TTL",
-    "EnOSHook",
-    "RetryCounter",
-    "RetryPolicy",
-    "aclose_async_clients",
-    "async_clients_lease",
-    "refresh_margin",
-    "to_epoch_ms",
-    "to_flow_id",
-]
-
 T = TypeVar("T")
 DEFAULT_MAX_CONCURRENCY = DEFAULT_POOL_SIZE
-# Connection settings of the async path, per event loop and connection id, kept SETTINGS_TTL seconds: a
-# thousand triggers that start together read the connection once, not a thousand times.
-SETTINGS_TTL = 60.0
-_ASYNC_SETTINGS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[EnOSConnectionSettings]]]
-] = weakref.WeakKeyDictionary()
+SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
 
@@ -122,17 +108,7 @@ class EnOSHook(BaseHook):
         Hooks in one event loop share one read per connection id for ``SETTINGS_TTL`` seconds.
         """
         if "settings" not in self.__dict__:
-            cache = _ASYNC_SETTINGS.setdefault(asyncio.get_running_loop(), {})
-            entry = cache.get(self.enos_conn_id)
-            if entry is None or entry[0] <= time.monotonic():
-                entry = (time.monotonic() + SETTINGS_TTL, asyncio.ensure_future(self._aread_settings()))
-                cache[self.enos_conn_id] = entry
-            try:
-                self.__dict__["settings"] = await asyncio.shield(entry[1])
-            except BaseException:
-                if entry[1].done() and cache.get(self.enos_conn_id) is entry:
-                    del cache[self.enos_conn_id]  # a failed read is not kept
-                raise
+            self.__dict__["settings"] = await shared_settings(self.enos_conn_id, self._aread_settings)
         return self.__dict__["settings"]  # type: ignore[no-any-return]
 
     async def _aread_settings(self) -> EnOSConnectionSettings:
@@ -288,39 +264,67 @@ class EnOSHook(BaseHook):
 
     def cancel_flow_instances(
         self,
-        flow_inst_ids: Iterable[str],
+        flow_inst_ids: Iterable[str] | None = None,
         *,
+        flow_id: int | str | None = None,
+        expression: str | None = None,
+        only_active: bool = True,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         user_id: str | None = None,
         org_id: str | None = None,
     ) -> dict[str, dict[str, Any] | EnOSError]:
-        """Stop many flow instances concurrently over this hook's connection pool.
+        """Stop many flow instances concurrently: the ids given, or the ones a search finds.
 
-        Each id gets :meth:`ensure_flow_instance_stopped`; one failing id does not stop the others.
+        Each gets :meth:`ensure_flow_instance_stopped`; one failing id does not stop the others. With
+        ``flow_id``/``expression`` (the kill switch), instances are found as :meth:`find_flow_instances`
+        finds them, and a page's cancels run while the next page is read; a search that fails part
+        way raises after stopping what it found.
 
         :param flow_inst_ids: the instance ids (duplicates are cancelled once).
+        :param flow_id: instead of ids, the workflow whose instances to stop.
+        :param expression: instead of ids, a fuzzy match on instance id or flow name.
+        :param only_active: with a search, stop only instances that may still run.
         :param max_concurrency: the most requests in flight at once (1 to 256).
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
-        :return: per id, in the given order, the outcome dict or the error that stopped it.
+        :return: per id, in the order given or found, the outcome dict or the error that stopped it.
         """
-        ids = require_flow_inst_ids(flow_inst_ids, "flow_inst_ids")
+        if (flow_inst_ids is None) == (flow_id is None and expression is None):
+            raise EnOSValidationError("cancel_flow_instances takes flow_inst_ids or flow_id/expression")
+        ids = None if flow_inst_ids is None else require_flow_inst_ids(flow_inst_ids, "flow_inst_ids")
+        active = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
+        query = None if ids is not None else search(active, expression, flow_id, {})
         require_int(max_concurrency, "max_concurrency", 1, 256)
-        self.settings.batch_identity(user_id, org_id)
+        caller = self._caller(self.settings, user_id, org_id)
+        self.settings.batch_identity(user_id, org_id)  # checked before any request
         if max_concurrency > DEFAULT_MAX_CONCURRENCY:
             self._transport.widen_pool(max_concurrency)
         self._run(Caller.token)  # once, before the threads fan out
 
-        def stop(flow_inst_id: str) -> dict[str, Any] | EnOSError:
-            try:
-                return self.ensure_flow_instance_stopped(flow_inst_id, user_id=user_id, org_id=org_id)
-            except EnOSError as err:
-                return err
+        def feed(stop: Starter[dict[str, Any]]) -> None:
+            if query is None:
+                for flow_inst_id in ids or ():
+                    stop(flow_inst_id)
+                return
 
-        with ThreadPoolExecutor(
-            max_workers=min(max_concurrency, len(ids)), thread_name_prefix="enos-cancel"
-        ) as pool:
-            return dict(zip(ids, pool.map(stop, ids), strict=True))
+            def each_page(page: list[dict[str, Any]]) -> None:
+                for instance in page:
+                    stop(str(instance["instanceId"]))
+
+            found = run_sync(batch.with_flow_type(caller, query), self._transport, mask_secret)
+            # An active-only search loses each instance it cancels, so later pages shift past some:
+            # once the cancels are done, search again until a search finds nothing new.
+            for _ in range(SEARCH_PASSES if only_active else 1):
+                before = len(stop.started)
+                run_sync(batch.search_all(caller, found, 100, each_page), self._transport, mask_secret)
+                if len(stop.started) == before:
+                    return
+                stop.settle()
+
+        def stop(flow_inst_id: str) -> Flow[dict[str, Any]]:
+            return batch.ensure_stopped(caller, require_flow_inst_id(flow_inst_id))
+
+        return run_each_sync(feed, stop, self._transport, mask_secret, max_concurrency)
 
     def find_flow_instances(
         self,
@@ -333,9 +337,8 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return the instances of a workflow (and/or matching an expression), all pages.
 
-        The kill switch's search (see :meth:`list_flow_instances`): with ``flow_id``, one Get Flow for
-        its scheduling type, then the instances matching ``"<flow_id>-"`` whose ``flowId`` is exactly
-        ``flow_id``; with an expression only, every scheduling type.
+        With ``flow_id``: one Get Flow for its scheduling type, then its instances (matching
+        ``"<flow_id>-"``, ``flowId`` exactly ``flow_id``); with an expression only, every type.
 
         :param flow_id: the workflow whose instances to find.
         :param expression: fuzzy match on instance id or flow name.
@@ -363,16 +366,13 @@ class EnOSHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Return every flow instance that matches, following all pages.
 
-        EnOS requires every search field, so what is not given is sent as the value that filters
-        nothing: every status, ``expression: ""``, ``owner: ""`` and trigger times from 1970 to 2100.
-        ``type`` takes one scheduling type per request, so without ``type`` the search runs once per
-        type (3 request series) or, with ``flow_id``, once for the flow's own type (read with one
-        Get Flow). Each series costs one request per page of ``page_size`` instances.
+        Every field EnOS requires is sent; one not given filters nothing (every status, owner and
+        expression, trigger times 1970-2100). Without ``type``: one request series per scheduling type,
+        or with ``flow_id`` one Get Flow and a series for its type; a series is a request per page.
 
         :param status: one status or several, as codes, names or
             :class:`~airflow_enos_provider.status.EnOSFlowInstanceStatus`; None for all.
-        :param expression: fuzzy match on instance id or flow name; None for none (``"<flow_id>-"``
-            with ``flow_id``).
+        :param expression: fuzzy match on instance id or flow name (default ``"<flow_id>-"`` or none).
         :param flow_id: only this workflow's instances.
         :param page_size: instances per page request (1 to 1000).
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.

@@ -325,37 +325,29 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
-    def _targets(self) -> list[str]:
-        if self.flow_inst_id is not None:
-            return require_flow_inst_ids(self.flow_inst_id)
-        found = self.hook.find_flow_instances(
-            flow_id=self.flow_id,
-            expression=self.expression,
-            only_active=self.only_active,
-            user_id=self.user_id,
-            org_id=self.org_id,
-        )
-        ids = [str(i["instanceId"]) for i in found]
-        which = "active " if self.only_active else ""
-        self.log.info(
-            "Found %s %sEnOS flow instance(s) for flow_id=%s expression=%s: %s",
-            len(ids), which, self.flow_id, self.expression, ", ".join(ids) or "none",
-        )  # fmt: skip
-        return ids
-
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        # The ids, the connection and the identity are checked before the first request (by _targets,
-        # find_flow_instances or cancel_flow_instances), so a typo fails fast and clearly.
+        # The ids, the connection and the identity are checked before the first request (by
+        # cancel_flow_instances), so a typo fails fast and clearly. A query's cancels start as soon as
+        # each search page arrives.
         try:
-            ids = self._targets()
-            if not ids:
-                return {}
             outcomes = self.hook.cancel_flow_instances(
-                ids, max_concurrency=self.max_concurrency, user_id=self.user_id, org_id=self.org_id
+                None if self.flow_inst_id is None else require_flow_inst_ids(self.flow_inst_id),
+                flow_id=self.flow_id,
+                expression=self.expression,
+                only_active=self.only_active,
+                max_concurrency=self.max_concurrency,
+                user_id=self.user_id,
+                org_id=self.org_id,
             )
+            if self.flow_inst_id is None:
+                which = "active " if self.only_active else ""
+                self.log.info(
+                    "Found %s %sEnOS flow instance(s) for flow_id=%s expression=%s: %s",
+                    len(outcomes), which, self.flow_id, self.expression, ", ".join(outcomes) or "none",
+                )  # fmt: skip
             self.log.info(
                 "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
-                len(ids), self.hook.retry_count.value,
+                len(outcomes), self.hook.retry_count.value,
             )  # fmt: skip
         finally:
             self.hook.close()

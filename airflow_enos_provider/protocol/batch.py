@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from airflow_enos_provider.exceptions import (
@@ -74,32 +75,54 @@ def stopped(flow_inst_id: str, outcome: str, status: EnOSFlowInstanceStatus | No
     return {"flow_inst_id": flow_inst_id, "outcome": outcome, "status": status.name if status else None}
 
 
-def search_all(caller: Caller, query: Search, page_size: int) -> Flow[list[dict[str, Any]]]:
+def search_all(
+    caller: Caller,
+    query: Search,
+    page_size: int,
+    on_page: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> Flow[list[dict[str, Any]]]:
     """Return every flow instance a search matches, following all pages of each scheduling type.
 
     :param caller: the hook call's context.
     :param query: the search (:func:`~.search.search`).
     :param page_size: instances per page request.
+    :param on_page: called with each page's new matching instances as soon as the page arrives.
     """
-    types = query.types
-    if types is None:  # one workflow's instances: its own scheduling type is the one to search
-        assert query.flow_id is not None
-        types = flow_type_of((yield from read_object(caller, ops.get_flow(query.flow_id))))
+    query = yield from with_flow_type(caller, query)
     found: dict[str, dict[str, Any]] = {}
-    for flow_type in types:
+    for flow_type in query.types or ():
         collected, page_no = 0, 1
         while True:
             op = ops.search_flow_instances(query.body(flow_type), page_no, page_size)
             data = yield from read_object(caller, op)
             page = data.get("flowInsts") or []
             collected += len(page)
-            for instance in page:
-                found.setdefault(str(instance.get("instanceId")), instance)
+            new = [i for i in page if str(i.get("instanceId")) not in found and _of_flow(i, query.flow_id)]
+            found.update((str(i.get("instanceId")), i) for i in new)
+            if on_page is not None and new:
+                on_page(new)
             if page_is_last(page, page_size, data.get("count"), collected):
                 break
             page_no += 1
-    wanted = query.flow_id
-    return [i for i in found.values() if wanted is None or str(i.get("flowId")) == str(wanted)]
+    return list(found.values())
+
+
+def with_flow_type(caller: Caller, query: Search) -> Flow[Search]:
+    """Return the search with its scheduling types: a workflow's own type is read with Get Flow.
+
+    :param caller: the hook call's context.
+    :param query: the search.
+    """
+    if query.types is not None:
+        return query
+    assert query.flow_id is not None  # a search without types is one workflow's
+    flow = yield from read_object(caller, ops.get_flow(query.flow_id))
+    return replace(query, types=flow_type_of(flow))
+
+
+def _of_flow(instance: Mapping[str, Any], flow_id: int | None) -> bool:
+    # EnOS matches ids only fuzzily ("2438-" also finds 12438-...): keep the flow's own.
+    return flow_id is None or str(instance.get("flowId")) == str(flow_id)
 
 
 def trigger(caller: Caller, op: Operation) -> Flow[str]:
