@@ -300,3 +300,60 @@ def test_the_kill_switch_misses_none_while_cancels_shift_the_pages(hook, emulato
     assert {state.instance_status(i) for i in ids} == {S.CANCEL}
     searches = [r for r in state.requests if r.operation == "flowInstances.search"]
     assert len(searches) >= 3 and state.count("flows.get") == 1  # pages, then a search that found none
+
+
+# ----------------------------------------------------------------- what a new user tripped on
+
+
+def test_test_connection_fails_without_the_batch_extras_after_checking_credentials(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_NO_ORG", env.connection_json(emulator.url, org_id=None))
+    ok, message = EnOSHook("no_org").test_connection()
+    assert not ok and "no org_id extra" in message and "user_id" not in message
+    assert emulator.state.count("token.get") >= 1  # the credentials were checked first
+    monkeypatch.setenv("AIRFLOW_CONN_NEITHER", env.connection_json(emulator.url, org_id=None, user_id=None))
+    ok, message = EnOSHook("neither").test_connection()
+    assert not ok and "no org_id and no user_id extra" in message
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BAD_NO_ORG", env.connection_json(emulator.url, secret_key="wrong", org_id=None)
+    )
+    ok, message = EnOSHook("bad_no_org").test_connection()
+    assert not ok and "1003" in message  # a wrong secret is named before the missing extra
+
+
+def test_an_https_host_against_plain_http_says_so_and_keeps_the_ssl_reason(emulator, monkeypatch):
+    host = emulator.url.removeprefix("http://")  # no scheme: https is assumed
+    monkeypatch.setenv("AIRFLOW_CONN_NO_SCHEME", env.connection_json(host))
+    with pytest.raises(EnOSConnectionError) as caught:
+        EnOSHook("no_scheme").get_server_time()
+    message = str(caught.value)
+    assert "answered plain HTTP to an HTTPS request" in message and "put http://" in message
+    assert "[SSL: WRONG_VERSION_NUMBER]" in message or "record layer failure" in message
+    assert "CA bundle" not in message
+
+
+def test_async_https_host_against_plain_http_says_so_too(emulator, monkeypatch):
+    host = emulator.url.removeprefix("http://")
+    monkeypatch.setenv("AIRFLOW_CONN_NO_SCHEME", env.connection_json(host))
+    with pytest.raises(EnOSConnectionError, match="answered plain HTTP to an HTTPS request"):
+        env.run_async(EnOSHook("no_scheme").aget_flow_instance(env.RUNNING_ID))
+
+
+def test_a_host_with_a_path_names_the_url_and_the_gateway_root(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_WITH_PATH", env.connection_json(emulator.url + "/gateway/v1"))
+    with pytest.raises(EnOSAPIError) as caught:
+        EnOSHook("with_path", retries=0).get_server_time()
+    message = str(caught.value)
+    assert f"Nothing answers at {emulator.url}/gateway/v1/apim-token-service/v2.0/token/get" in message
+    assert "must be the gateway root" in message
+
+
+def test_retry_lines_name_the_instance_only_when_there_is_one(hook, emulator, capfd):
+    emulator.state.inject("http_5xx", "token.get", status=503, times=1)
+    emulator.state.inject("http_5xx", "flowInstances.get", status=503, times=1)
+    capfd.readouterr()
+    hook.get_flow_instance(env.RUNNING_ID)
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if "retrying in" in line]
+    assert any("EnOS get_access_token failed on attempt 1" in line for line in lines), lines
+    assert any(f"get_flow_instance of flow instance {env.RUNNING_ID} failed" in line for line in lines)
+    assert not any("of flow instance -" in line for line in lines)

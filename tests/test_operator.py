@@ -176,9 +176,9 @@ def test_wait_for_termination_reports_the_final_status(enos_conn):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"flow_inst_id": "a-1", "flow_id": 1}, {"flow_inst_id": "a-1", "expression": "x"}],
+    [{"flow_inst_id": "a-1", "flow_id": 1}, {"flow_inst_id": "a-1", "expression": "x"}],
 )
-def test_ids_or_a_query_but_not_both(kwargs):
+def test_ids_or_a_query_but_not_both(kwargs):  # neither: test_cancel_operator_says_which_..._is_wrong
     with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/expression"):
         CancelFlowInstanceOperator(task_id="c", **kwargs)
 
@@ -354,3 +354,10 @@ def test_trigger_operator_on_kill_reuses_the_connection_it_already_read(enos_con
     monkeypatch.delenv("AIRFLOW_CONN_ENOS_DEFAULT")  # reading the connection again would fail now
     op.on_kill()
     assert enos_conn.state.instance_status(flow_inst_id) == S.CANCEL
+
+
+def test_cancel_operator_says_which_of_its_arguments_is_wrong():
+    with pytest.raises(EnOSValidationError, match="nothing to cancel: give flow_inst_id"):
+        CancelFlowInstanceOperator(task_id="neither")
+    with pytest.raises(EnOSValidationError, match="not both"):
+        CancelFlowInstanceOperator(task_id="both", flow_inst_id="2438-1", flow_id=2438)

@@ -157,7 +157,10 @@ def test_on_kill_cancels_every_instance_at_once(enos_conn):
 def test_tls_and_credential_errors_end_the_wait_at_once(enos_conn, monkeypatch):
     """Repeating cannot help, so the first failed poll ends the wait (not the deadline, not a retry)."""
     broken = {
-        "TLS verification": env.connection_json(enos_conn.url.replace("http://", "https://")),
+        # https against the plain-HTTP emulator: a TLS failure, named as the scheme mix-up it is
+        "answered plain HTTP to an HTTPS request": env.connection_json(
+            enos_conn.url.replace("http://", "https://")
+        ),
         "1003": env.connection_json(enos_conn.url).replace(env.SECRET_KEY, "not-the-secret"),
     }
     for expected, connection in broken.items():

@@ -462,19 +462,21 @@ class EnOSHook(BaseHook):
         return self._run(batch.server_time, user_id, org_id)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials with one cheap authenticated read; never raises."""
+        """Check the credentials, then that the connection can make Batch calls; never raises."""
         try:
             settings = self.settings
-            if settings.user_id and settings.org_id:
-                server_ms = self.get_server_time()
-                return (
-                    True,
-                    f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
+            # The credentials first, with a token request of their own: a cached token proves nothing.
+            self._run(lambda caller: caller.call(ops.GET_ACCESS_TOKEN))
+            missing = [name for name in ("org_id", "user_id") if not getattr(settings, name)]
+            if missing:
+                return False, (
+                    f"Credentials accepted by {settings.gateway_url}, but the connection has no "
+                    f"{' and no '.join(missing)} extra: every Batch Processing call needs both"
                 )
-            self._run(Caller.token)  # the credentials alone
-            return True, (
-                f"Connected to {settings.gateway_url}: credentials accepted; set the org_id and user_id "
-                "extras to use Batch Processing"
+            server_ms = self.get_server_time()
+            return (
+                True,
+                f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
             )
         except Exception as err:  # noqa: BLE001 - the UI and CLI expect a verdict, not a traceback
             return False, str(err)

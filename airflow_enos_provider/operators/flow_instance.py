@@ -306,7 +306,12 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
             )
-        if (flow_inst_id is None) == (flow_id is None and expression is None):
+        if flow_inst_id is None and flow_id is None and expression is None:
+            raise EnOSValidationError(
+                "nothing to cancel: give flow_inst_id (the instances to cancel) or flow_id/expression "
+                "(a query for them)"
+            )
+        if flow_inst_id is not None and (flow_id is not None or expression is not None):
             raise EnOSValidationError(
                 "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
             )

@@ -157,7 +157,7 @@ class Caller:
                         headers=reply.headers,
                     )
                 except EnOSError as err:
-                    failure = err
+                    failure = explain_not_found(err, request)
                 if op.authenticated and not refreshed and token_refused(failure):
                     refreshed, stale = True, token
                     self.log.info(
@@ -180,9 +180,10 @@ class Caller:
 
     def _log_retry(self, op: Operation, attempt: int, err: EnOSError, delay: float) -> None:
         self.retry_count.add()
+        what = op.name if op.flow_inst_id is None else f"{op.name} of flow instance {op.flow_inst_id}"
         self.log.warning(
-            "EnOS %s of flow instance %s failed on attempt %s of %s (%s); retrying in %.2f s",
-            op.name, op.flow_inst_id or "-", attempt, self.policy.retries + 1, retry_reason(err, True), delay,
+            "EnOS %s failed on attempt %s of %s (%s); retrying in %.2f s",
+            what, attempt, self.policy.retries + 1, retry_reason(err, True), delay,
         )  # fmt: skip
 
 
@@ -192,6 +193,26 @@ def token_refused(err: EnOSError) -> bool:
     :param err: the failure.
     """
     return isinstance(err, EnOSAPIError) and (err.code == EnOSCode.TOKEN_EXPIRED or err.http_status == 401)
+
+
+def explain_not_found(err: EnOSError, request: PreparedRequest) -> EnOSError:
+    """Return ``err``, or, for a bare 404, an error that names the URL and says what the host must be.
+
+    A gateway answers 404 without an EnOS code when the path is wrong, most often because the
+    connection's host carries a path of its own.
+
+    :param err: how the call failed.
+    :param request: the request that got the reply.
+    """
+    if not isinstance(err, EnOSAPIError) or err.http_status != 404 or err.code is not None:
+        return err
+    url = request.url.split("?", 1)[0]
+    hint = (
+        f"Nothing answers at {url}: the connection's host must be the gateway root (for example "
+        "https://apim-ppe1.envisioniot.com), without a path"
+    )
+    kept = ("operation", "http_status", "request_id", "flow_inst_id", "retry_after", "server_time")
+    return EnOSAPIError(err.message, hint=hint, **{name: getattr(err, name) for name in kept})
 
 
 def explain_clock_skew(err: EnOSAPIError) -> EnOSAPIError:

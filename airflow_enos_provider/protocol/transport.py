@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Protocol
 
@@ -55,12 +56,18 @@ def connection_error(request: PreparedRequest, failure: Failure, err: BaseExcept
     if request.flow_inst_id:
         about += f" of flow instance {request.flow_inst_id}"
     if failure is Failure.TLS:
-        return EnOSConnectionError(
-            f"{about}: TLS verification of {request.gateway} failed; set the connection's 'verify' extra "
-            "to a CA bundle path if the gateway uses a private CA",
-            maybe_sent=False,
-            tls=True,
-        )
+        reason = ssl_reason(err)
+        if any(marker in reason for marker in _PLAIN_HTTP_MARKERS):
+            advice = (
+                f"{request.gateway} answered plain HTTP to an HTTPS request ({reason}); if the gateway "
+                "serves plain HTTP, put http:// in front of the connection's host"
+            )
+        else:
+            advice = (
+                f"TLS verification of {request.gateway} failed ({reason}); set the connection's 'verify' "
+                "extra to a CA bundle path if the gateway uses a private CA"
+            )
+        return EnOSConnectionError(f"{about}: {advice}", maybe_sent=False, tls=True)
     if failure in (Failure.CONNECT_TIMEOUT, Failure.READ_TIMEOUT):
         return EnOSConnectionError(
             f"{about}: no reply from {request.gateway} within {request.timeout:g} s",
@@ -70,3 +77,22 @@ def connection_error(request: PreparedRequest, failure: Failure, err: BaseExcept
     return EnOSConnectionError(
         f"{about}: could not reach {request.gateway} ({why})", maybe_sent=failure.maybe_sent
     )
+
+
+# What OpenSSL says when the other end speaks plain HTTP to a TLS handshake.
+_PLAIN_HTTP_MARKERS = (
+    "WRONG_VERSION_NUMBER",
+    "record layer failure",
+    "HTTP_REQUEST",
+    "packet length too long",
+)
+
+
+def ssl_reason(err: BaseException) -> str:
+    """Return OpenSSL's own words from a library's TLS error (``[SSL: CODE] text``), else the error.
+
+    :param err: the library's exception, which wraps the ssl module's.
+    """
+    text = str(err)
+    found = re.search(r"\[SSL(?:: [A-Z_]+)?\][^'\")\]]*", text)
+    return found.group(0).strip() if found else f"{type(err).__name__}: {text:.200}"
