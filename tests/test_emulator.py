@@ -708,8 +708,16 @@ def test_update_and_trigger_takes_the_documented_key_value_list(
     emulator.state.advance(60)
     assert client.instance(client.trigger(77))["parameters"] == "[]"
 
-    later = emulator.state.now_ms() + 60_000
-    for wrong in ({"A": "1"}, '[{"key": "A", "value": "1"}]', [{"key": "A", "value": 1}], [{"key": "A"}]):
+    # The table calls the field a Map (key=value) and the Java sample sends the list's JSON string:
+    # whether EnOS takes them is undocumented, so the emulator does (the hook sends the list).
+    for minute, sent in ((1, {"A": "1"}), (2, '[{"key": "A", "value": "1"}]')):
+        at = emulator.state.now_ms() + minute * 60_000
+        data = client.ok("POST", "flows", "updateAndTrigger", {**body, "triggerTime": at, "parameters": sent})
+        assert json.loads(client.instance(data["flowInstanceId"])["parameters"]) == [
+            {"key": "A", "value": "1"}
+        ]
+    later = emulator.state.now_ms() + 3 * 60_000
+    for wrong in ([{"key": "A", "value": 1}], [{"key": "A"}], "not json", 7):
         refused = client.error(
             "POST", "flows", "updateAndTrigger", {**body, "triggerTime": later, "parameters": wrong}
         )
@@ -785,19 +793,49 @@ def test_search_without_type_is_refused_and_the_log_names_it(
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("status", 1),
         ("status", [1, 2]),
-        ("status", ""),
-        ("type", "1"),
-        ("fromTriggerTime", "0"),
+        ("status", "RUNNING"),
+        ("type", "periodic"),
+        ("fromTriggerTime", "yesterday"),
         ("owner", None),
     ],
 )
 def test_search_field_of_another_type_is_refused(client: Client, field: str, value: Any) -> None:
-    # list_flow_instances.md's table: status is a String ("1,2,3"), type an Integer, times Long.
+    # list_flow_instances.md's table: status is a String ("1,2,3"), type an Integer, times Long; the
+    # samples' own shapes (next test) are taken, anything else is refused.
     code, msg = client.error("POST", "flowInstances", "search", search_body(**{field: value}))
     assert (code, msg) == (62102, "Invalid request body.")
     assert client.emulator.state.requests[-1].violations[0].startswith(f"body {field}:")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", 2),
+        ("status", ""),
+        ("type", "0"),
+        ("fromTriggerTime", "0"),
+        ("toTriggerTime", "4102444800000"),
+    ],
+)
+def test_search_takes_the_shapes_the_vendor_samples_send(client: Client, field: str, value: Any) -> None:
+    # enos-api.md section 4: list_flow_instances.md's sample sends "status": 1, its Java sample
+    # "status": "", other samples numbers as digit strings. Undocumented whether EnOS takes them, so
+    # the emulator does, reading each as the table's shape ("" as every status).
+    data = client.ok("POST", "flowInstances", "search", search_body(**{field: value}))
+    assert client.emulator.state.requests[-1].violations == ()
+    assert {i["instanceId"] for i in data["flowInsts"]} == {
+        i["instanceId"]
+        for i in client.ok(
+            "POST", "flowInstances", "search", search_body(**{field: loosely_expected(field, value)})
+        )["flowInsts"]
+    }
+
+
+def loosely_expected(field: str, value: Any) -> Any:
+    if field == "status":
+        return str(value) if value != "" else "-1,0,1,2,3,4,5,6,7,8,9,10"
+    return int(value)
 
 
 def test_query_field_refusal_says_invalid_parameter(client: Client, emulator: EnOSEmulator) -> None:
@@ -818,8 +856,8 @@ def _sample_tenant(emulator: EnOSEmulator) -> None:
     emulator.state.add_instance("3377-20190812013400", 3377, status="SUCCESS")
 
 
-# The pages' request samples, as sent. list_flow_instances.md's sample sends "status": 1 while its
-# table says String ("1,2,3"): the table decides, so the sample is sent with "1".
+# The pages' request samples, as sent: list_flow_instances.md's sends "status": 1 although its table
+# says String ("1,2,3"); whether EnOS takes it is undocumented, so the emulator does.
 DOC_SAMPLES = [
     (
         "list_flow_instances.md",
@@ -830,7 +868,7 @@ DOC_SAMPLES = [
             "type": 1,
             "fromTriggerTime": 1573648355000,
             "toTriggerTime": 1573698120000,
-            "status": "1",
+            "status": 1,
             "owner": "",
             "expression": "",
             "pagination": {"pageNo": 1, "pageSize": 10, "sorters": [{"field": "updateTime", "order": "ASC"}]},
@@ -885,9 +923,11 @@ def test_documented_request_samples_are_accepted(
 
 
 def test_token_service_checks_its_contract(client: Client, emulator: EnOSEmulator) -> None:
-    # Get Access Token (enos-api.md section 1a): timestamp is a number of ms; empty is 1202.
-    body = {**client.token_body(), "timestamp": str(emulator.state.now_ms())}
-    assert client.post_token(body)["status"] == 1004
+    # Get Access Token (enos-api.md section 1a): timestamp is a number of ms (digit strings, as the
+    # samples send times, are taken: section 4); another type is 1004; empty is 1202.
+    body = client.token_body()
+    assert client.post_token({**body, "timestamp": str(body["timestamp"])})["status"] == 0
+    assert client.post_token({**client.token_body(), "timestamp": "soon"})["status"] == 1004
     assert emulator.state.requests[-1].violations[0].startswith("body timestamp: expected Long")
     assert client.post_token({**client.token_body(), "appKey": ""})["status"] == 1202
     assert emulator.state.requests[-1].violations == ("body appKey: mandatory String is empty",)

@@ -20,7 +20,7 @@ from airflow_enos_provider.emulator.models import parameters_string
 from airflow_enos_provider.emulator.state import EmulatorState, SearchQuery, TriggerRequest
 from airflow_enos_provider.emulator.tokens import TokenRequest
 from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.contract import Contract, contract_for
+from airflow_enos_provider.protocol.contract import Contract, Kind, contract_for, loosely
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
 logger = logging.getLogger("airflow_enos_provider.emulator")
@@ -164,7 +164,7 @@ def trigger(state: EmulatorState, user_id: str, request: Request) -> dict[str, A
 
 def update_and_trigger(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
     """Serve "Update And Trigger Flow": the instance carries the given key/value list."""
-    parameters = parameters_string(request.parsed["parameters"])
+    parameters = parameters_string(loosely(Kind.KEY_VALUES, request.parsed["parameters"]))
     return state.trigger(user_id, _trigger_request(request.parsed, parameters=parameters))
 
 
@@ -207,7 +207,7 @@ def _check_contract(request: Request, action: str) -> None:
     contract = contract_for(request.method, request.path, action)
     if contract is None:
         return
-    violations = tuple(contract.violations(request.query, request.parsed))
+    violations = tuple(contract.violations(request.query, request.parsed, loose=True))
     if not violations:
         return
     _log_violations(contract, violations)
@@ -245,14 +245,15 @@ def _token_request(request: Request) -> TokenRequest:
         _log_violations(contract, violations)
         names = ", ".join(f.name for f in empty)
         raise ApiError(EnOSCode.TOKEN_PARAMETER_EMPTY, f"Parameter {names} is empty", violations)
-    violations = tuple(contract.violations({}, body))
+    violations = tuple(contract.violations({}, body, loose=True))
     if violations:
         _log_violations(contract, violations)
         raise ApiError(
             EnOSCode.TOKEN_INVALID_PARAMETER, "Invalid parameter: " + "; ".join(violations), violations
         )
     access_token = body.get("accessToken")
-    return TokenRequest(body["appKey"], body["timestamp"], body["encryption"].lower(), access_token)
+    timestamp = loosely(Kind.LONG, body["timestamp"])
+    return TokenRequest(body["appKey"], timestamp, body["encryption"].lower(), access_token)
 
 
 def _user_and_org(query: Mapping[str, str]) -> tuple[str, str]:
@@ -266,17 +267,19 @@ def _user_and_org(query: Mapping[str, str]) -> tuple[str, str]:
 
 def _search_query(body: Mapping[str, Any]) -> SearchQuery:
     try:
-        # "status" is a String of comma-separated codes (list_flow_instances.md's table).
-        statuses = frozenset(Status(int(code)) for code in body["status"].split(","))
+        # "status" is a String of comma-separated codes (list_flow_instances.md's table); the sample
+        # shapes contract.loosely takes are read as the table's.
+        status = loosely(Kind.STATUS_LIST, body["status"])
+        statuses = frozenset(Status(int(code)) for code in status.split(","))
     except ValueError:
         raise invalid_parameter("Invalid parameter: status") from None
     page_no, page_size, sorters = _pagination(body.get("pagination"))
     return SearchQuery(
-        body["type"],
+        loosely(Kind.INTEGER, body["type"]),
         body["expression"],
         body["owner"],
-        body["fromTriggerTime"],
-        body["toTriggerTime"],
+        loosely(Kind.LONG, body["fromTriggerTime"]),
+        loosely(Kind.LONG, body["toTriggerTime"]),
         statuses,
         page_no,
         page_size,
@@ -287,7 +290,8 @@ def _search_query(body: Mapping[str, Any]) -> SearchQuery:
 def _trigger_request(
     body: Mapping[str, Any], *, parameters: str | None = None, task_id: str | None = None
 ) -> TriggerRequest:
-    return TriggerRequest(body["flowId"], body["triggerTime"], parameters, task_id)
+    flow_id, trigger_ms = loosely(Kind.INTEGER, body["flowId"]), loosely(Kind.LONG, body["triggerTime"])
+    return TriggerRequest(flow_id, trigger_ms, parameters, task_id)
 
 
 def _pagination(value: Mapping[str, Any] | None) -> tuple[int, int, tuple[tuple[str, bool], ...]]:

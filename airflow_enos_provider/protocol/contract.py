@@ -9,12 +9,14 @@ two operations that have no page there, ``enos-api.md`` section 3.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 DOCS = "EnvisionDoc/api_en dataflow_service/v2.1/"
 TOKEN_DOCS = "EnvisionDoc/api_en token/ (enos-api.md section 1a)"
@@ -31,12 +33,16 @@ class Kind(Enum):
     KEY_VALUES = "Array of {key, value} objects"
     PAGINATION = "Pagination Struct"
 
-    def accepts(self, value: Any, in_query: bool) -> bool:
+    def accepts(self, value: Any, in_query: bool, loose: bool = False) -> bool:
         """Say whether ``value`` is of this kind (a query value is always text on the wire).
 
         :param value: the value as the request carries it.
         :param in_query: whether it is a query parameter (then numbers are digit strings).
+        :param loose: also take the shapes the vendor's own samples send where they disagree with
+            the pages' tables (see :func:`loosely`); the emulator answers those, the hook never sends them.
         """
+        if loose and not in_query and self.accepts(loosely(self, value), in_query):
+            return True
         if in_query:
             if not isinstance(value, str):
                 return False
@@ -99,26 +105,29 @@ class Contract:
         resource = self.path.rsplit("/", 1)[-1]
         return f"{resource}.{self.action}" if self.action is not None else f"token.{resource}"
 
-    def violations(self, query: Mapping[str, str], body: Any) -> list[str]:
+    def violations(self, query: Mapping[str, str], body: Any, *, loose: bool = False) -> list[str]:
         """Return what a request breaks of this contract, one line per field; empty when none.
 
         :param query: the decoded query (``action``, ``userId`` and ``orgId`` included).
         :param body: the decoded JSON body, or None without one.
+        :param loose: also take the sample shapes :func:`loosely` knows (the emulator's reading).
         """
         found: list[str] = []
         if self.action is not None:
             for name in ("userId", "orgId"):
                 if not query.get(name):
                     found.append(f"query {name}: mandatory String is missing")
-        found += _check(self.query, query, "query", in_query=True)
+        found += _check(self.query, query, "query", in_query=True, loose=loose)
         if self.body:
             if not isinstance(body, Mapping):
                 return [*found, "body: a JSON object is expected"]
-            found += _check(self.body, body, "body", in_query=False)
+            found += _check(self.body, body, "body", in_query=False, loose=loose)
         return found
 
 
-def _check(fields: tuple[Field, ...], values: Mapping[str, Any], where: str, in_query: bool) -> list[str]:
+def _check(
+    fields: tuple[Field, ...], values: Mapping[str, Any], where: str, in_query: bool, loose: bool
+) -> list[str]:
     found = []
     for field in fields:
         # A query name with no value is no value: get_task_instance_log.md's own sample sends
@@ -127,9 +136,42 @@ def _check(fields: tuple[Field, ...], values: Mapping[str, Any], where: str, in_
         if absent:
             if field.mandatory:
                 found.append(f"{where} {field.name}: mandatory {field.kind.value} is missing")
-        elif not field.kind.accepts(values[field.name], in_query):
+        elif not field.kind.accepts(values[field.name], in_query, loose):
             found.append(f"{where} {field.name}: expected {field.kind.value}, got {values[field.name]!r:.80}")
     return found
+
+
+def loosely(kind: Kind, value: Any) -> Any:
+    """Return a value the vendor's samples send in another shape than the table says, in the table's.
+
+    ``enos-api.md`` section 4: the samples send numbers as digit strings (``"type": "1"``);
+    ``list_flow_instances.md``'s request sample sends ``"status": 1`` (its table: a String such as
+    ``"1,2,3"``) and its Java sample ``"status": ""``, read here as every status; the Java sample of
+    ``update_and_trigger_flow.md`` sends ``parameters`` as the JSON string of the list, and its table
+    calls the field a Map of key=value. Whether EnOS takes these is undocumented, so the emulator
+    takes them, while the hook sends the table's shapes (``tests/test_contract.py``).
+
+    :param kind: the documented kind.
+    :param value: the value as sent.
+    """
+    if kind in (Kind.INTEGER, Kind.LONG) and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if kind is Kind.STATUS_LIST:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if value == "":
+            return ",".join(str(int(status)) for status in sorted(EnOSFlowInstanceStatus))
+    if kind is Kind.KEY_VALUES:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        if isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return [{"key": k, "value": v} for k, v in value.items()]
+    return value
 
 
 def _is_key_value(item: Any) -> bool:
