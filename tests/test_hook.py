@@ -357,3 +357,12 @@ def test_retry_lines_name_the_instance_only_when_there_is_one(hook, emulator, ca
     assert any("EnOS get_access_token failed on attempt 1" in line for line in lines), lines
     assert any(f"get_flow_instance of flow instance {env.RUNNING_ID} failed" in line for line in lines)
     assert not any("of flow instance -" in line for line in lines)
+
+
+def test_test_connection_asks_for_one_new_token_and_keeps_it(hook, emulator):
+    hook.get_server_time()  # a cached token, which Test does not trust
+    before = emulator.state.count("token.get")
+    ok, _ = hook.test_connection()
+    assert ok and emulator.state.count("token.get") == before + 1
+    hook.get_server_time()
+    assert emulator.state.count("token.get") == before + 1  # the new token was kept

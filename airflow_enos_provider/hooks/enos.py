@@ -465,8 +465,9 @@ class EnOSHook(BaseHook):
         """Check the credentials, then that the connection can make Batch calls; never raises."""
         try:
             settings = self.settings
-            # The credentials first, with a token request of their own: a cached token proves nothing.
-            self._run(lambda caller: caller.call(ops.GET_ACCESS_TOKEN))
+            # The credentials first, with a token request of their own (a cached token proves nothing):
+            # the cached one, if any, counts as stale, and the new one is kept for the call below.
+            self._run(lambda caller: caller.token(stale=caller.tokens.valid(caller.token_key)))
             missing = [name for name in ("org_id", "user_id") if not getattr(settings, name)]
             if missing:
                 return False, (

@@ -93,7 +93,7 @@ def search_all(
     for flow_type in query.types or ():
         collected, page_no = 0, 1
         while True:
-            op = ops.search_flow_instances(query.body(flow_type), page_no, page_size)
+            op = ops.search_flow_instances(query.body(flow_type), page_no, page_size, query.sorters)
             data = yield from read_object(caller, op)
             page = data.get("flowInsts") or []
             collected += len(page)

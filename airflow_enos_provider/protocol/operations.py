@@ -123,17 +123,22 @@ def get_flow_instance(flow_inst_id: str) -> Operation:
     return _from_contract(contract, query=(("flowInstId", flow_inst_id),), flow_inst_id=flow_inst_id)
 
 
-def search_flow_instances(body: Mapping[str, Any], page_no: int, page_size: int) -> Operation:
+def search_flow_instances(
+    body: Mapping[str, Any], page_no: int, page_size: int, sorters: Any = None
+) -> Operation:
     """Describe one page of "List Flow Instances".
 
-    :param body: every mandatory search field (:meth:`~.search.Search.body`), and ``sorters`` if any.
+    :param body: every mandatory search field (:meth:`~.search.Search.body`).
     :param page_no: the page, from 1.
     :param page_size: instances per page.
+    :param sorters: the caller's ``sorters``; None for creation time, ascending.
     """
-    fields = {k: v for k, v in body.items() if k != "sorters"}
-    sorters = body.get("sorters") or [dict(s) for s in STABLE_ORDER]
-    pagination = {"pageNo": page_no, "pageSize": page_size, "sorters": sorters}
-    return _from_contract(_CONTRACTS["flowInstances", "search"], body={**fields, "pagination": pagination})
+    pagination = {
+        "pageNo": page_no,
+        "pageSize": page_size,
+        "sorters": sorters or [dict(s) for s in STABLE_ORDER],
+    }
+    return _from_contract(_CONTRACTS["flowInstances", "search"], body={**body, "pagination": pagination})
 
 
 def trigger_flow(

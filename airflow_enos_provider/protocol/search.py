@@ -55,7 +55,7 @@ class Search:
     flow_id: int | None = None
 
     def body(self, flow_type: int) -> dict[str, Any]:
-        """Return the search body for one scheduling type (``pagination`` aside).
+        """Return the search body for one scheduling type (``pagination`` aside; see ``sorters``).
 
         :param flow_type: the scheduling type to search.
         """
@@ -67,8 +67,6 @@ class Search:
             "toTriggerTime": self.to_trigger_time,
             "status": self.status,
         }
-        if self.sorters is not None:
-            body["sorters"] = self.sorters
         return body
 
 
