@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "scripts" / "emulator_seed.json"
 DAG_ID = "example_enos_cancel_on_failure"
 HOME = ROOT / "build" / "demo" / "airflow-home"
 
@@ -26,10 +25,12 @@ def airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 def main() -> int:
     from airflow_enos_provider.emulator import EnOSEmulator, connection_json
+    from airflow_enos_provider.emulator.seed import demo_seed
 
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
-    seed = json.loads(SEED.read_text())
+    # The demo tenant the package ships, the one `python -m airflow_enos_provider.emulator` serves.
+    seed = demo_seed()
     app, user = seed["apps"][0], seed["users"][0]
     flow_id = seed["flows"][0]["flow_id"]
     seeded = {instance["instance_id"] for instance in seed.get("instances") or []}

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import select
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -192,10 +187,9 @@ class Client:
 
 
 @pytest.fixture
-def emulator() -> Iterator[EnOSEmulator]:
-    # Overrides the suite's emulator fixture: these tests need their own seed.
-    with start_emulator(seed=make_seed()) as emu:
-        yield emu
+def enos_seed() -> dict[str, Any]:
+    # Overrides the suite's tenant: these tests need their own seed.
+    return make_seed()
 
 
 @pytest.fixture
@@ -1049,13 +1043,14 @@ def test_state_hooks_and_seed_file(tmp_path: Path) -> None:
 def test_existing_seeds_load_and_new_seed_fields_are_checked() -> None:
     import importlib.util
 
+    from airflow_enos_provider.emulator.seed import DEMO_SEED
     from tests.enos_env import SEED
 
     spec = importlib.util.spec_from_file_location("bench_common", REPO_ROOT / "bench" / "common.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    for seed in (SEED, REPO_ROOT / "scripts" / "emulator_seed.json", bench.seed(3)):
+    for seed in (SEED, DEMO_SEED, bench.seed(3)):
         state = EnOSEmulator(seed).state
         flow = state.flow(2438)
         assert flow["type"] == 0 and flow["parameters"] == "[]"  # the defaults
@@ -1180,56 +1175,6 @@ def test_stop_closes_keep_alive_connections() -> None:
     with pytest.raises(requests.ConnectionError):
         session.post(url + TOKEN_PATH, json={})
     session.close()
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def test_cli_prints_url_serves_and_exits_cleanly(tmp_path: Path) -> None:
-    seed_file = tmp_path / "seed.json"
-    seed_file.write_text(json.dumps(make_seed()), encoding="utf-8")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_enos_provider.emulator",
-            "--port",
-            "0",
-            "--seed",
-            str(seed_file),
-            "--token-ttl",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        # Bounded wait for the URL line, so a hung CLI fails the test instead of blocking it.
-        ready, _, _ = select.select([proc.stdout], [], [], 10)
-        url = proc.stdout.readline().strip() if ready else ""
-        if not url.startswith("http://127.0.0.1:"):
-            proc.kill()
-            pytest.fail(f"no URL line from the CLI ({url!r}): {proc.communicate(timeout=10)[1]}")
-        ts = int(time.time() * 1000)
-        body = {"appKey": APP_KEY, "timestamp": ts, "encryption": token_encryption(APP_KEY, ts, APP_SECRET)}
-        envelope = requests.post(url + TOKEN_PATH, json=body, timeout=10).json()
-        assert envelope["status"] == 0
-        assert envelope["data"]["expire"] == 60
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert out == ""  # exactly one line was printed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_status_history_follows_the_schedule_then_the_cancel(client: Client, emulator: EnOSEmulator) -> None:

@@ -1,19 +1,29 @@
-"""Run the EnOS emulator from the command line until SIGTERM or SIGINT.
+"""Run the EnOS emulator from the command line until SIGTERM or SIGINT, or look at a running one.
 
-``python -m airflow_enos_provider.emulator --port 0 --seed seed.json`` prints exactly one line, the
-base URL, so a script can read it and point an EnOS connection at it.
+``python -m airflow_enos_provider.emulator --port 0 --seed seed.json`` prints exactly one line on
+stdout, the base URL, so a script can read it and point an EnOS connection at it. Without ``--seed``
+it serves the demo tenant shipped in the package, and says so on stderr.
+``python -m airflow_enos_provider.emulator instances URL`` prints a running emulator's instances and
+their status history (read-only, over ``GET /_emulator/instances``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
+from airflow_enos_provider.emulator.inspection import INSTANCES
+from airflow_enos_provider.emulator.seed import DEMO_SEED, SEED_SCHEMA
 from airflow_enos_provider.emulator.server import EnOSEmulator
 from airflow_enos_provider.emulator.state import CANCEL_FINAL_CHOICES
 
@@ -23,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_enos_provider.emulator",
         description="Serve an emulated EnOS API gateway + Batch Processing Service v2.1.",
+        epilog=SEED_SCHEMA + f"without --seed: the demo tenant, {DEMO_SEED}\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
-    parser.add_argument("--seed", help="JSON file with apps, users, flows, instances and settings")
+    parser.add_argument(
+        "--seed", help="JSON file with apps, users, flows, instances and settings (below); default: the demo"
+    )
     parser.add_argument(
         "--cancel-final",
         choices=CANCEL_FINAL_CHOICES,
@@ -39,7 +53,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=float, default=0.0, help="seconds added before answering each request (default 0)"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="{instances}")
+    instances = commands.add_parser(
+        "instances",
+        help="print a running emulator's flow instances and their status history, then exit",
+        description=f"Print the flow instances of the emulator at URL (read-only: GET {INSTANCES}).",
+    )
+    instances.add_argument("url", help="the emulator's base URL, e.g. http://127.0.0.1:8080")
+    instances.add_argument("--json", action="store_true", help="print the JSON the emulator answers")
     return parser
+
+
+def show_instances(url: str, as_json: bool) -> int:
+    """Print the instances of the emulator at ``url``; return the exit status.
+
+    :param url: the emulator's base URL.
+    :param as_json: print the reply as it came instead of a table.
+    """
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + INSTANCES, timeout=10) as reply:
+            document: dict[str, Any] = json.load(reply)
+    except (OSError, ValueError) as exc:
+        print(f"enos emulator: cannot read {url.rstrip('/')}{INSTANCES}: {exc}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return 0
+    for view in document["instances"]:
+        steps = " -> ".join(f"{step['status']} {_clock(step['time_ms'])}" for step in view["history"])
+        print(f"{view['instance_id']}  flow {view['flow_id']}  {view['status']}  ({steps})")
+    return 0
+
+
+def _clock(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,10 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: the arguments without the program name; ``sys.argv[1:]`` when None.
     """
     args = build_parser().parse_args(argv)
+    if args.command == "instances":
+        return show_instances(args.url, args.json)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(message)s")
+    if args.seed is None:
+        print(f"enos emulator: no --seed given, serving the demo tenant from {DEMO_SEED}", file=sys.stderr)
     try:
-        emulator = EnOSEmulator(args.seed, host=args.host, port=args.port)
+        emulator = EnOSEmulator(args.seed or DEMO_SEED, host=args.host, port=args.port)
         # Flags given on the command line always win over the seed's settings.
         if args.cancel_final is not None:
             emulator.state.cancel_final = args.cancel_final

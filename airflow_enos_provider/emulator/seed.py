@@ -11,6 +11,27 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from airflow_enos_provider.emulator.tenant import Tenant
 
+#: The demo tenant shipped in the package: what the command line serves without ``--seed``, and
+#: what the pytest plugin's ``enos_emulator`` starts with.
+DEMO_SEED: Path = Path(__file__).with_name("demo_seed.json")
+
+#: The seed document's fields, for ``--help`` (docs/emulator.rst, "Seed files", says the same).
+SEED_SCHEMA = """\
+seed file: a JSON object; every key optional, unknown keys refused:
+  apps:      [{access_key, secret_key}]           the key pairs clients sign with
+  users:     [{user_id, org_id, locked?, name?}]  name: shown and searched as owner (default user_id)
+  flows:     [{flow_id, name?, owner?, locked?, init_seconds?, run_seconds?, tasks?, type?,
+              parameters?}]
+             init_seconds/run_seconds: a triggered instance is INIT, then RUNNING, then SUCCESS
+             (defaults 1 and 30); tasks: names or {name, id?, log?, error?} (default ["main"]);
+             type: 0 manual (default), 1 periodic, 2 temporary; parameters: [{key, value}],
+             a mapping or the JSON string of the list
+  instances: [{instance_id, flow_id, status?, owner?, trigger_time?, parameters?, type?}]
+             status: a name (RUNNING, the default) or a code; trigger_time: epoch ms;
+             an instance keeps its status until cancelled
+  settings:  {cancel_final?: "error" | "success", token_ttl?: seconds}
+"""
+
 
 class SeedApp(TypedDict):
     """An application registration: the key pair a client signs with."""
@@ -95,6 +116,11 @@ class Seed(TypedDict, total=False):
     flows: list[SeedFlow]
     instances: list[SeedInstance]
     settings: SeedSettings
+
+
+def demo_seed() -> dict[str, Any]:
+    """Return a fresh copy of the demo tenant (:data:`DEMO_SEED`): one app, one user, flow 2438."""
+    return load_seed_file(DEMO_SEED)
 
 
 def load_seed_file(seed: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:

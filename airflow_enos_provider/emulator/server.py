@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-from airflow_enos_provider.emulator import routes
+from airflow_enos_provider.emulator import inspection, routes
 from airflow_enos_provider.emulator.faults import Fault, FaultKind, fault_reply
 from airflow_enos_provider.emulator.recorder import RecordedRequest, masked_body
 from airflow_enos_provider.emulator.responses import UNPARSEABLE, Reply, Request, batch_envelope
@@ -147,8 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(body)
             except ValueError:
                 parsed = UNPARSEABLE
-        request = Request(method, path, query, body, parsed, self.headers)
         state = self.server.state
+        if inspection.is_inspection(path):
+            self._write(*inspection.answer(state, method, path))
+            return
+        request = Request(method, path, query, body, parsed, self.headers)
         match = routes.resolve(method, path, query)
         fault = state.faults.take(match.operation)
         if fault is not None and not fault.processed:
@@ -162,6 +165,16 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("emulator failed on %s %s", method, path)
             reply = Reply(500, batch_envelope(EnOSCode.BP_INTERNAL, "Internal server exception"))
         self._finish(request, match.operation, reply, fault=fault)
+
+    def _write(self, status: int, payload: dict[str, Any]) -> None:
+        # The inspection views: plain JSON, never recorded, never faulted.
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(data)
 
     def _unprocessed_fault(self, request: Request, operation: str | None, fault: Fault) -> None:
         if fault.kind is FaultKind.RESET_BEFORE:
