@@ -99,6 +99,7 @@ package: $(PACKAGE_STAMP)
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
 	! $(BIN)/python -m zipfile -l dist/*.whl | grep -E '(^|/)(tests|bench|example_dags)/'
+	$(BIN)/python scripts/check_dist.py dist
 	$(PYTHON) -m venv build/package-venv
 	PIP_CONSTRAINT=constraints.txt build/package-venv/bin/pip install --quiet --disable-pip-version-check dist/*.whl
 	version=$$(build/package-venv/bin/python -c 'import airflow_enos_provider as p; print(p.__version__)') && \

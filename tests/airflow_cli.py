@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -25,8 +26,26 @@ def airflow_cli(
     :param cwd: the working directory; the test process's if None.
     :param timeout: the most seconds the command may take (``subprocess.TimeoutExpired`` after).
     """
+    return python_module("airflow", *args, env=env, cwd=cwd, timeout=timeout)
+
+
+def python_module(
+    module: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <module> <args>`` like :func:`airflow_cli` (e.g. ``pytest`` as a user would).
+
+    :param module: the module to run.
+    :param args: its command line.
+    :param env: the whole environment; the test process's own if None.
+    :param cwd: the working directory; the test process's if None.
+    :param timeout: the most seconds the command may take.
+    """
     return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
+        [sys.executable, "-m", module, *args],
         env=None if env is None else dict(env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -46,3 +65,12 @@ def last_json_line(stdout: str) -> Any:
     :param stdout: the command's standard output.
     """
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def fresh_airflow_env(home: Path) -> dict[str, str]:
+    """Return this process's environment as a new user's: its own AIRFLOW_HOME, no EnOS connection.
+
+    :param home: the AIRFLOW_HOME to use (created by Airflow on first use).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
+    return {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}

@@ -80,17 +80,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     (SUITE_LOG.parent / "summary.txt").write_text(f"{line}, tests {seconds:.0f} s (exit {exitstatus})\n")
 
 
+# The emulator and the connection come from the package's pytest plugin (airflow_enos_provider.testing),
+# as in a user's tests; the suite seeds its own tenant and keeps what the emulator handed out.
 @pytest.fixture
-def emulator():
-    """Start an emulator seeded with the test tenant on a free loopback port."""
-    with enos_env.start_emulator() as emu:
-        yield emu
+def enos_seed():
+    return enos_env.SEED
 
 
 @pytest.fixture
-def enos_conn(emulator, monkeypatch):
+def emulator(enos_emulator):
+    yield enos_emulator
+    enos_env.remember_secrets(enos_emulator)
+
+
+@pytest.fixture
+def enos_conn(emulator, enos_connection):
     """Point the ``enos_default`` connection at the emulator; return the emulator."""
-    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", enos_env.connection_json(emulator.url))
     return emulator
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from airflow_enos_provider.emulator import EnOSEmulator
 from airflow_enos_provider.emulator import connection_json as emulator_connection_json
+from airflow_enos_provider.testing.fixtures import running_emulator
 
 T = TypeVar("T")
 
@@ -50,23 +51,24 @@ SECRETS_SEEN: set[str] = {SECRET_KEY}
 
 @contextmanager
 def start_emulator(seed: dict[str, Any] = SEED, **kwargs: Any) -> Iterator[EnOSEmulator]:
-    """Run a seeded emulator on a free loopback port, with a manual clock unless told otherwise.
+    """Run a seeded emulator like the pytest plugin's ``enos_emulator`` (manual clock unless told).
 
     Every token it issued and signature it saw joins :data:`SECRETS_SEEN` when it stops.
 
     :param seed: the tenant to load; the test tenant unless a test needs its own.
     :param kwargs: more :class:`EnOSEmulator` arguments (``clock=None`` for wall-clock time, ``tls``...).
     """
-    from airflow_enos_provider.protocol.tokens import TOKENS
-
-    TOKENS.clear()  # a port can be reused by the next emulator, whose tokens differ
-    kwargs.setdefault("clock", "manual")
-    with EnOSEmulator(seed, **kwargs) as emulator:
+    with running_emulator(seed, **kwargs) as emulator:
         try:
             yield emulator
         finally:
-            SECRETS_SEEN.update(emulator.state.issued_tokens())
-            SECRETS_SEEN.update(emulator.state.seen_signatures())
+            remember_secrets(emulator)
+
+
+def remember_secrets(emulator: EnOSEmulator) -> None:
+    """Add every token ``emulator`` issued and signature it saw to :data:`SECRETS_SEEN`."""
+    SECRETS_SEEN.update(emulator.state.issued_tokens())
+    SECRETS_SEEN.update(emulator.state.seen_signatures())
 
 
 def run_async(awaitable: Awaitable[T]) -> T:
