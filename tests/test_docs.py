@@ -188,3 +188,15 @@ def test_readme_links_point_at_files_and_headings():
             assert link[1:] in anchors, f"README links to a missing heading: {link}"
         else:
             assert (ROOT / link.split("#")[0]).exists(), f"README links to a missing file: {link}"
+
+
+def test_the_quickstart_says_how_to_install_before_and_after_the_release():
+    from airflow_enos_provider import __version__
+
+    wheel = f"pip install dist/airflow_enos_provider-{__version__}-py3-none-any.whl"
+    for page in (README, DOCS / "index.rst"):
+        text = page.read_text(encoding="utf-8")
+        install = text[: text.index("airflow connections add enos_default")]
+        assert "pip install .    # in a clone of" in install, page.name
+        assert wheel in install, f"{page.name} names another wheel than version {__version__} builds"
+        assert "pip install airflow-enos-provider" in install, page.name

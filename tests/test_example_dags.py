@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
-from tests.airflow_cli import airflow_cli
-from tests.conftest import ROOT
+from tests.airflow_cli import airflow_cli, fresh_airflow_env, python_module
+from tests.conftest import AIRFLOW_HOME, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +18,14 @@ def airflow_db():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+# Real clock for the plugin's emulator: Airflow's own pace decides what EnOS sees, as in production.
+pytestmark = pytest.mark.enos_emulator(clock=None)
+
+
 @pytest.fixture
-def live_emulator(airflow_db, monkeypatch):
-    # Real clock: Airflow's own pace decides what EnOS sees, as in production.
-    with env.start_emulator(clock=None) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url))
-        monkeypatch.setenv("ENOS_EXAMPLE_POLL_SECONDS", "0.2")
-        yield emulator
+def live_emulator(airflow_db, emulator, enos_connection, monkeypatch):
+    monkeypatch.setenv("ENOS_EXAMPLE_POLL_SECONDS", "0.2")
+    return emulator
 
 
 def add_flow(emulator, flow_id: int, run_seconds: float) -> int:
@@ -151,3 +154,20 @@ def test_kill_switch_cancels_every_active_instance_of_the_flow(live_emulator):
         env.RUNNING_ID: {"outcome": "cancelled", "status": "CANCEL"},
         waiting: {"outcome": "cancelled", "status": "CANCEL"},
     }
+
+
+def test_the_testing_page_example_passes_in_a_users_project(airflow_db, tmp_path):
+    # docs/testing.rst's layout: the DAG in dags/, the test in tests/, pytest run from the project
+    # root as a user runs it (the plugin from the package's entry point; no conftest of ours).
+    project = tmp_path / "project"
+    (project / "dags").mkdir(parents=True)
+    (project / "tests").mkdir()
+    shutil.copy(ROOT / "example_dags" / "example_enos_quickstart.py", project / "dags")
+    shutil.copy(ROOT / "docs" / "examples" / "test_quickstart_dag.py", project / "tests")
+    # The suite's AIRFLOW_HOME, migrated by airflow_db: the page's `airflow db migrate` step, done.
+    user_env = {**fresh_airflow_env(AIRFLOW_HOME), "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags")}
+    done = python_module(
+        "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=project, env=user_env, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout

@@ -1,5 +1,5 @@
 """Fixtures for the browser tests: Airflow's api-server in a private AIRFLOW_HOME, the EnOS emulator, and
-Debian's Chromium driven headless by Playwright.
+a Chromium already on the machine (Debian's, or Playwright's: ``tests/ui/browser.py``) driven headless.
 
 Run with ``make test-ui`` (``make test`` runs them too). The api-server's logs go to
 ``build/ui/airflow/``, screenshots to ``build/ui/``, and the seconds each test took to
@@ -24,11 +24,11 @@ from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
 from tests.e2e.airflow_stack import AirflowStack
 from tests.timings import Timings, timing_hooks
+from tests.ui.browser import WHAT_TO_INSTALL, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_BUILD = ROOT / "build" / "ui"
-CHROMIUM = "/usr/bin/chromium"
-# Debian's Chromium, never a browser Playwright downloads; a fresh profile per run keeps it stateless.
+# A fresh profile per run keeps the browser stateless.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -96,9 +96,10 @@ def ui_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIAirflow]:
 
 @pytest.fixture(scope="module")
 def browser_context(ui_airflow: UIAirflow) -> Iterator[object]:
-    """A Playwright persistent context on Debian's Chromium with a fresh profile directory."""
-    if shutil.which("chromium") is None or not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}: apt-get install -y chromium")
+    """A Playwright persistent context on the machine's Chromium with a fresh profile directory."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.fail(WHAT_TO_INSTALL)
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=20_000)  # every Playwright assertion polls with this deadline
@@ -107,15 +108,15 @@ def browser_context(ui_airflow: UIAirflow) -> Iterator[object]:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
                 str(profile),
-                executable_path=CHROMIUM,
+                executable_path=chromium,
                 headless=True,
                 args=CHROMIUM_ARGS,
                 viewport=VIEWPORT,  # type: ignore[arg-type]
             )
             context.set_default_timeout(20_000)  # every Playwright action waits at most this long
-            # apt installs whatever chromium the archive has: record the one that ran with the timings.
-            version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=60)
-            TIMINGS["browser"] = {"chromium": version.stdout.strip()}
+            # Whichever Chromium was found: record the one that ran with the timings.
+            version = subprocess.run([chromium, "--version"], capture_output=True, text=True, timeout=60)
+            TIMINGS["browser"] = {"chromium": version.stdout.strip(), "path": chromium}
             try:
                 yield context
             finally:
