@@ -28,7 +28,8 @@ def running_emulator(
     and access key, and it never issued the tokens this one did.
 
     :param seed: the tenant (a seed dict or the path of a JSON file), or None for an empty one.
-    :param kwargs: more :class:`EnOSEmulator` keywords (``clock=None`` for wall time, ``tls``...).
+    :param kwargs: more :class:`~airflow_enos_provider.emulator.server.EnOSEmulator` keywords
+        (``clock=None`` for wall time, ``tls``...).
     """
     from airflow_enos_provider.protocol.tokens import TOKENS
 
