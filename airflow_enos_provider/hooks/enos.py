@@ -1,202 +1,46 @@
-"""Make signed calls to the EnOS API gateway and the Batch Processing Service v2.1.
+"""Make signed calls to the EnOS Batch Processing Service v2.1 through the API gateway.
 
 :class:`EnOSHook` is the Airflow face of the protocol core (:mod:`airflow_enos_provider.protocol`):
-it turns a connection into settings, shows the connection form, and runs the core's flows over the
-``requests`` transport (sync methods) or the ``aiohttp`` one (``a``-prefixed methods).
+each method builds an operation and runs the core's flow for it, over the ``requests`` transport
+(sync methods) or the ``aiohttp`` one (``a``-prefixed); the connection, the form and the drivers are
+in :mod:`airflow_enos_provider.hooks.enos_base`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
-import requests
-
-from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
-from airflow_enos_provider.connection import (
-    CONN_TYPE,
-    SETTINGS_TTL,  # noqa: F401 - re-exported
-    EnOSConnectionSettings,
-    shared_settings,
-    warn_about_transport,
-)
+from airflow_enos_provider._compat import mask_secret
+from airflow_enos_provider.connection import SETTINGS_TTL as SETTINGS_TTL  # re-exported
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.get_provider_info import legacy_field_behaviour, legacy_form_widgets
+from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
+from airflow_enos_provider.hooks.enos_base import aclose_async_clients as aclose_async_clients  # re-exported
+from airflow_enos_provider.hooks.enos_base import async_clients_lease as async_clients_lease  # re-exported
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # re-exported
-from airflow_enos_provider.protocol.retry import RetryCounter
 from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
 from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
-from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE, RequestsTransport
+from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE
 from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
 
-T = TypeVar("T")
 DEFAULT_MAX_CONCURRENCY = DEFAULT_POOL_SIZE
 SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
 
-class EnOSHook(BaseHook):
-    """Call the EnOS API gateway with the token-and-signature scheme, over one keep-alive session.
+class EnOSHook(EnOSBaseHook):
+    """Call the EnOS Batch Processing Service v2.1: cancel, read, search and trigger flow instances.
 
-    Tokens are cached per process for each (gateway, access key) and replaced shortly before they
-    expire, and once more when a call is refused because the token expired. Every method has an
-    ``a``-prefixed async twin (on aiohttp) where triggers need one.
-
-    :param enos_conn_id: the ``enos`` connection to use.
-    :param timeout: seconds per request, overriding the connection's ``timeout`` extra (``on_kill``
-        uses a short one, because Airflow kills the process 5 s after asking it to stop).
-    :param retries: overrides the connection's ``retries`` extra (default 3).
-    :param retry_max_wait: overrides the connection's ``retry_max_wait`` extra (default 60 s).
-    :param retry_base_delay: the first backoff in seconds; later ones double, with full jitter.
+    Connection, retries and transports come from :class:`~airflow_enos_provider.hooks.enos_base.EnOSBaseHook`
+    (its parameters are this hook's).
     """
-
-    conn_name_attr = "enos_conn_id"
-    default_conn_name = "enos_default"
-    conn_type = CONN_TYPE
-    hook_name = "EnOS"
-
-    def __init__(
-        self,
-        enos_conn_id: str = default_conn_name,
-        *,
-        timeout: float | None = None,
-        retries: int | None = None,
-        retry_max_wait: float | None = None,
-        retry_base_delay: float = 0.5,
-    ) -> None:
-        super().__init__()
-        self.enos_conn_id = enos_conn_id
-        self.timeout_override = timeout
-        self.retries_override = retries
-        self.retry_max_wait_override = retry_max_wait
-        self.retry_base_delay = retry_base_delay
-        self.retry_count = RetryCounter()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
-        return legacy_form_widgets()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Return the relabelled, hidden and placeholder fields (Airflow < 3.2)."""
-        return legacy_field_behaviour()
-
-    # ----------------------------------------------------------------- connection -> settings
-
-    @cached_property
-    def settings(self) -> EnOSConnectionSettings:
-        """Return the connection's validated settings (read once per hook)."""
-        settings = EnOSConnectionSettings.from_connection(self.get_connection(self.enos_conn_id))
-        mask_secret(settings.secret_key)
-        warn_about_transport(settings, self.log)
-        return settings
-
-    async def asettings(self) -> EnOSConnectionSettings:
-        """Return the connection's validated settings, reading the connection without blocking.
-
-        Hooks in one event loop share one read per connection id for ``SETTINGS_TTL`` seconds.
-        """
-        if "settings" not in self.__dict__:
-            self.__dict__["settings"] = await shared_settings(self.enos_conn_id, self._aread_settings)
-        return self.__dict__["settings"]  # type: ignore[no-any-return]
-
-    async def _aread_settings(self) -> EnOSConnectionSettings:
-        if hasattr(self, "aget_connection"):
-            conn = await self.aget_connection(self.enos_conn_id)
-        else:  # Airflow < 3.1: read it in a thread rather than block the loop
-            conn = await asyncio.to_thread(self.get_connection, self.enos_conn_id)
-        settings = EnOSConnectionSettings.from_connection(conn)
-        await amask_secret(settings.secret_key)
-        warn_about_transport(settings, self.log)
-        return settings
-
-    def with_limits(self, *, timeout: float | None = None, retries: int | None = None) -> EnOSHook:
-        """Return a hook on the same connection with other limits, reusing the settings already read.
-
-        :param timeout: seconds per request (None: the connection's ``timeout`` extra).
-        :param retries: how many times a call is repeated (None: the connection's ``retries`` extra).
-        """
-        hook = type(self)(
-            self.enos_conn_id,
-            timeout=timeout,
-            retries=retries,
-            retry_max_wait=self.retry_max_wait_override,
-            retry_base_delay=self.retry_base_delay,
-        )
-        if "settings" in self.__dict__:
-            # Immutable, so sharing is safe; the new hook gets its own session and retry counter.
-            hook.__dict__["settings"] = self.settings
-        return hook
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """Return the retry policy: the hook's overrides, else the connection's extras."""
-        return self._policy(self.settings)
-
-    def _policy(self, settings: EnOSConnectionSettings) -> RetryPolicy:
-        return RetryPolicy(
-            retries=settings.retries if self.retries_override is None else self.retries_override,
-            max_wait=settings.retry_max_wait
-            if self.retry_max_wait_override is None
-            else self.retry_max_wait_override,
-            base_delay=self.retry_base_delay,
-        )
-
-    def _caller(self, settings: EnOSConnectionSettings, user_id: str | None, org_id: str | None) -> Caller:
-        timeout = settings.timeout if self.timeout_override is None else self.timeout_override
-        return Caller(settings, self._policy(settings), timeout, self.log, self.retry_count, user_id, org_id)
-
-    # ----------------------------------------------------------------- running the core's flows
-
-    @cached_property
-    def _transport(self) -> RequestsTransport:
-        return RequestsTransport(self.settings)
-
-    @property
-    def session(self) -> requests.Session:
-        """Return this hook's keep-alive HTTP session, pooled for bulk cancels."""
-        return self._transport.session
-
-    def get_conn(self) -> requests.Session:
-        """Return this hook's HTTP session."""
-        return self.session
-
-    def close(self) -> None:
-        """Close the HTTP session's pooled connections."""
-        if "_transport" in self.__dict__:
-            self._transport.close()
-            del self.__dict__["_transport"]
-
-    def _run(
-        self, procedure: Callable[[Caller], Flow[T]], user_id: str | None = None, org_id: str | None = None
-    ) -> T:
-        caller = self._caller(self.settings, user_id, org_id)
-        return run_sync(procedure(caller), self._transport, mask_secret)
-
-    async def _arun(
-        self, procedure: Callable[[Caller], Flow[T]], user_id: str | None = None, org_id: str | None = None
-    ) -> T:
-        from airflow_enos_provider.transports.aio import AiohttpTransport
-        from airflow_enos_provider.transports.drivers import run_async
-
-        caller = self._caller(await self.asettings(), user_id, org_id)
-        return await run_async(procedure(caller), AiohttpTransport(caller.settings.verify), amask_secret)
-
-    def _read(self, op: ops.Operation, user_id: str | None, org_id: str | None) -> dict[str, Any]:
-        return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
-
-    # ----------------------------------------------------------------- Batch Processing operations
 
     def cancel_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -452,50 +296,3 @@ class EnOSHook(BaseHook):
         :return: the flow as EnOS describes it, including its ``locked`` and ``isUserLocked`` flags.
         """
         return self._read(ops.get_flow(flow_id), user_id, org_id)
-
-    def get_server_time(self, *, user_id: str | None = None, org_id: str | None = None) -> int:
-        """Return EnOS's current time in milliseconds since the epoch (UTC).
-
-        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
-        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
-        """
-        return self._run(batch.server_time, user_id, org_id)
-
-    def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials, then that the connection can make Batch calls; never raises."""
-        try:
-            settings = self.settings
-            # The credentials first, with a token request of their own (a cached token proves nothing):
-            # the cached one, if any, counts as stale, and the new one is kept for the call below.
-            self._run(lambda caller: caller.token(stale=caller.tokens.valid(caller.token_key)))
-            missing = [name for name in ("org_id", "user_id") if not getattr(settings, name)]
-            if missing:
-                return False, (
-                    f"Credentials accepted by {settings.gateway_url}, but the connection has no "
-                    f"{' and no '.join(missing)} extra: every Batch Processing call needs both"
-                )
-            server_ms = self.get_server_time()
-            return (
-                True,
-                f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
-            )
-        except Exception as err:  # noqa: BLE001 - the UI and CLI expect a verdict, not a traceback
-            return False, str(err)
-
-
-def async_clients_lease() -> AbstractAsyncContextManager[None]:
-    """Keep the event loop's shared async sessions open while in use; the last user out closes them.
-
-    Each trigger holds a lease while it runs, so a triggerer keeps its connections across thousands
-    of waits, and a loop that ends (``dag.test()``, a worker waiting inline) leaves none open.
-    """
-    from airflow_enos_provider.transports.aio import clients_lease
-
-    return clients_lease()
-
-
-async def aclose_async_clients() -> None:
-    """Close the async sessions of the running event loop (a worker running a wait inline calls this)."""
-    from airflow_enos_provider.transports.aio import aclose_clients
-
-    await aclose_clients()
