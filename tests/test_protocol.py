@@ -384,3 +384,52 @@ def test_both_transports_say_a_refused_connection_was_not_sent():
     errors = _send_with_both(port)
     assert [e.maybe_sent for e in errors] == [False, False], [str(e) for e in errors]
     assert all(f"could not reach http://127.0.0.1:{port}" in str(e) for e in errors)
+
+
+def _gateway_error(status: int, retry_after: float | None = None) -> EnOSAPIError:
+    return EnOSAPIError("gateway", operation="get_flow_instance", http_status=status, retry_after=retry_after)
+
+
+def test_outage_pause_doubles_up_to_the_poll_interval_and_counts_from_the_first_failure():
+    from airflow_enos_provider.protocol.retry import Outage
+
+    outage = Outage(max_outage=None, poll_interval=10.0)
+    steps = [outage.failed(_gateway_error(503), now=100.0 + t) for t in range(6)]
+    assert [s.pause for s in steps] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert [s.lasted for s in steps] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert not any(s.give_up for s in steps)
+    assert outage.recovered(now=200.0) == (6, 100.0)
+    assert outage.recovered(now=201.0) is None  # recovery is reported once
+    assert outage.failed(_gateway_error(502), now=300.0).lasted == 0.0  # a new outage, a new clock
+
+
+def test_outage_gives_up_after_max_outage_and_never_sleeps_past_it():
+    from airflow_enos_provider.protocol.retry import Outage
+
+    outage = Outage(max_outage=30.0, poll_interval=60.0)
+    assert outage.failed(_gateway_error(503), now=0.0).pause == 1.0
+    assert outage.failed(_gateway_error(503), now=29.5).pause == 0.5
+    final = outage.failed(_gateway_error(503), now=30.0)
+    assert final.give_up and "max_outage of 30 s passed" in final.reason
+
+
+def test_outage_honours_retry_after_but_not_beyond_the_poll_interval():
+    from airflow_enos_provider.protocol.retry import Outage
+
+    assert Outage(None, poll_interval=5.0).failed(_gateway_error(429, retry_after=3.0), 0.0).pause == 3.0
+    assert Outage(None, poll_interval=5.0).failed(_gateway_error(429, retry_after=600.0), 0.0).pause == 5.0
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        EnOSAPIError("bad parameter", code=62102, http_status=200, operation="get_flow_instance"),
+        EnOSAPIError("forbidden", http_status=403, operation="get_flow_instance"),
+        EnOSAPIError("no such user", code=62101, http_status=200, operation="get_flow_instance"),
+    ],
+)
+def test_outage_gives_up_at_once_on_a_failure_repeating_cannot_help(err):
+    from airflow_enos_provider.protocol.retry import Outage
+
+    step = Outage(None, poll_interval=5.0).failed(err, 0.0)
+    assert step.give_up and step.reason == "not a transient failure"

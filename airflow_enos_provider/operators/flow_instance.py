@@ -83,6 +83,7 @@ class _EnOSOperator(BaseOperator):
             enos_conn_id=self.enos_conn_id,
             user_id=getattr(self, "user_id", None),
             org_id=getattr(self, "org_id", None),
+            max_outage=getattr(self, "max_outage", None),
             **kwargs,
         )
 
@@ -107,6 +108,11 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     :param success_statuses: final statuses that count as success (default SUCCESS and SKIP).
     :param poll_interval: seconds between status reads while waiting.
     :param timeout: seconds (or a timedelta) to wait before cancelling the instance and failing.
+    :param max_outage: seconds (or a timedelta) the wait keeps polling through transient failures
+        (gateway down, timeouts, 429, 5xx, 62109); None (default) until ``timeout`` /
+        ``execution_timeout``, indefinitely without either. A wait that gives up, or meets a failure
+        repeating cannot help (credentials, 62101-62105, 403), fails the task and leaves the
+        instance running: a retry re-attaches to it, a teardown cancels it.
     :param cancel_on_kill: cancel the instance when the task is killed, times out (``timeout`` or
         ``execution_timeout``), or its deferred wait is killed (Airflow 3.3+).
     :param deferrable: wait in the triggerer instead of holding a worker slot (default:
@@ -139,11 +145,13 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         success_statuses: str | int | Sequence[str | int] = ("SUCCESS", "SKIP"),
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
+        max_outage: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_outage = seconds(max_outage, "max_outage")
         self.flow_id = flow_id
         self.trigger_time = trigger_time
         self.parameters = parameters
@@ -268,6 +276,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     :param wait_for_termination: after cancelling, wait until each instance is final and report it.
     :param poll_interval: seconds between status reads while waiting.
     :param timeout: seconds (or a timedelta) to wait for termination before failing.
+    :param max_outage: seconds (or a timedelta) the termination wait keeps polling through transient
+        failures; None (default) until ``timeout`` / ``execution_timeout``.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
         ``status`` is the final status read (after a refusal, or by the wait), else None.
@@ -298,10 +308,12 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         wait_for_termination: bool = False,
         poll_interval: float = 10.0,
         timeout: float | timedelta | None = None,
+        max_outage: float | timedelta | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_outage = seconds(max_outage, "max_outage")
         if if_already_final not in IF_ALREADY_FINAL:
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
