@@ -303,3 +303,30 @@ def test_a_kill_switch_repeats_its_search_through_an_outage(no_hook_retries):
 def test_cancel_timeout_must_be_positive():
     with pytest.raises(EnOSValidationError, match="cancel_timeout"):
         CancelFlowInstanceOperator(task_id="cancel", flow_inst_id=env.RUNNING_ID, cancel_timeout=0)
+
+
+# ------------------------------------------------------------------ deferred waits get the same tolerance
+
+
+def _deferred_trigger(task, context):
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow < 3.1
+        from airflow.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(context)
+    return deferred.value.trigger
+
+
+def test_deferred_waits_carry_max_outage_to_the_trigger(enos_conn):
+    operator = EnOSTriggerFlowOperator(
+        task_id="start", flow_id=env.IDLE_FLOW_ID, deferrable=True, max_outage=timedelta(minutes=5)
+    )
+    assert _deferred_trigger(operator, _context()).serialize()[1]["max_outage"] == 300.0
+    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, deferrable=True, max_outage=60)
+    assert _deferred_trigger(sensor, {}).serialize()[1]["max_outage"] == 60.0
+    cancel = CancelFlowInstanceOperator(
+        task_id="c", flow_inst_id=env.RUNNING_ID, wait_for_termination=True, deferrable=True
+    )
+    assert _deferred_trigger(cancel, {}).serialize()[1]["max_outage"] is None  # until the deadline
