@@ -108,7 +108,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     instance ids apart where EnOS names instances by the trigger minute.
 
     :param flow_id: the workflow id (templated).
-    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated).
+    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated);
+        default: this task instance's own time (above), or now with ``reattach_on_retry=False``.
     :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
         mapping such as ``{"REPLACE": "ddee"}``, the documented ``[{"key": ..., "value": ...}]`` list,
         or a JSON string of either; EnOS gets the list, values as text.
