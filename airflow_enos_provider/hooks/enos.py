@@ -24,8 +24,9 @@ from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # re-exported
 from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
 from airflow_enos_provider.protocol.search import search
+from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
-from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE
 from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
@@ -257,6 +258,31 @@ class EnOSHook(EnOSBaseHook):
         """
         op = ops.get_task_instance_log(task_inst_id, max_length)
         return self._run(lambda caller: batch.task_log(caller, op), user_id, org_id)
+
+    def get_failed_task_logs(
+        self,
+        flow_inst_id: str,
+        *,
+        max_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
+        max_tasks: int = MAX_FAILED_TASKS,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> FailureReport:
+        """Return the end of each failed task's log of a flow instance; a log that cannot be read is noted.
+
+        Reads the instance's graph, then up to ``max_tasks`` failed tasks' logs, one after another.
+
+        :param flow_inst_id: the instance id.
+        :param max_bytes: the most bytes (UTF-8) of each log to keep, from its end.
+        :param max_tasks: the most failed tasks whose logs are read.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        flow_inst_id = require_flow_inst_id(flow_inst_id)
+        require_int(max_bytes, "max_bytes", 1, 2**31 - 1)
+        return self._run(
+            lambda caller: read_failure_report(caller, flow_inst_id, max_bytes, max_tasks), user_id, org_id
+        )
 
     def trigger_flow(
         self,
