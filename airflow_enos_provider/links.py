@@ -27,8 +27,19 @@ class EnOSFlowInstanceLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """Return the URL the task pushed, or ``""`` (no link) when it pushed none."""
+        # Without a console_url the task pushed nothing, and asking for the XCom would put an
+        # "XCom not found" error in every task log.
+        if not _has_console_url(operator):
+            return ""
         url = xcom_class().get_value(key=CONSOLE_URL_XCOM_KEY, ti_key=ti_key)
         return url if isinstance(url, str) else ""
+
+
+def _has_console_url(operator: Any) -> bool:
+    try:
+        return operator.hook.settings.console_url is not None
+    except Exception:  # noqa: BLE001 - a link must never fail the task; no console_url means no link
+        return False
 
 
 def push_console_url(task: Any, context: Context, flow_inst_id: str, flow_id: object = None) -> None:
