@@ -454,8 +454,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         return self._finish(results, failures)
 
     def _single_id(self) -> str | None:
-        ids = [self.flow_inst_id] if isinstance(self.flow_inst_id, str) else self.flow_inst_id or []
-        return ids[0] if len(set(ids)) == 1 and isinstance(ids[0], str) else None
+        value: object = self.flow_inst_id
+        if isinstance(value, (list, tuple)) and value and all(v == value[0] for v in value):
+            value = value[0]
+        return value if isinstance(value, str) else None
 
     def _log_failed_tasks(self, statuses: dict[str, str]) -> None:
         # A wait for termination fails nothing: the instance stopped, which is what a cancel is for;
