@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook
 
 
-class _Waiter(Protocol):
+class FlowInstanceWaiter(Protocol):
     """What an operator or sensor that waited on instances offers here."""
 
     @property
@@ -31,7 +31,7 @@ class _Waiter(Protocol):
 
 
 def failure_error(
-    waiter: _Waiter, failed_ids: Iterable[str], message: str, statuses: Mapping[str, str]
+    waiter: FlowInstanceWaiter, failed_ids: Iterable[str], message: str, statuses: Mapping[str, str]
 ) -> EnOSFlowInstanceError:
     """Write the failed tasks' logs to the task log and return the error to raise, quoting them.
 
@@ -46,7 +46,7 @@ def failure_error(
     return EnOSFlowInstanceError("\n".join(parts), dict(statuses))
 
 
-def log_failed_tasks(waiter: _Waiter, flow_inst_ids: Iterable[str]) -> list[FailureReport]:
+def log_failed_tasks(waiter: FlowInstanceWaiter, flow_inst_ids: Iterable[str]) -> list[FailureReport]:
     """Read each instance's failed tasks' logs and write them to the task log; never raises for a read.
 
     :param waiter: the operator or sensor (its hook, log, identity and ``failure_log_bytes``).
