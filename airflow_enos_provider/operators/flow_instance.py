@@ -64,7 +64,9 @@ def check_failure_log_bytes(value: object) -> int:
     return require_int(value, "failure_log_bytes", 0, MAX_FAILURE_LOG_BYTES)
 
 
-def failure_with_logs(waiter: Any, event: dict[str, Any], failure_statuses: Iterable[str]) -> EnOSError:
+def failure_with_logs(
+    waiter: Any, event: dict[str, Any], failure_statuses: Iterable[str]
+) -> EnOSFlowInstanceError:
     """Return the error for a failed wait, with its failed tasks' logs (written to the task log too).
 
     :param waiter: the operator or sensor that waited (its hook, log, identity, failure_log_bytes).
