@@ -43,6 +43,18 @@ class EnOSHook(EnOSBaseHook):
     (its parameters are this hook's).
     """
 
+    # Airflow before 3.2 builds the form only from methods the registered hook class itself defines
+    # (providers_manager checks the class __dict__), so the base class's are named here again.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the extra fields of the connection form (Airflow < 3.2)."""
+        return super().get_connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the standard fields' labels and placeholders (Airflow < 3.2)."""
+        return super().get_ui_field_behaviour()
+
     def cancel_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
     ) -> None:
