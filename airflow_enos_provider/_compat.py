@@ -7,12 +7,14 @@ from their own lock files (``constraints/``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, conf
+    from airflow.sdk import BaseHook, BaseOperatorLink, conf
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
     from airflow.sdk.log import amask_secret, mask_secret
+
+    def redact(value: str) -> str: ...
 else:
     try:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
@@ -26,6 +28,10 @@ else:
         from airflow.sdk import BaseHook
     except ImportError:  # Airflow < 3.1
         from airflow.hooks.base import BaseHook
+    try:
+        from airflow.sdk import BaseOperatorLink
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.baseoperatorlink import BaseOperatorLink
     from airflow.sdk.log import mask_secret
 
     try:
@@ -35,12 +41,26 @@ else:
         async def amask_secret(secret, name=None):
             mask_secret(secret, name)
 
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+    except ImportError:  # older task SDKs
+        from airflow.sdk.execution_time.secrets_masker import redact
+
 
 def airflow_version() -> str:
     """Return the running Airflow's version."""
     from airflow import __version__
 
     return str(__version__)
+
+
+def xcom_class() -> Any:
+    """Return the XCom class tasks read XComs with (imported when a link is asked for)."""
+    try:
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+    return XCom
 
 
 def triggerer_calls_on_kill() -> bool:
@@ -59,9 +79,12 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "BaseHook",
+    "BaseOperatorLink",
     "airflow_version",
     "amask_secret",
     "conf",
     "mask_secret",
+    "redact",
     "triggerer_calls_on_kill",
+    "xcom_class",
 ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import string
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.validation import require_text
@@ -22,6 +23,8 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_MAX_WAIT = 60.0
 CONN_TYPE = "enos"
+#: The placeholders a ``console_url`` template may use.
+CONSOLE_URL_FIELDS = ("flow_inst_id", "flow_id", "org_id")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class EnOSConnectionSettings:
     :param timeout: seconds per request.
     :param retries: how many times a failed call is repeated when repeating is safe.
     :param retry_max_wait: the most seconds spent waiting between the attempts of one call.
+    :param console_url: the URL template of a flow instance's page in the EnOS console, or None.
     """
 
     conn_id: str
@@ -50,6 +54,7 @@ class EnOSConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    console_url: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Connection) -> EnOSConnectionSettings:
@@ -81,6 +86,7 @@ class EnOSConnectionSettings:
             retry_max_wait=_seconds(
                 extras.get("retry_max_wait"), "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, where
             ),
+            console_url=console_url_template(extras.get("console_url"), f"{where}: extra 'console_url'"),
         )
 
     def batch_identity(self, user_id: str | None, org_id: str | None) -> tuple[str, str]:
@@ -100,6 +106,47 @@ class EnOSConnectionSettings:
                 )
             resolved.append(require_text(value, name))
         return resolved[0], resolved[1]
+
+
+def console_url_template(value: object, field: str) -> str | None:
+    """Check a ``console_url`` template: an http(s) URL whose only placeholders are the known ones.
+
+    :param value: the template, e.g. ``https://console.example/batch/instances/{flow_inst_id}``; None
+        for no link.
+    :param field: names the value in the error.
+    """
+    if value is None:
+        return None
+    known = ", ".join(f"{{{name}}}" for name in CONSOLE_URL_FIELDS)
+    if not isinstance(value, str) or not value.strip().lower().startswith(("http://", "https://")):
+        raise EnOSValidationError(f"{field} must be an http(s) URL template using {known}, got {value!r}")
+    try:
+        fields = [
+            (name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None
+        ]
+    except ValueError as err:
+        raise EnOSValidationError(
+            f"{field}: {err} in {value!r}; write a literal brace as {{{{ or }}}}"
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in CONSOLE_URL_FIELDS or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise EnOSValidationError(f"{field}: unknown placeholder {shown} in {value!r}; use {known}")
+    return value.strip()
+
+
+def console_url(template: str, flow_inst_id: str, flow_id: object, org_id: object) -> str:
+    """Fill a checked ``console_url`` template, each value URL-quoted.
+
+    :param template: a template :func:`console_url_template` accepted.
+    :param flow_inst_id: the flow instance id.
+    :param flow_id: its workflow id.
+    :param org_id: the OU id.
+    """
+    values = {"flow_inst_id": flow_inst_id, "flow_id": flow_id, "org_id": org_id}
+    if missing := [f"{{{n}}}" for n, v in values.items() if f"{{{n}}}" in template and v in (None, "")]:
+        raise EnOSValidationError(f"console_url needs {', '.join(missing)}, which is not known here")
+    return template.format(**{name: quote(str(value), safe="") for name, value in values.items()})
 
 
 def _extras(conn: Connection, where: str) -> dict[str, Any]:

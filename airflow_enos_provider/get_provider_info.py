@@ -42,6 +42,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "The most seconds spent waiting between the attempts of one call.",
         "schema": {"type": ["integer", "null"], "default": 60},
     },
+    "console_url": {
+        "label": "Console URL template",
+        "description": (
+            "Optional: the EnOS console page of a flow instance, using {flow_inst_id}, {flow_id} and "
+            "{org_id}; tasks then show an 'EnOS flow instance' link to it."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
 }
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     # Port stays visible although the URL can carry it: Airflow 3.3.1-3.3.2's Test button refuses a
@@ -64,6 +72,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "timeout": "30",
         "retries": "3",
         "retry_max_wait": "60",
+        "console_url": "https://<console host>/<instance page>?id={flow_inst_id}&org={org_id}",
     },
 }
 
@@ -94,6 +103,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_enos_provider.triggers.flow_instance"],
             }
         ],
+        "extra-links": ["airflow_enos_provider.links.EnOSFlowInstanceLink"],
         "notifications": ["airflow_enos_provider.notifications.flow_instance.EnOSCancelFlowInstanceNotifier"],
         "connection-types": [
             {

@@ -186,6 +186,11 @@ class TaskRecord(NamedTuple):
         return self.name or self.task_id or self.task_inst_id or "(unnamed task)"
 
 
+#: Per failed task, the most bytes of its log an operator shows by default (``failure_log_bytes``), and
+#: the largest value it takes.
+DEFAULT_FAILURE_LOG_BYTES = 16 * 1024
+MAX_FAILURE_LOG_BYTES = 1024 * 1024
+
 FAILED_TASK_STATUSES = frozenset(
     {EnOSFlowInstanceStatus.FAIL, EnOSFlowInstanceStatus.INTERNAL_ERROR, EnOSFlowInstanceStatus.TIMEOUT}
 )

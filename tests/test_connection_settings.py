@@ -126,3 +126,36 @@ def test_batch_identity_prefers_arguments_and_names_what_is_missing():
         s.batch_identity(None, None)
     with pytest.raises(EnOSValidationError, match="org_id is required"):
         settings(extra="{}").batch_identity("u", None)
+
+
+def test_console_url_is_optional_and_kept_when_its_placeholders_are_known():
+    assert settings().console_url is None
+    template = "https://console.example/batch/{flow_id}/instances/{flow_inst_id}?org={org_id}"
+    s = settings(extra=json.dumps({"org_id": "o1", "console_url": template}))
+    assert s.console_url == template
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("https://c/{flowInstId}", r"extra 'console_url': unknown placeholder \{flowInstId\}"),
+        ("https://c/{flow_id:>8}", r"extra 'console_url': unknown placeholder \{flow_id:>8\}"),
+        ("https://c/{}", r"extra 'console_url': unknown placeholder \{\}"),
+        ("https://c/{flow_inst_id", r"extra 'console_url': .*write a literal brace as \{\{ or \}\}"),
+        ("console.example/{flow_inst_id}", r"extra 'console_url' must be an http\(s\) URL template"),
+    ],
+)
+def test_a_bad_console_url_names_the_field_and_the_placeholders_allowed(template, message):
+    with pytest.raises(EnOSValidationError, match=message) as caught:
+        settings(extra=json.dumps({"console_url": template}))
+    assert "connection 'enos_x'" in str(caught.value)
+    assert "{flow_inst_id}, {flow_id}, {org_id}" in str(caught.value) or "brace" in str(caught.value)
+
+
+def test_console_url_values_are_quoted_and_a_missing_one_is_named():
+    from airflow_enos_provider.connection import console_url
+
+    url = console_url("https://c/{flow_inst_id}?org={org_id}&f={flow_id}", "2438-2019 08", 2438, "o/1")
+    assert url == "https://c/2438-2019%2008?org=o%2F1&f=2438"
+    with pytest.raises(EnOSValidationError, match=r"console_url needs \{org_id\}"):
+        console_url("https://c/{flow_inst_id}?org={org_id}", "2438-1", None, None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -81,7 +83,11 @@ def test_cancel_on_failure_teardown_cancels_and_the_run_stays_failed(live_emulat
     assert [r.body for r in cancels] == [{"flowInstId": started}]
 
 
-def test_start_and_wait_in_a_worker_and_deferred(live_emulator):
+def test_start_and_wait_in_a_worker_and_deferred(live_emulator, monkeypatch):
+    template = "https://console.example/{org_id}/flows/{flow_id}/instances/{flow_inst_id}"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(live_emulator.url, console_url=template)
+    )
     flows = {
         "flow_id": add_flow(live_emulator, 501, 0.5),
         "deferred_flow_id": add_flow(live_emulator, 502, 0.5),
@@ -94,6 +100,62 @@ def test_start_and_wait_in_a_worker_and_deferred(live_emulator):
     assert ti.xcom_pull(task_ids="run_flow_deferred", key="flow_inst_id") == started_instance(
         live_emulator, 502
     )
+    # The "EnOS flow instance" link each finished task instance got (what the UI's button opens).
+    for task_id, flow_id in (("run_flow", 501), ("run_flow_deferred", 502)):
+        link = run.get_task_instance(task_id).xcom_pull(task_ids=task_id, key="_link_EnOSFlowInstanceLink")
+        instance = started_instance(live_emulator, flow_id)
+        assert link == f"https://console.example/{env.ORG_ID}/flows/{flow_id}/instances/{instance}"
+
+
+def fail_when_started(emulator, flow_ids: list[int]) -> threading.Thread:
+    """Fail each flow's instance as soon as Airflow has started it (the flows run for an hour)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        pending = set(flow_ids)
+        while pending and time.monotonic() < deadline:
+            for instance_id in emulator.state.instance_ids():
+                flow_id = int(instance_id.split("-", 1)[0])
+                if flow_id in pending:
+                    emulator.state.set_instance_status(instance_id, "FAIL")
+                    pending.discard(flow_id)
+            time.sleep(0.05)  # polling the emulator's state, not standing in for an event
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, capfd):
+    from airflow_enos_provider.hooks.enos import EnOSHook
+    from airflow_enos_provider.status import task_records
+
+    log = "2026-12-02 03:00:01 INFO reading s3://lake/raw\n2026-12-02 03:00:09 ERROR column 'kwh' not found\n"
+    for flow_id in (507, 508):
+        live_emulator.state.add_flow(
+            flow_id,
+            owner=env.USER_ID,
+            init_seconds=0,
+            run_seconds=3600,
+            tasks=[{"name": "transform", "log": log}],
+        )
+    watcher = fail_when_started(live_emulator, [507, 508])
+    run, states = run_example("example_enos_trigger_flow", {"flow_id": 507, "deferred_flow_id": 508})
+    watcher.join(timeout=5)
+    assert run.state == "failed" and states == {"run_flow": "failed", "run_flow_deferred": "failed"}
+    out = capfd.readouterr().out
+    words = " ".join(out.split())  # Airflow 3.0 prints the error in a traceback wrapped at 80 columns
+    for flow_id in (507, 508):
+        instance_id = started_instance(live_emulator, flow_id)
+        (transform,) = task_records(EnOSHook().get_flow_instance(instance_id))
+        task_inst_id = transform.task_inst_id
+        title = f"EnOS task transform (task instance {task_inst_id}, FAIL)"
+        assert f"----- {title} of flow instance {instance_id}: its whole log -----\n{log.rstrip()}" in out
+        error = (
+            f"EnOS flow instance ended badly: {instance_id} is FAIL (failed tasks: transform)\n"
+            f"Last lines of the log of {title}:\n{log}"
+        )
+        assert " ".join(error.split()) in words
 
 
 def test_failure_callbacks_cancel_and_the_run_stays_failed(live_emulator):
@@ -120,7 +182,7 @@ def test_execution_timeout_cancels_the_instance_in_a_worker_and_deferred(live_em
         assert ti.xcom_pull(task_ids=task_id, key="flow_inst_id") == instance_id
 
 
-def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator):
+def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator, capfd):
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     add_flow(live_emulator, 506, 1.0)
@@ -129,15 +191,40 @@ def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator):
     assert run.state == "success", states
     assert set(states.values()) == {"success"}
     assert live_emulator.state.instance_status(instance_id) == S.SUCCESS
+    # Without a console_url extra: no link, and no attempt to read one.
+    link = run.get_task_instance("wait_for_flow_instance").xcom_pull(
+        task_ids="wait_for_flow_instance", key="_link_EnOSFlowInstanceLink"
+    )
+    assert not link
+    assert "XCom not found" not in capfd.readouterr().out
 
 
-def test_sensor_fails_early_when_the_instance_fails(live_emulator):
+def test_sensor_fails_early_when_the_instance_fails(live_emulator, capfd):
+    from airflow_enos_provider.hooks.enos import EnOSHook
+    from airflow_enos_provider.status import task_records
+
     live_emulator.state.set_instance_status(env.RUNNING_ID, "FAIL")
+    load = task_records(EnOSHook().get_flow_instance(env.RUNNING_ID))[1]
+    live_emulator.state.set_task_log(load.task_inst_id, "loading\nERROR: disk full on /data\n")
     run, states = run_example("example_enos_flow_instance_sensor", {"flow_inst_id": env.RUNNING_ID})
     assert run.state == "failed"
     assert (
         states["wait_for_flow_instance"] == "failed" and states["wait_for_flow_instance_deferred"] == "failed"
     )
+    # dag.test() prints the task logs; the sensor's two ways of waiting show the same.
+    out = capfd.readouterr().out
+    words = " ".join(out.split())  # Airflow 3.0 prints the error in a traceback wrapped at 80 columns
+    header = (
+        f"----- EnOS task load (task instance {load.task_inst_id}, FAIL) of flow instance {env.RUNNING_ID}: "
+        "its whole log -----\nloading\nERROR: disk full on /data"
+    )
+    assert out.count(header) >= 2, out[-3000:]  # 3.0 prints each line twice
+    error = (
+        f"EnOSFlowInstanceError: EnOS flow instance ended badly: {env.RUNNING_ID} is FAIL (failed tasks: "
+        f"load)\nLast lines of the log of EnOS task load (task instance {load.task_inst_id}, FAIL):\n"
+        "loading\nERROR: disk full on /data\n"
+    )
+    assert words.count(" ".join(error.split())) == 2, out[-3000:]
 
 
 def test_kill_switch_cancels_every_active_instance_of_the_flow(live_emulator):

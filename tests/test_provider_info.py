@@ -36,7 +36,7 @@ def test_modules_and_hook_class_named_in_the_dict_exist():
         for entry in info[section]:
             for module in entry["python-modules"]:
                 __import__(module)
-    for path in info["notifications"]:
+    for path in [*info["notifications"], *info["extra-links"]]:
         module, _, name = path.rpartition(".")
         assert getattr(__import__(module, fromlist=[name]), name).__name__ == name
     (conn_type,) = info["connection-types"]
@@ -60,7 +60,15 @@ def test_legacy_ui_behaviour_matches_the_declarative_one():
     }
     assert legacy["hidden_fields"] == ["schema"]
     assert set(legacy["relabeling"]) == {"host", "port", "login", "password"}
-    assert set(CONN_FIELDS) == {"org_id", "user_id", "verify", "timeout", "retries", "retry_max_wait"}
+    assert set(CONN_FIELDS) == {
+        "org_id",
+        "user_id",
+        "verify",
+        "timeout",
+        "retries",
+        "retry_max_wait",
+        "console_url",
+    }
     assert all(CONN_FIELDS[name]["description"] for name in CONN_FIELDS)
 
 
@@ -148,3 +156,8 @@ def test_airflow_cli_lists_the_provider_and_the_connection_type():
     assert providers["airflow-enos-provider"]["version"] == __version__
     hooks = {row["connection_type"]: row for row in _airflow_cli("providers", "hooks")}
     assert hooks["enos"]["class"] == "airflow_enos_provider.hooks.enos.EnOSHook"
+
+
+def test_airflow_cli_lists_the_flow_instance_link():
+    links = [row["extra_link_class_name"] for row in _airflow_cli("providers", "links")]
+    assert "airflow_enos_provider.links.EnOSFlowInstanceLink" in links

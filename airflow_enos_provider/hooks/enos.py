@@ -25,8 +25,9 @@ from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # 
 from airflow_enos_provider.protocol.inputs import to_flow_id
 from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
 from airflow_enos_provider.protocol.search import search
+from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
-from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE
 from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
@@ -42,6 +43,18 @@ class EnOSHook(EnOSBaseHook):
     Connection, retries and transports come from :class:`~airflow_enos_provider.hooks.enos_base.EnOSBaseHook`
     (its parameters are this hook's).
     """
+
+    # Airflow before 3.2 builds the form only from methods the registered hook class itself defines
+    # (providers_manager checks the class __dict__), so the base class's are named here again.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the extra fields of the connection form (Airflow < 3.2)."""
+        return super().get_connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the standard fields' labels and placeholders (Airflow < 3.2)."""
+        return super().get_ui_field_behaviour()
 
     def cancel_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -258,6 +271,31 @@ class EnOSHook(EnOSBaseHook):
         """
         op = ops.get_task_instance_log(task_inst_id, max_length)
         return self._run(lambda caller: batch.task_log(caller, op), user_id, org_id)
+
+    def get_failed_task_logs(
+        self,
+        flow_inst_id: str,
+        *,
+        max_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
+        max_tasks: int = MAX_FAILED_TASKS,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> FailureReport:
+        """Return the end of each failed task's log of a flow instance; a log that cannot be read is noted.
+
+        Reads the instance's graph, then up to ``max_tasks`` failed tasks' logs, one after another.
+
+        :param flow_inst_id: the instance id.
+        :param max_bytes: the most bytes (UTF-8) of each log to keep, from its end.
+        :param max_tasks: the most failed tasks whose logs are read.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        flow_inst_id = require_flow_inst_id(flow_inst_id)
+        require_int(max_bytes, "max_bytes", 1, 2**31 - 1)
+        return self._run(
+            lambda caller: read_failure_report(caller, flow_inst_id, max_bytes, max_tasks), user_id, org_id
+        )
 
     def trigger_flow(
         self,

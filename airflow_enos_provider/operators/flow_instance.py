@@ -6,7 +6,7 @@ Imported on every DAG parse: the hook (HTTP stack) and the trigger are imported 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -15,7 +15,14 @@ from airflow.sdk import BaseOperator
 
 from airflow_enos_provider._compat import airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
+from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
+from airflow_enos_provider.status import (
+    DEFAULT_FAILURE_LOG_BYTES,
+    FAILED_TASK_STATUSES,
+    MAX_FAILURE_LOG_BYTES,
+    EnOSFlowInstanceStatus,
+    parse_statuses,
+)
 from airflow_enos_provider.validation import require_int
 
 if TYPE_CHECKING:
@@ -47,6 +54,30 @@ def seconds(value: float | timedelta | None, field: str) -> float | None:
             f"{field} must be a positive number of seconds or a timedelta, got {value!r}"
         )
     return float(number)
+
+
+def check_failure_log_bytes(value: object) -> int:
+    """Check ``failure_log_bytes``: bytes of each failed task's log to show, 0 for none.
+
+    :param value: the parameter's value.
+    """
+    return require_int(value, "failure_log_bytes", 0, MAX_FAILURE_LOG_BYTES)
+
+
+def failure_with_logs(
+    waiter: Any, event: dict[str, Any], failure_statuses: Iterable[str]
+) -> EnOSFlowInstanceError:
+    """Return the error for a failed wait, with its failed tasks' logs (written to the task log too).
+
+    :param waiter: the operator or sensor that waited (its hook, log, identity, failure_log_bytes).
+    :param event: the wait's ``failed`` event.
+    :param failure_statuses: the status names that failed the wait.
+    """
+    from airflow_enos_provider.operators.failure_logs import failure_error
+
+    failing = set(failure_statuses)
+    failed = [i for i in event["flow_inst_ids"] if event["statuses"].get(i) in failing]
+    return failure_error(waiter, failed, event["message"], event["statuses"])
 
 
 def default_deferrable() -> bool:
@@ -135,6 +166,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         instead of triggering again (see above); False triggers at ``trigger_time`` or now, each try.
     :param retry_from_failure: on a retry whose earlier instance failed, start from its failed task;
         needs ``reattach_on_retry``, and no ``parameters`` (EnOS cannot combine the two).
+    :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed
+        task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
     """
 
     template_fields: Sequence[str] = (
@@ -148,6 +181,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json"}
     ui_color = "#a6d8f4"
+    operator_extra_links = (EnOSFlowInstanceLink(),)
 
     def __init__(
         self,
@@ -168,6 +202,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         deferrable: bool | None = None,
         reattach_on_retry: bool = True,
         retry_from_failure: bool = False,
+        failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -196,6 +231,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.timeout = seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
         self.flow_inst_id: str | None = None
         # Airflow 3.3's SIGTERM handler calls on_kill but lets execute() run on until the process ends.
         self.killed = False
@@ -206,6 +242,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         flow_inst_id = start_instance(self, context)
         self.flow_inst_id = flow_inst_id
         context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
+        push_console_url(self, context, flow_inst_id, self.flow_id)
         if not self.wait_for_completion:
             return flow_inst_id
         trigger = self._wait_trigger(
@@ -239,6 +276,9 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             raise EnOSError(
                 f"Task killed: EnOS flow instance {flow_inst_id} was asked to cancel and is {status}"
             )
+        if event["status"] == "failed":
+            final = {s.name for s in EnOSFlowInstanceStatus.final_statuses()}
+            raise failure_with_logs(self, event, final - set(self.success_statuses))
         raise_for_event(event)
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
         return flow_inst_id
@@ -308,6 +348,9 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         remote work running; the pause between attempts doubles from 1 s up to ``poll_interval``,
         and every attempt is logged. Each attempt also has the connection's own retries.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param failure_log_bytes: when the wait sees an instance end FAIL, INTERNAL_ERROR or TIMEOUT
+        instead of cancelled, show this many bytes of the end of each failed task's log in the task
+        log (at most 5 tasks); 0 for none. The cancel still succeeds: the instance has stopped.
     :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
         ``status`` is the final status read (after a refusal, or by the wait), else None.
     """
@@ -321,6 +364,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         "enos_conn_id",
     )
     ui_color = "#f4a6a6"
+    operator_extra_links = (EnOSFlowInstanceLink(),)
 
     def __init__(
         self,
@@ -340,6 +384,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         max_outage: float | timedelta | None = None,
         cancel_timeout: float | timedelta = timedelta(minutes=10),
         deferrable: bool | None = None,
+        failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -372,8 +417,11 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+        if (one_id := self._single_id()) is not None:
+            push_console_url(self, context, one_id)
         # The ids, the connection and the identity are checked before the first request (by
         # cancel_flow_instances), so a typo fails fast and clearly. A query's cancels start as soon as
         # each search page arrives.
@@ -430,12 +478,28 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         for flow_inst_id, status in event["statuses"].items():
             results[flow_inst_id]["status"] = status
             self.log.info("EnOS flow instance %s ended %s", flow_inst_id, status)
+        self._log_failed_tasks(event["statuses"])
         if event["status"] != "success":
             for flow_inst_id in event["flow_inst_ids"]:
                 status = event["statuses"].get(flow_inst_id)
                 if status is None or not EnOSFlowInstanceStatus[status].is_final:
                     failures[flow_inst_id] = f"cancel accepted but not final: {event['message']}"
         return self._finish(results, failures)
+
+    def _single_id(self) -> str | None:
+        value: object = self.flow_inst_id
+        if isinstance(value, (list, tuple)) and value and all(v == value[0] for v in value):
+            value = value[0]
+        return value if isinstance(value, str) else None
+
+    def _log_failed_tasks(self, statuses: dict[str, str]) -> None:
+        # A wait for termination fails nothing: the instance stopped, which is what a cancel is for;
+        # one that failed on its own rather than being cancelled still deserves its reason shown.
+        failed_names = {s.name for s in FAILED_TASK_STATUSES}
+        if failed := [i for i, status in statuses.items() if status in failed_names]:
+            from airflow_enos_provider.operators.failure_logs import log_failed_tasks
+
+            log_failed_tasks(self, failed)
 
     def _finish(
         self, results: dict[str, dict[str, Any]], failures: dict[str, str]

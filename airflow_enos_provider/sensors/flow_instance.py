@@ -11,9 +11,16 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_enos_provider._compat import AirflowSensorTimeout
-from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError
-from airflow_enos_provider.operators.flow_instance import default_deferrable, raise_for_event, seconds
-from airflow_enos_provider.status import FlowInstanceWait
+from airflow_enos_provider.exceptions import EnOSError
+from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
+from airflow_enos_provider.operators.flow_instance import (
+    check_failure_log_bytes,
+    default_deferrable,
+    failure_with_logs,
+    raise_for_event,
+    seconds,
+)
+from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, FlowInstanceWait
 from airflow_enos_provider.validation import require_flow_inst_id
 
 if TYPE_CHECKING:
@@ -43,10 +50,13 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         read is a logged "not yet"; None (default) until the sensor's ``timeout``. Any other failure
         (credentials, 62101-62105, 403, a vanished instance) fails the sensor at once. In reschedule
         mode the outage clock starts again with each poke's process, so ``timeout`` is its bound.
+    :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed
+        task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
     """
 
     template_fields: Sequence[str] = ("flow_inst_id", "user_id", "org_id", "enos_conn_id")
     ui_color = "#d8f4a6"
+    operator_extra_links = (EnOSFlowInstanceLink(),)
 
     def __init__(
         self,
@@ -59,6 +69,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         enos_conn_id: str = "enos_default",
         deferrable: bool | None = None,
         max_outage: float | timedelta | None = None,
+        failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,6 +82,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         self.org_id = org_id
         self.enos_conn_id = enos_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
     @cached_property
     def hook(self) -> EnOSHook:
@@ -112,12 +124,13 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failure is not None:
-            raise EnOSFlowInstanceError(
-                f"EnOS flow instance ended badly: {failure}", {flow_inst_id: status.name}
-            )
+            from airflow_enos_provider.operators.failure_logs import failure_error
+
+            raise failure_error(self, [flow_inst_id], failure, {flow_inst_id: status.name})
         return verdict == "success"
 
     def execute(self, context: Context) -> Any:
+        push_console_url(self, context, self.flow_inst_id)
         if not self.deferrable:
             return super().execute(context)
         from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
@@ -142,5 +155,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         """Finish after the deferred wait: succeed, or fail saying how the instance ended."""
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"Sensor timed out: {event['message']}")
+        if event["status"] == "failed":
+            raise failure_with_logs(self, event, self.failure_statuses)
         raise_for_event(event)
         self.log.info("EnOS flow instance %s reached %s", self.flow_inst_id, event["statuses"])
