@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import overload
 
 from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.status import MAX_FAILURE_LOG_BYTES
 
 
 def require_text(value: object, field: str) -> str:
@@ -78,3 +81,31 @@ def require_flow_inst_ids(value: object, field: str = "flow_inst_id") -> list[st
     if not ids:
         raise EnOSValidationError(f"{field} must name at least one flow instance, got an empty list")
     return list(dict.fromkeys(ids))
+
+
+@overload
+def seconds(value: float | timedelta, field: str) -> float: ...
+@overload
+def seconds(value: float | timedelta | None, field: str) -> float | None: ...
+def seconds(value: float | timedelta | None, field: str) -> float | None:
+    """Return a positive duration in seconds, or None.
+
+    :param value: seconds or a timedelta, or None.
+    :param field: the parameter name to show in the error.
+    """
+    if value is None:
+        return None
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
+        raise EnOSValidationError(
+            f"{field} must be a positive number of seconds or a timedelta, got {value!r}"
+        )
+    return float(number)
+
+
+def check_failure_log_bytes(value: object) -> int:
+    """Check ``failure_log_bytes``: bytes of each failed task's log to show, 0 for none.
+
+    :param value: the parameter's value.
+    """
+    return require_int(value, "failure_log_bytes", 0, MAX_FAILURE_LOG_BYTES)

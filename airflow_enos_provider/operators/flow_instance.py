@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -19,11 +19,12 @@ from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.status import (
     DEFAULT_FAILURE_LOG_BYTES,
     FAILED_TASK_STATUSES,
-    MAX_FAILURE_LOG_BYTES,
     EnOSFlowInstanceStatus,
     parse_statuses,
 )
+from airflow_enos_provider.validation import check_failure_log_bytes as check_failure_log_bytes
 from airflow_enos_provider.validation import require_int
+from airflow_enos_provider.validation import seconds as seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,34 +35,6 @@ if TYPE_CHECKING:
 IF_ALREADY_FINAL = ("skip", "fail")
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 ON_KILL_TIMEOUT = 3.0
-
-
-@overload
-def seconds(value: float | timedelta, field: str) -> float: ...
-@overload
-def seconds(value: float | timedelta | None, field: str) -> float | None: ...
-def seconds(value: float | timedelta | None, field: str) -> float | None:
-    """Return a positive duration in seconds, or None.
-
-    :param value: seconds or a timedelta, or None.
-    :param field: the parameter name to show in the error.
-    """
-    if value is None:
-        return None
-    number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
-        raise EnOSValidationError(
-            f"{field} must be a positive number of seconds or a timedelta, got {value!r}"
-        )
-    return float(number)
-
-
-def check_failure_log_bytes(value: object) -> int:
-    """Check ``failure_log_bytes``: bytes of each failed task's log to show, 0 for none.
-
-    :param value: the parameter's value.
-    """
-    return require_int(value, "failure_log_bytes", 0, MAX_FAILURE_LOG_BYTES)
 
 
 def failure_with_logs(
