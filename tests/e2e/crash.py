@@ -1,0 +1,244 @@
+"""What the crash tests do to a running stack and read back from the emulator.
+
+Faults are real: a task process or the triggerer dies by SIGKILL (no handler runs), the gateway
+stops listening (connections are refused). Every wait is bounded; every process is found by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import psutil
+
+from airflow_enos_provider.emulator import EnOSEmulator
+from tests import enos_env
+from tests.e2e.airflow_stack import AirflowStack, wait_for
+from tests.e2e.scenarios import CANCEL, GET, status
+
+TRIGGER, TRIGGER_FROM_TASK = "flows.trigger", "flows.triggerFromTask"
+TRIGGERS = (TRIGGER, "flows.updateAndTrigger", TRIGGER_FROM_TASK)
+
+
+# ----------------------------------------------------------------- what the emulator saw
+
+
+def add_flows(enos: EnOSEmulator, flow_ids: Iterable[int], tasks: list[Any] | None = None) -> None:
+    """Register hour-long flows; their instances end only when a test sets their status."""
+    for flow_id in flow_ids:
+        enos.state.add_flow(
+            flow_id,
+            name=f"e2e_{flow_id}",
+            owner=enos_env.USER_ID,
+            init_seconds=0,
+            run_seconds=3600,
+            tasks=tasks,
+        )
+
+
+def instances_of(enos: EnOSEmulator, flow_id: int) -> list[str]:
+    """The ids of every EnOS instance of this flow, oldest first."""
+    return [i for i in enos.state.instance_ids() if i.split("-", 1)[0] == str(flow_id)]
+
+
+def instances_per_flow(enos: EnOSEmulator, flow_ids: Iterable[int]) -> dict[int, int]:
+    return {flow_id: len(instances_of(enos, flow_id)) for flow_id in flow_ids}
+
+
+def triggers_of(enos: EnOSEmulator, flow_id: int, operations: Iterable[str] = TRIGGERS) -> list[Any]:
+    """The recorded trigger requests (any of ``operations``) that named this flow."""
+    wanted = set(operations)
+    return [
+        r
+        for r in enos.state.requests
+        if r.operation in wanted and str((r.body or {}).get("flowId")) == str(flow_id)
+    ]
+
+
+def count(enos: EnOSEmulator, operation: str) -> int:
+    return enos.state.count(operation)
+
+
+def reads_by_instance(enos: EnOSEmulator) -> dict[str, int]:
+    """How many Get Flow Instance requests named each instance so far."""
+    reads: dict[str, int] = {}
+    for request in enos.state.requests:
+        if request.operation == GET:
+            named = (request.body or {}).get("flowInstId") or request.query.get("flowInstId")
+            reads[str(named)] = reads.get(str(named), 0) + 1
+    return reads
+
+
+def wait_all_read_again(
+    enos: EnOSEmulator, ids: Iterable[str], before: dict[str, int], timeout: float
+) -> None:
+    """Wait until every instance in ``ids`` was read more often than ``before`` says."""
+    ids = list(ids)
+
+    def lagging() -> list[str]:
+        now = reads_by_instance(enos)
+        return [i for i in ids if now.get(i, 0) <= before.get(i, 0)]
+
+    wait_for(
+        f"all {len(ids)} waits to poll again",
+        lambda: not lagging(),
+        timeout,
+        interval=1,
+        describe=lambda: f"{len(lagging())} not read again, e.g. {lagging()[:5]}",
+    )
+
+
+def finish(enos: EnOSEmulator, ids: Iterable[str], final: str = "SUCCESS") -> None:
+    for flow_inst_id in ids:
+        enos.state.set_instance_status(flow_inst_id, final)
+
+
+def cancels_of(enos: EnOSEmulator, ids: Iterable[str]) -> int:
+    """How many cancel requests named any of these instances."""
+    wanted = {str(i) for i in ids}
+    return sum(
+        1
+        for r in enos.state.requests
+        if r.operation == CANCEL
+        and str((r.body or {}).get("flowInstId") or r.query.get("flowInstId")) in wanted
+    )
+
+
+def task_statuses(enos: EnOSEmulator, flow_inst_id: str) -> dict[str, str]:
+    """Task name to status in the instance's graph, as Get Flow Instance shows it."""
+    graph = json.loads(enos.state.instance(flow_inst_id)["graph"])
+    return {task["taskName"]: task["status"] for task in graph["tasks"]}
+
+
+# ----------------------------------------------------------------- the gateway
+
+
+def stop_gateway(enos: EnOSEmulator) -> float:
+    """Stop the emulator (its state stays); from now on connections to its port are refused.
+
+    :return: the monotonic time it went down.
+    """
+    enos.stop()
+    return time.monotonic()
+
+
+def start_gateway(enos: EnOSEmulator, timeout: float = 30) -> None:
+    """Serve the emulator's state again on its port (retried while the port is briefly taken)."""
+
+    def bound() -> bool:
+        try:
+            enos.start()
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            return False
+        return True
+
+    wait_for(f"the emulator to listen on port {enos.port} again", bound, timeout)
+
+
+def outage(enos: EnOSEmulator, seconds: float, during: Any = None) -> None:
+    """Keep the gateway down for ``seconds`` (the fault's length, not a synchronisation); call
+    ``during()`` every few seconds meanwhile, to check what must hold while it is down."""
+    down = stop_gateway(enos)
+    try:
+        while (left := seconds - (time.monotonic() - down)) > 0:
+            if during is not None:
+                during()
+            time.sleep(min(5.0, left))
+    finally:
+        start_gateway(enos)
+
+
+# ----------------------------------------------------------------- Airflow's processes
+
+
+def task_process(stack: AirflowStack, ti_id: str) -> psutil.Process | None:
+    """The process running this task instance's code (its title is ``airflow worker -- <ti id>``).
+
+    Searched among the scheduler's descendants (the LocalExecutor's): the title can overwrite the
+    process's environment, so the stack's marker may not show in it.
+    """
+    for process in stack.components["scheduler"].descendants():
+        with contextlib.suppress(psutil.Error):
+            if f"airflow worker -- {ti_id}" in " ".join(process.cmdline()):
+                return process
+    return None
+
+
+def sigkill(process: psutil.Process, what: str) -> None:
+    """SIGKILL one process by pid and wait until it is gone."""
+    process.send_signal(signal.SIGKILL)
+    gone, _ = psutil.wait_procs([process], timeout=30)
+    assert gone, f"{what} (pid {process.pid}) survived SIGKILL"
+
+
+def kill_component(stack: AirflowStack, name: str) -> None:
+    """SIGKILL a component and every process it started at once, as a crash of its host would."""
+    component = stack.components[name]
+    family = [psutil.Process(component.pid), *component.descendants()]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(component.pid, signal.SIGKILL)
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signal.SIGKILL)
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, f"{name} processes survived SIGKILL: {[p.pid for p in alive]}"
+    assert component.process.wait(timeout=10) == -signal.SIGKILL
+
+
+def mapped_states(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+    """Map index to state of every instance of a mapped task."""
+    reply = stack.api.call(
+        "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/listMapped", params={"limit": 1000}
+    )
+    return {int(ti["map_index"]): str(ti["state"]) for ti in reply["task_instances"]}
+
+
+def wait_mapped(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: Iterable[str], n: int, timeout: float
+) -> dict[int, str]:
+    """Wait until ``n`` instances of the mapped task exist and every one is in ``states``."""
+    wanted = set(states)
+    seen: dict[int, str] = {}
+
+    def probe() -> dict[int, str] | None:
+        stack.check_alive()
+        seen.clear()
+        seen.update(mapped_states(stack, dag_id, run_id, task_id))
+        return dict(seen) if len(seen) == n and set(seen.values()) <= wanted else None
+
+    def describe() -> str:
+        tally: dict[str, int] = {}
+        for state in seen.values():
+            tally[state] = tally.get(state, 0) + 1
+        return f"{len(seen)} instances: {tally}; {stack.describe()}"
+
+    return wait_for(
+        f"{n} {dag_id}.{task_id} in {sorted(wanted)}", probe, timeout, interval=2, describe=describe
+    )
+
+
+def wait_instances(enos: EnOSEmulator, flow_ids: list[int], timeout: float) -> list[str]:
+    """Wait until every flow has an instance; return the first instance of each, in flow order."""
+
+    def probe() -> list[str] | None:
+        found = [instances_of(enos, f) for f in flow_ids]
+        return [ids[0] for ids in found] if all(found) else None
+
+    def describe() -> str:
+        return f"{sum(1 for f in flow_ids if instances_of(enos, f))} of {len(flow_ids)} started"
+
+    return wait_for(f"{len(flow_ids)} flows to start", probe, timeout, interval=1, describe=describe)
+
+
+def all_running(enos: EnOSEmulator, ids: Iterable[str]) -> None:
+    states = {i: status(enos, i) for i in ids}
+    bad = {i: s for i, s in states.items() if s != "RUNNING"}
+    assert not bad, f"instances not RUNNING: {bad}"
