@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psutil
@@ -119,13 +119,18 @@ def task_statuses(enos: EnOSEmulator, flow_inst_id: str) -> dict[str, str]:
 # ----------------------------------------------------------------- the gateway
 
 
-def stop_gateway(enos: EnOSEmulator) -> float:
-    """Stop the emulator (its state stays); from now on connections to its port are refused.
+@contextlib.contextmanager
+def gateway_down(enos: EnOSEmulator) -> Iterator[float]:
+    """Stop the emulator (its state stays) for the block: connections to its port are refused.
+    Start it again on the same port when the block ends, however it ends.
 
     :return: the monotonic time it went down.
     """
     enos.stop()
-    return time.monotonic()
+    try:
+        yield time.monotonic()
+    finally:
+        start_gateway(enos)
 
 
 def start_gateway(enos: EnOSEmulator, timeout: float = 30) -> None:
@@ -143,17 +148,13 @@ def start_gateway(enos: EnOSEmulator, timeout: float = 30) -> None:
     wait_for(f"the emulator to listen on port {enos.port} again", bound, timeout)
 
 
-def outage(enos: EnOSEmulator, seconds: float, during: Any = None) -> None:
-    """Keep the gateway down for ``seconds`` (the fault's length, not a synchronisation); call
-    ``during()`` every few seconds meanwhile, to check what must hold while it is down."""
-    down = stop_gateway(enos)
-    try:
-        while (left := seconds - (time.monotonic() - down)) > 0:
-            if during is not None:
-                during()
-            time.sleep(min(5.0, left))
-    finally:
-        start_gateway(enos)
+def hold(seconds: float, since: float, during: Callable[[], None]) -> None:
+    """Let ``seconds`` pass since ``since`` (the length of a fault, not a synchronisation), calling
+    ``during()`` every few seconds and at the end, to check what must hold meanwhile."""
+    while (left := seconds - (time.monotonic() - since)) > 0:
+        during()
+        time.sleep(min(5.0, left))
+    during()
 
 
 # ----------------------------------------------------------------- Airflow's processes
@@ -190,7 +191,7 @@ def kill_component(stack: AirflowStack, name: str) -> None:
             process.send_signal(signal.SIGKILL)
     _, alive = psutil.wait_procs(family, timeout=30)
     assert not alive, f"{name} processes survived SIGKILL: {[p.pid for p in alive]}"
-    assert component.process.wait(timeout=10) == -signal.SIGKILL
+    assert not component.alive()
 
 
 def mapped_states(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
