@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
+from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 from tests import enos_env as env
@@ -171,16 +173,91 @@ def test_tls_and_credential_errors_end_the_wait_at_once(enos_conn, monkeypatch):
     assert enos_conn.state.count("flowInstances.get") == 0
 
 
-@pytest.mark.parametrize(("failed_polls", "status"), [(2, "success"), (3, "error")])
-def test_a_503_outage_shorter_than_max_poll_errors_is_tolerated(enos_conn, monkeypatch, failed_polls, status):
-    # retries=0: each 503 fails a whole poll, so what is tested is the trigger's own tolerance.
+def test_an_outage_of_many_failed_polls_is_waited_through(enos_conn, monkeypatch, capsys):
+    """Eight polls in a row fail (5xx, 429, a proxy's HTML page); the wait goes on and succeeds."""
+    # retries=0: each fault fails a whole poll, so what is tested is the trigger's own tolerance.
     monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
-    enos_conn.state.inject("http_5xx", "flowInstances.get", status=503, times=failed_polls)
-    event = first_event(EnOSFlowInstanceTrigger([env.SUCCEEDED_ID], poll_interval=0.01, max_poll_errors=3))
-    assert event["status"] == status
-    assert enos_conn.state.count("flowInstances.get") == 3
-    if status == "error":
-        assert "503" in event["message"]
+    state = enos_conn.state
+    for kind, extra in [
+        ("http_5xx", {"status": 503}),
+        ("http_5xx", {"status": 502}),
+        ("http_429", {"retry_after": "0"}),
+        ("html", {"status": 502}),
+    ]:
+        state.inject(kind, "flowInstances.get", times=2, **extra)
+    trigger = EnOSFlowInstanceTrigger([env.RUNNING_ID], poll_interval=0.01)
+    state.after("flowInstances.get", lambda: state.set_instance_status(env.RUNNING_ID, "SUCCESS"))
+    event = first_event(trigger)
+    assert event["status"] == "success", event
+    assert state.count("flowInstances.get") == 9
+    log = capsys.readouterr().out.splitlines()  # Airflow's logging writes task and trigger logs there
+    failures = [line for line in log if "failed (" in line]
+    assert len(failures) == 8 and all(env.RUNNING_ID in m and "outage" in m for m in failures)
+    recovered = [line for line in log if "readable again" in line]
+    assert len(recovered) == 1 and "8 failed poll(s)" in recovered[0]
+
+
+def test_max_outage_ends_the_wait_and_leaves_the_instance(enos_conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
+    enos_conn.state.inject("http_5xx", "flowInstances.get", status=503, times=None)
+    trigger = EnOSFlowInstanceTrigger(
+        [env.RUNNING_ID], poll_interval=0.01, max_outage=0.2, cancel_on_timeout=True, cancel_on_kill=True
+    )
+    event = first_event(trigger)
+    assert event["status"] == "error" and "max_outage of 0.2 s passed" in event["message"]
+    assert "503" in event["message"] and env.RUNNING_ID in event["message"]
+    assert enos_conn.state.count("flowInstances.cancel") == 0
+    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.RUNNING
+
+
+def test_the_deadline_still_ends_an_outage_with_timeout(enos_conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
+    enos_conn.state.inject("reset_before", "flowInstances.get", times=None)
+    event = first_event(
+        EnOSFlowInstanceTrigger([env.RUNNING_ID], poll_interval=0.01, deadline=time.time() + 0.3)
+    )
+    assert event["status"] == "timeout", event
+    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.RUNNING
+
+
+def test_a_vanished_instance_ends_the_wait_at_once(enos_conn):
+    event = first_event(
+        EnOSFlowInstanceTrigger(["2438-209901010000"], poll_interval=0.01, deadline=time.time() + 30)
+    )
+    assert event["status"] == "error" and "2438-209901010000" in event["message"]
+    assert enos_conn.state.count("flowInstances.get") == 1
+
+
+def test_a_trigger_serialized_with_max_poll_errors_still_loads_and_runs(enos_conn, monkeypatch):
+    """The kwargs the previous version wrote: max_poll_errors, no max_outage."""
+    old_kwargs = {
+        "flow_inst_ids": [env.RUNNING_ID],
+        "enos_conn_id": "enos_default",
+        "user_id": None,
+        "org_id": None,
+        "target_statuses": ["SUCCESS"],
+        "failure_statuses": ["CANCEL", "FAIL", "INTERNAL_ERROR", "TIMEOUT"],
+        "poll_interval": 0.01,
+        "deadline": None,
+        "cancel_on_timeout": False,
+        "cancel_on_kill": False,
+        "max_poll_errors": 3,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
+    enos_conn.state.inject("http_5xx", "flowInstances.get", status=503, times=5)
+    state = enos_conn.state
+    state.after("flowInstances.get", lambda: state.set_instance_status(env.RUNNING_ID, "SUCCESS"))
+    trigger = EnOSFlowInstanceTrigger(**old_kwargs)
+    assert "max_poll_errors" not in trigger.serialize()[1] and trigger.serialize()[1]["max_outage"] is None
+    event = first_event(trigger)
+    assert event["status"] == "success"  # 5 failed polls: more than the old 3, no longer fatal
+    assert state.count("flowInstances.get") == 6
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, timedelta(0)])
+def test_max_outage_must_be_positive(bad):
+    with pytest.raises(EnOSValidationError, match="max_outage"):
+        EnOSFlowInstanceTrigger(["a-1"], max_outage=bad)
 
 
 def test_a_single_target_status_is_one_status_not_its_letters():

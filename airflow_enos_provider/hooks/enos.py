@@ -22,6 +22,7 @@ from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # re-exported
+from airflow_enos_provider.protocol.inputs import to_flow_id
 from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
 from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
@@ -284,6 +285,25 @@ class EnOSHook(EnOSBaseHook):
         """
         op = ops.trigger_flow(flow_id, trigger_time, parameters, start_task_id)
         return self._run(lambda caller: batch.trigger(caller, op), user_id, org_id)
+
+    def find_flow_instances_triggered_at(
+        self,
+        flow_id: int | str,
+        trigger_times: Sequence[int],
+        *,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> dict[int, list[str]]:
+        """Return, per trigger time (ms), the ids of the flow's instances triggered within a second of it.
+
+        :param flow_id: the workflow id.
+        :param trigger_times: the trigger times, ms since the epoch.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        times = [to_epoch_ms(t) for t in trigger_times]
+        flow = to_flow_id(flow_id)
+        return self._run(lambda caller: batch.instances_at_times(caller, flow, times), user_id, org_id)
 
     def get_flow(
         self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None

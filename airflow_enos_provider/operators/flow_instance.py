@@ -83,6 +83,7 @@ class _EnOSOperator(BaseOperator):
             enos_conn_id=self.enos_conn_id,
             user_id=getattr(self, "user_id", None),
             org_id=getattr(self, "org_id", None),
+            max_outage=getattr(self, "max_outage", None),
             **kwargs,
         )
 
@@ -92,6 +93,19 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
 
     The new flow-instance id goes to XCom (key ``flow_inst_id``, and as the return value) as soon as
     EnOS returns it, before any waiting, so a teardown or callback can cancel it whatever happens next.
+
+    **Retries re-attach** (``reattach_on_retry``): a retried try does not start a second instance
+    while the first one still runs. Each task instance triggers at a trigger time of its own, from
+    which a later try finds the instance with List Flow Instances, without XCom (Airflow clears it
+    between tries): by default the DAG run's start, to the second, minus one minute per trigger slot
+    (slot: the task's place among the DAG's trigger-flow tasks, and its map index) times
+    ``RERUNS + 1``; with ``trigger_time`` given, that time. A retry reads the instance it finds:
+    still active, it waits on it; ended in ``success_statuses``, it succeeds; ended otherwise, it
+    triggers again one minute earlier (at most ``RERUNS`` = 3 times), from the failed task with
+    ``retry_from_failure`` (EnOS "Trigger Flow From Task", the task id from the instance's graph;
+    from the beginning, saying why, when several tasks failed or the graph is unreadable). A task
+    cleared by hand while its DAG run still runs counts as a retry. Times a minute apart keep
+    instance ids apart where EnOS names instances by the trigger minute.
 
     :param flow_id: the workflow id (templated).
     :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated).
@@ -107,10 +121,19 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     :param success_statuses: final statuses that count as success (default SUCCESS and SKIP).
     :param poll_interval: seconds between status reads while waiting.
     :param timeout: seconds (or a timedelta) to wait before cancelling the instance and failing.
+    :param max_outage: seconds (or a timedelta) the wait keeps polling through transient failures
+        (gateway down, timeouts, 429, 5xx, 62109); None (default) until ``timeout`` /
+        ``execution_timeout``, indefinitely without either. A wait that gives up, or meets a failure
+        repeating cannot help (credentials, 62101-62105, 403), fails the task and leaves the
+        instance running: a retry re-attaches to it, a teardown cancels it.
     :param cancel_on_kill: cancel the instance when the task is killed, times out (``timeout`` or
         ``execution_timeout``), or its deferred wait is killed (Airflow 3.3+).
     :param deferrable: wait in the triggerer instead of holding a worker slot (default:
         ``[operators] default_deferrable``).
+    :param reattach_on_retry: on a retry, find the instance an earlier try started and wait on it
+        instead of triggering again (see above); False triggers at ``trigger_time`` or now, each try.
+    :param retry_from_failure: on a retry whose earlier instance failed, start from its failed task;
+        needs ``reattach_on_retry``, and no ``parameters`` (EnOS cannot combine the two).
     """
 
     template_fields: Sequence[str] = (
@@ -139,11 +162,26 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         success_statuses: str | int | Sequence[str | int] = ("SUCCESS", "SKIP"),
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
+        max_outage: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         deferrable: bool | None = None,
+        reattach_on_retry: bool = True,
+        retry_from_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if retry_from_failure and not reattach_on_retry:
+            raise EnOSValidationError(
+                "retry_from_failure needs reattach_on_retry=True: a retry finds the failed instance that way"
+            )
+        if retry_from_failure and parameters is not None:
+            raise EnOSValidationError(
+                "retry_from_failure cannot be combined with parameters: EnOS triggers from a task "
+                "or with new parameters, not both"
+            )
+        self.reattach_on_retry = reattach_on_retry
+        self.retry_from_failure = retry_from_failure
+        self.max_outage = seconds(max_outage, "max_outage")
         self.flow_id = flow_id
         self.trigger_time = trigger_time
         self.parameters = parameters
@@ -162,17 +200,11 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.killed = False
 
     def execute(self, context: Context) -> str:
-        flow_inst_id = self.hook.trigger_flow(
-            self.flow_id,
-            trigger_time=self.trigger_time,
-            parameters=self.parameters,
-            start_task_id=self.start_task_id,
-            user_id=self.user_id,
-            org_id=self.org_id,
-        )
+        from airflow_enos_provider.operators.reattach import start_instance
+
+        flow_inst_id = start_instance(self, context)
         self.flow_inst_id = flow_inst_id
         context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
-        self.log.info("Started EnOS flow %s as flow instance %s", self.flow_id, flow_inst_id)
         if not self.wait_for_completion:
             return flow_inst_id
         trigger = self._wait_trigger(
@@ -268,6 +300,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     :param wait_for_termination: after cancelling, wait until each instance is final and report it.
     :param poll_interval: seconds between status reads while waiting.
     :param timeout: seconds (or a timedelta) to wait for termination before failing.
+    :param max_outage: seconds (or a timedelta) the termination wait keeps polling through transient
+        failures; None (default) until ``timeout`` / ``execution_timeout``.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
         ``status`` is the final status read (after a refusal, or by the wait), else None.
@@ -298,10 +332,12 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         wait_for_termination: bool = False,
         poll_interval: float = 10.0,
         timeout: float | timedelta | None = None,
+        max_outage: float | timedelta | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_outage = seconds(max_outage, "max_outage")
         if if_already_final not in IF_ALREADY_FINAL:
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"

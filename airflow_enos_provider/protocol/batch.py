@@ -166,6 +166,24 @@ def instance_triggered_at(caller: Caller, flow_id: int, trigger_ms: int) -> Flow
     return ids[0] if len(ids) == 1 else None
 
 
+def instances_at_times(caller: Caller, flow_id: int, times: list[int]) -> Flow[dict[int, list[str]]]:
+    """Return, per trigger time, the ids of the flow's instances triggered within a second of it.
+
+    One Get Flow for the flow's scheduling type, then one search per time.
+
+    :param caller: the hook call's context.
+    :param flow_id: the workflow id.
+    :param times: trigger times in ms.
+    """
+    typed = yield from with_flow_type(caller, search(flow_id=flow_id, filters={}))
+    found: dict[int, list[str]] = {}
+    for trigger_ms in times:
+        window = {"from_trigger_time": max(0, trigger_ms - 1000), "to_trigger_time": trigger_ms + 1000}
+        query = replace(search(flow_id=flow_id, filters=window), types=typed.types)
+        found[trigger_ms] = [str(i["instanceId"]) for i in (yield from search_all(caller, query, 100))]
+    return found
+
+
 def task_log(caller: Caller, op: Operation) -> Flow[str]:
     """Return a task instance's log text.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError
 from airflow_enos_provider.protocol.codes import EnOSCode
@@ -75,6 +76,86 @@ class RetryPolicy:
         else:
             wait = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
         return wait if waited + wait <= self.max_wait else None
+
+
+#: The pause after a wait's first failed poll; it doubles with each failure, up to the poll interval.
+OUTAGE_FIRST_PAUSE = 1.0
+
+
+class OutageStep(NamedTuple):
+    """What a wait does after a failed poll (see :meth:`Outage.failed`).
+
+    :param give_up: end the wait now (a failure repeating cannot help, or ``max_outage`` passed).
+    :param pause: seconds to wait before the next poll, when going on.
+    :param lasted: seconds since the first failed poll of this outage.
+    :param reason: why the failure is transient, or why the wait gives up.
+    """
+
+    give_up: bool
+    pause: float
+    lasted: float
+    reason: str
+
+
+@dataclass
+class Outage:
+    """The clock of a wait's failed polls: how long the reads have failed, and whether to go on.
+
+    A poll fails as a whole after the hook's own retries of its request; this counts such polls.
+    Transient failures (:func:`retry_reason`) are waited through for ``max_outage`` seconds from the
+    first one, with a pause that doubles from :data:`OUTAGE_FIRST_PAUSE` and never exceeds the poll
+    interval; any other failure ends the wait at once. A good poll ends the outage.
+
+    :param max_outage: the most seconds to poll through transient failures; None for no limit
+        (the wait's own deadline still applies).
+    :param poll_interval: seconds between good polls; the longest pause after a failure.
+    """
+
+    max_outage: float | None
+    poll_interval: float
+    since: float | None = None
+    failures: int = 0
+
+    def failed(self, err: EnOSError, now: float) -> OutageStep:
+        """Record a failed poll and say whether, and after how long, to poll again.
+
+        :param err: how the poll failed.
+        :param now: the time of the failure (a monotonic clock, in seconds).
+        """
+        reason = retry_reason(err, idempotent=True)
+        if reason is None:
+            return OutageStep(True, 0.0, self.lasted(now), "not a transient failure")
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        lasted = now - self.since
+        if self.max_outage is not None and lasted >= self.max_outage:
+            return OutageStep(True, 0.0, lasted, f"{reason}; max_outage of {self.max_outage:g} s passed")
+        pause = min(self.poll_interval, OUTAGE_FIRST_PAUSE * 2 ** min(self.failures - 1, 30))
+        asked = getattr(err, "retry_after", None)
+        if asked is not None:
+            pause = max(pause, min(float(asked), self.poll_interval))
+        if self.max_outage is not None:
+            pause = min(pause, self.max_outage - lasted)
+        return OutageStep(False, pause, lasted, reason)
+
+    def lasted(self, now: float) -> float:
+        """Return the seconds since the first failed poll of the current outage, or 0.
+
+        :param now: the current time on the clock :meth:`failed` was given.
+        """
+        return 0.0 if self.since is None else now - self.since
+
+    def recovered(self, now: float) -> tuple[int, float] | None:
+        """End the outage after a good poll: return (failed polls, seconds it lasted), or None if none.
+
+        :param now: the time of the good poll.
+        """
+        if self.since is None:
+            return None
+        ended = (self.failures, now - self.since)
+        self.since, self.failures = None, 0
+        return ended
 
 
 class RetryCounter:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
 from airflow_enos_provider._compat import AirflowSensorTimeout
-from airflow_enos_provider.exceptions import EnOSFlowInstanceError
+from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError
 from airflow_enos_provider.operators.flow_instance import default_deferrable, raise_for_event, seconds
 from airflow_enos_provider.status import FlowInstanceWait
 from airflow_enos_provider.validation import require_flow_inst_id
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_enos_provider.hooks.enos import EnOSHook
+    from airflow_enos_provider.protocol.retry import Outage
 
 
 class EnOSFlowInstanceSensor(BaseSensorOperator):
@@ -36,6 +38,11 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
     :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
     :param enos_conn_id: the ``enos`` connection (templated).
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param max_outage: seconds (or a timedelta) the sensor keeps waiting through transient read
+        failures (gateway down, timeouts, 429, 5xx, 62109): in poke and reschedule mode such a failed
+        read is a logged "not yet"; None (default) until the sensor's ``timeout``. Any other failure
+        (credentials, 62101-62105, 403, a vanished instance) fails the sensor at once. In reschedule
+        mode the outage clock starts again with each poke's process, so ``timeout`` is its bound.
     """
 
     template_fields: Sequence[str] = ("flow_inst_id", "user_id", "org_id", "enos_conn_id")
@@ -51,9 +58,11 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         org_id: str | None = None,
         enos_conn_id: str = "enos_default",
         deferrable: bool | None = None,
+        max_outage: float | timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_outage = seconds(max_outage, "max_outage")
         wait = FlowInstanceWait.build(target_statuses, failure_statuses)
         self.flow_inst_id = flow_inst_id
         self.target_statuses = sorted(s.name for s in wait.target)
@@ -74,9 +83,31 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
     def _wait(self) -> FlowInstanceWait:
         return FlowInstanceWait.build(self.target_statuses, self.failure_statuses)
 
+    @cached_property
+    def _outage(self) -> Outage:
+        from airflow_enos_provider.protocol.retry import Outage
+
+        return Outage(self.max_outage, seconds(self.poke_interval, "poke_interval"))
+
     def poke(self, context: Context) -> bool:
         flow_inst_id = self.flow_inst_id  # the hook checks it before any request
-        instance = self.hook.get_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
+        try:
+            instance = self.hook.get_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
+        except EnOSError as err:
+            step = self._outage.failed(err, time.monotonic())
+            if step.give_up:
+                raise
+            self.log.warning(
+                "Reading EnOS flow instance %s failed (%s); outage %.0f s so far, %s failed poke(s); "
+                "not yet: %s",
+                flow_inst_id, step.reason, step.lasted, self._outage.failures, err,
+            )  # fmt: skip
+            return False
+        if (ended := self._outage.recovered(time.monotonic())) is not None:
+            self.log.info(
+                "EnOS flow instance %s readable again after an outage of %.0f s (%s failed poke(s))",
+                flow_inst_id, ended[1], ended[0],
+            )  # fmt: skip
         status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failure is not None:
@@ -101,6 +132,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
                 failure_statuses=self.failure_statuses,
                 poll_interval=seconds(self.poke_interval, "poke_interval"),
                 deadline=time.time() + limit if limit else None,
+                max_outage=self.max_outage,
             ),
             method_name="execute_complete",
         )

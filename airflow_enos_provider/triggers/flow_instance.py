@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_enos_provider.exceptions import EnOSError
+from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
 
 if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook
+    from airflow_enos_provider.protocol.retry import Outage
 
 # Seconds allowed for the one cancel request on_kill sends; Airflow gives the triggerer 30 s in all.
 KILL_CANCEL_TIMEOUT = 10.0
@@ -40,7 +42,14 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
     :param deadline: Unix time after which the wait ends with ``timeout``; None to wait forever.
     :param cancel_on_timeout: cancel the instances still waiting when the deadline passes.
     :param cancel_on_kill: cancel them when a user kills the deferred task.
-    :param max_poll_errors: consecutive transient read failures tolerated before giving up.
+    :param max_outage: seconds (or a timedelta) the wait keeps polling through transient read
+        failures (connection refused or reset, timeouts, 429, 5xx, 62109, an HTML page from a proxy);
+        None (default) until ``deadline``, or indefinitely without one. Between failed polls the
+        pause doubles from 1 s up to ``poll_interval``; each failure is logged with how long the
+        outage has lasted, the recovery once. Any other failure (credentials, 62101-62105, 403, a
+        vanished instance) ends the wait at once with ``error``. An ``error`` never cancels.
+    :param max_poll_errors: ignored; the count-based tolerance of earlier versions, accepted so that
+        triggers they serialized still load (they now wait as ``max_outage=None`` does).
     """
 
     def __init__(
@@ -56,7 +65,8 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         deadline: float | None = None,
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = False,
-        max_poll_errors: int = 3,
+        max_outage: float | timedelta | None = None,
+        max_poll_errors: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.flow_inst_ids = list(flow_inst_ids)
@@ -68,7 +78,17 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         self.deadline = deadline
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
-        self.max_poll_errors = max_poll_errors
+        self.max_outage = max_outage.total_seconds() if isinstance(max_outage, timedelta) else max_outage
+        if self.max_outage is not None and not self.max_outage > 0:
+            raise EnOSValidationError(
+                f"max_outage must be a positive number of seconds, a timedelta or None, got {max_outage!r}"
+            )
+        if max_poll_errors is not None:
+            self.log.info(
+                "max_poll_errors=%s (from an earlier version) is replaced by max_outage: the wait for "
+                "EnOS flow instance(s) %s polls through transient failures until its deadline",
+                max_poll_errors, ", ".join(self.flow_inst_ids),
+            )  # fmt: skip
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -84,7 +104,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "cancel_on_timeout": self.cancel_on_timeout,
                 "cancel_on_kill": self.cancel_on_kill,
-                "max_poll_errors": self.max_poll_errors,
+                "max_outage": self.max_outage,
             },
         )
 
@@ -114,13 +134,12 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
         # Imported when the trigger runs: DAG files that import this module never need it.
-        from airflow_enos_provider.protocol.retry import retry_reason
+        from airflow_enos_provider.protocol.retry import Outage
 
         hook = self._hook()
-        ids = ", ".join(self.flow_inst_ids)
         statuses: dict[str, str] = {}
         pending = list(self.flow_inst_ids)
-        errors_in_a_row = 0
+        outage = Outage(self.max_outage, self.poll_interval)
         while True:
             reads = await asyncio.gather(
                 *(hook.aget_flow_instance(i, user_id=self.user_id, org_id=self.org_id) for i in pending),
@@ -128,45 +147,72 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
             )
             failed_reads = [r for r in reads if isinstance(r, BaseException)]
             if failed_reads:
-                err = failed_reads[0]
-                if not isinstance(err, EnOSError):
-                    raise err
-                errors_in_a_row += 1
-                transient = retry_reason(err, idempotent=True) is not None
-                if not transient or errors_in_a_row >= self.max_poll_errors:
-                    yield self._event("error", statuses, f"could not read EnOS flow instance(s) {ids}: {err}")
+                pause = self._failed_poll(outage, failed_reads[0])
+                if isinstance(pause, str):
+                    yield self._event("error", statuses, pause)
                     return
-                self.log.warning(
-                    "Reading EnOS flow instance(s) %s failed (%s of %s tolerated): %s",
-                    ids, errors_in_a_row, self.max_poll_errors, err,
-                )  # fmt: skip
             else:
-                errors_in_a_row = 0
-                failed: list[str] = []
-                for flow_inst_id, instance in zip(pending, reads, strict=True):
-                    assert isinstance(instance, dict)  # failed reads were handled above
-                    status, _, failure = self.wait.judge(flow_inst_id, instance)
-                    statuses[flow_inst_id] = status.name
-                    if failure is not None:
-                        failed.append(failure)
-                    self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
-                if failed:
-                    yield self._event("failed", statuses, "; ".join(failed))
+                self._recovered(outage)
+                event = self._judge(pending, reads, statuses)
+                if event is not None:
+                    yield event
                     return
                 pending = [
                     i for i in pending if self.wait.verdict(EnOSFlowInstanceStatus[statuses[i]]) == "waiting"
                 ]
-                if not pending:
-                    yield self._event("success", statuses, f"EnOS flow instance(s) {ids} reached {statuses}")
-                    return
+                pause = self.poll_interval
             now = time.time()
             if self.deadline is not None and now >= self.deadline:
                 yield await self._timed_out(hook, pending, statuses)
                 return
-            pause = (
-                self.poll_interval if self.deadline is None else min(self.poll_interval, self.deadline - now)
-            )
+            if self.deadline is not None:
+                pause = min(pause, self.deadline - now)
             await asyncio.sleep(max(pause, 0.0))
+
+    def _failed_poll(self, outage: Outage, err: BaseException) -> float | str:
+        """Return the pause before the next poll, or the message of the error event that ends the wait."""
+        if not isinstance(err, EnOSError):
+            raise err
+        ids = ", ".join(self.flow_inst_ids)
+        step = outage.failed(err, time.monotonic())
+        if step.give_up:
+            self.log.error(
+                "Giving up reading EnOS flow instance(s) %s after an outage of %.0f s (%s); the instance(s) "
+                "are left as they are: %s",
+                ids, step.lasted, step.reason, err,
+            )  # fmt: skip
+            return f"could not read EnOS flow instance(s) {ids} ({step.reason}): {err}"
+        self.log.warning(
+            "Reading EnOS flow instance(s) %s failed (%s); outage %.0f s so far, %s failed poll(s), "
+            "next poll in %.1f s, max_outage %s: %s",
+            ids, step.reason, step.lasted, outage.failures, step.pause,
+            "until the deadline" if self.max_outage is None else f"{self.max_outage:g} s", err,
+        )  # fmt: skip
+        return step.pause
+
+    def _recovered(self, outage: Outage) -> None:
+        ended = outage.recovered(time.monotonic())
+        if ended is not None:
+            self.log.info(
+                "EnOS flow instance(s) %s readable again after an outage of %.0f s (%s failed poll(s))",
+                ", ".join(self.flow_inst_ids), ended[1], ended[0],
+            )  # fmt: skip
+
+    def _judge(self, pending: list[str], reads: list[Any], statuses: dict[str, str]) -> TriggerEvent | None:
+        """Record each read's status; return the final event when the wait is over, else None."""
+        failed: list[str] = []
+        for flow_inst_id, instance in zip(pending, reads, strict=True):
+            status, _, failure = self.wait.judge(flow_inst_id, instance)
+            statuses[flow_inst_id] = status.name
+            if failure is not None:
+                failed.append(failure)
+            self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
+        if failed:
+            return self._event("failed", statuses, "; ".join(failed))
+        if all(self.wait.verdict(EnOSFlowInstanceStatus[statuses[i]]) != "waiting" for i in pending):
+            ids = ", ".join(self.flow_inst_ids)
+            return self._event("success", statuses, f"EnOS flow instance(s) {ids} reached {statuses}")
+        return None
 
     async def _timed_out(self, hook: EnOSHook, pending: list[str], statuses: dict[str, str]) -> TriggerEvent:
         waiting = ", ".join(f"{i} ({statuses.get(i, 'unread')})" for i in pending)
