@@ -251,3 +251,82 @@ def test_reattach_off_triggers_again_on_a_retry(retry_flow):
 def test_retry_from_failure_refuses_what_it_cannot_do(kwargs, field):
     with pytest.raises(EnOSValidationError, match=field):
         EnOSTriggerFlowOperator(task_id="start", flow_id=RETRY_FLOW_ID, **kwargs)
+
+
+# ------------------------------------------------------------------ the teardown cancel outlasts an outage
+
+
+def test_cancel_repeats_through_an_outage_and_logs_every_attempt(no_hook_retries, capsys):
+    state = no_hook_retries.state
+    state.inject("http_5xx", "flowInstances.cancel", status=503, times=3)
+    state.inject("reset_before", "flowInstances.cancel", times=1)
+    op = CancelFlowInstanceOperator(task_id="cancel", flow_inst_id=[env.RUNNING_ID], poll_interval=0.01)
+    assert op.execute({}) == {env.RUNNING_ID: {"outcome": "cancelled", "status": None}}
+    assert state.instance_status(env.RUNNING_ID) == S.CANCEL
+    log = capsys.readouterr().out.splitlines()
+    attempts = [line for line in log if "Cancel attempt" in line and "failed" in line]
+    assert len(attempts) >= 3 and all(env.RUNNING_ID in line for line in attempts)
+    assert any("Cancel attempt" in line and "reached EnOS for every flow instance" in line for line in log)
+
+
+def test_cancel_gives_up_after_cancel_timeout_and_fails_naming_the_instance(no_hook_retries):
+    state = no_hook_retries.state
+    state.inject("http_5xx", "flowInstances.cancel", status=502, times=None)
+    op = CancelFlowInstanceOperator(
+        task_id="cancel", flow_inst_id=env.RUNNING_ID, poll_interval=0.01, cancel_timeout=0.2
+    )
+    with pytest.raises(
+        EnOSError, match=rf"1 of 1 EnOS flow instance\(s\) not cancelled:\n- {env.RUNNING_ID}: .*502"
+    ):
+        op.execute({})
+    assert state.count("flowInstances.cancel") > 2
+    assert state.instance_status(env.RUNNING_ID) == S.RUNNING
+
+
+def test_cancel_does_not_repeat_a_refusal(no_hook_retries):
+    state = no_hook_retries.state
+    state.set_user_locked(env.USER_ID, True)
+    op = CancelFlowInstanceOperator(task_id="cancel", flow_inst_id=env.RUNNING_ID, poll_interval=0.01)
+    with pytest.raises(EnOSError, match=r"62105|locked"):
+        op.execute({})
+    assert state.count("flowInstances.cancel") == 1
+
+
+def test_a_kill_switch_repeats_its_search_through_an_outage(no_hook_retries):
+    state = no_hook_retries.state
+    state.inject("http_5xx", "flowInstances.search", status=503, times=2)
+    op = CancelFlowInstanceOperator(task_id="cancel", flow_id=env.FLOW_ID, poll_interval=0.01)
+    assert op.execute({}) == {env.RUNNING_ID: {"outcome": "cancelled", "status": None}}
+    assert state.instance_status(env.RUNNING_ID) == S.CANCEL
+
+
+def test_cancel_timeout_must_be_positive():
+    with pytest.raises(EnOSValidationError, match="cancel_timeout"):
+        CancelFlowInstanceOperator(task_id="cancel", flow_inst_id=env.RUNNING_ID, cancel_timeout=0)
+
+
+# ------------------------------------------------------------------ deferred waits get the same tolerance
+
+
+def _deferred_trigger(task, context):
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow < 3.1
+        from airflow.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(context)
+    return deferred.value.trigger
+
+
+def test_deferred_waits_carry_max_outage_to_the_trigger(enos_conn):
+    operator = EnOSTriggerFlowOperator(
+        task_id="start", flow_id=env.IDLE_FLOW_ID, deferrable=True, max_outage=timedelta(minutes=5)
+    )
+    assert _deferred_trigger(operator, _context()).serialize()[1]["max_outage"] == 300.0
+    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, deferrable=True, max_outage=60)
+    assert _deferred_trigger(sensor, {}).serialize()[1]["max_outage"] == 60.0
+    cancel = CancelFlowInstanceOperator(
+        task_id="c", flow_inst_id=env.RUNNING_ID, wait_for_termination=True, deferrable=True
+    )
+    assert _deferred_trigger(cancel, {}).serialize()[1]["max_outage"] is None  # until the deadline

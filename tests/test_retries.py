@@ -50,12 +50,13 @@ def instances(emulator) -> list[str]:
     return [i for i in emulator.state.instance_ids() if i.startswith(f"{FLOW_ID}-")]
 
 
-def test_a_try_that_fails_after_triggering_is_retried_onto_the_same_instance(live_emulator):
+@pytest.mark.parametrize("dag_id", ["enos_retry_reattaches", "enos_retry_reattaches_deferred"])
+def test_a_try_that_fails_after_triggering_is_retried_onto_the_same_instance(live_emulator, dag_id):
     state = live_emulator.state
     # Every read fails until the retry looks for the earlier instance (its Get Flow comes first).
     state.inject("http_5xx", "flowInstances.get", status=503, times=None)
     state.after("flows.get", state.faults.clear)
-    run, ti = run_dag("enos_retry_reattaches")
+    run, ti = run_dag(dag_id)
     assert run.state == "success" and ti.state == "success" and ti.try_number == 2
     (flow_inst_id,) = instances(live_emulator)  # exactly one EnOS instance across both tries
     assert state.instance_status(flow_inst_id) == S.SUCCESS

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow_enos_provider._compat import airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
-from airflow_enos_provider.validation import require_flow_inst_ids, require_int
+from airflow_enos_provider.validation import require_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -108,7 +108,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     instance ids apart where EnOS names instances by the trigger minute.
 
     :param flow_id: the workflow id (templated).
-    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated).
+    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated);
+        default: this task instance's own time (above), or now with ``reattach_on_retry=False``.
     :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
         mapping such as ``{"REPLACE": "ddee"}``, the documented ``[{"key": ..., "value": ...}]`` list,
         or a JSON string of either; EnOS gets the list, values as text.
@@ -302,6 +303,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     :param timeout: seconds (or a timedelta) to wait for termination before failing.
     :param max_outage: seconds (or a timedelta) the termination wait keeps polling through transient
         failures; None (default) until ``timeout`` / ``execution_timeout``.
+    :param cancel_timeout: seconds (or a timedelta) the cancels keep being repeated through transient
+        failures (gateway down, 429, 5xx, 62109) before the task fails, since a cancel given up leaves
+        remote work running; the pause between attempts doubles from 1 s up to ``poll_interval``,
+        and every attempt is logged. Each attempt also has the connection's own retries.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
         ``status`` is the final status read (after a refusal, or by the wait), else None.
@@ -333,11 +338,13 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         poll_interval: float = 10.0,
         timeout: float | timedelta | None = None,
         max_outage: float | timedelta | None = None,
+        cancel_timeout: float | timedelta = timedelta(minutes=10),
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.max_outage = seconds(max_outage, "max_outage")
+        self.cancel_timeout = seconds(cancel_timeout, "cancel_timeout")
         if if_already_final not in IF_ALREADY_FINAL:
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
@@ -370,22 +377,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         # The ids, the connection and the identity are checked before the first request (by
         # cancel_flow_instances), so a typo fails fast and clearly. A query's cancels start as soon as
         # each search page arrives.
+        from airflow_enos_provider.operators.cancel_attempts import cancel_within_budget
+
         try:
-            outcomes = self.hook.cancel_flow_instances(
-                None if self.flow_inst_id is None else require_flow_inst_ids(self.flow_inst_id),
-                flow_id=self.flow_id,
-                expression=self.expression,
-                only_active=self.only_active,
-                max_concurrency=self.max_concurrency,
-                user_id=self.user_id,
-                org_id=self.org_id,
-            )
-            if self.flow_inst_id is None:
-                which = "active " if self.only_active else ""
-                self.log.info(
-                    "Found %s %sEnOS flow instance(s) for flow_id=%s expression=%s: %s",
-                    len(outcomes), which, self.flow_id, self.expression, ", ".join(outcomes) or "none",
-                )  # fmt: skip
+            outcomes = cancel_within_budget(self)
             self.log.info(
                 "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
                 len(outcomes), self.hook.retry_count.value,

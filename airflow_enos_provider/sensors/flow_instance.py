@@ -87,7 +87,8 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
     def _outage(self) -> Outage:
         from airflow_enos_provider.protocol.retry import Outage
 
-        return Outage(self.max_outage, seconds(self.poke_interval, "poke_interval"))
+        # Airflow times the pokes: only the outage clock and the give-up verdict are used here.
+        return Outage(self.max_outage, poll_interval=0.0)
 
     def poke(self, context: Context) -> bool:
         flow_inst_id = self.flow_inst_id  # the hook checks it before any request

@@ -11,6 +11,7 @@ from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperato
 for dag_id, options in {
     # A wait that gives up after a 1 s outage fails the try, leaving the instance running.
     "enos_retry_reattaches": {"max_outage": 1.0},
+    "enos_retry_reattaches_deferred": {"max_outage": 1.0, "deferrable": True},
     "enos_retry_from_failure": {"retry_from_failure": True},
 }.items():
     with DAG(dag_id=dag_id, schedule=None, catchup=False):
