@@ -157,6 +157,25 @@ def hold(seconds: float, since: float, during: Callable[[], None]) -> None:
     during()
 
 
+def logged(stack: AirflowStack, texts: dict[str, str]) -> dict[str, int]:
+    """How often each text appears in the stack's task logs (deferred waits log there too)."""
+    logs = [
+        p.read_text(encoding="utf-8", errors="replace") for p in stack.log_dir.glob("task-logs/**/*.log*")
+    ]
+    return {key: sum(log.count(text) for log in logs) for key, text in texts.items()}
+
+
+def wait_logged_once(stack: AirflowStack, texts: dict[str, str], timeout: float) -> None:
+    """Wait until each text appears exactly once in the task logs (fail if any appears twice)."""
+
+    def wrong() -> dict[str, int]:
+        return {k: n for k, n in logged(stack, texts).items() if n != 1}
+
+    wait_for(
+        f"{len(texts)} log lines", lambda: not wrong(), timeout, interval=2, describe=lambda: str(wrong())
+    )
+
+
 # ----------------------------------------------------------------- Airflow's processes
 
 

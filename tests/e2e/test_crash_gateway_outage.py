@@ -69,6 +69,8 @@ def test_waits_outlast_a_three_minute_gateway_outage(airflow: AirflowStack, enos
         crash.hold(OUTAGE_SECONDS, since=down, during=still_waiting)
 
     crash.wait_all_read_again(enos, ids, crash.reads_by_instance(enos), timeout=120)  # all resumed
+    # Each wait saw the outage and logs its end once (the wording is the provider's).
+    crash.wait_logged_once(airflow, {i: f"{i} readable again after an outage" for i in ids}, timeout=60)
     still_waiting()
     crash.all_running(enos, ids)
     assert crash.cancels_of(enos, ids) == 0
@@ -106,4 +108,13 @@ def test_the_teardown_cancel_lands_after_a_one_minute_outage(airflow: AirflowSta
     assert requests_for(enos, CANCEL, flow_inst_id) == 1  # refused attempts never reached EnOS
     assert api.xcom(dag_id, run_id, "cancel") == {flow_inst_id: {"outcome": "cancelled", "status": None}}
     assert crash.instances_of(enos, flow_id) == [flow_inst_id]
+    # Every refused attempt was logged, and the one that landed (the wording is the provider's).
+    seen = crash.logged(
+        airflow,
+        {
+            "failed": f"of EnOS flow instance(s) {flow_inst_id} failed",
+            "landed": "reached EnOS for every flow instance",
+        },
+    )
+    assert seen["failed"] >= 2 and seen["landed"] == 1, seen
     assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "failed"
