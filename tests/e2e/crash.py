@@ -20,7 +20,7 @@ import psutil
 from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
 from tests.e2e.airflow_stack import AirflowStack, wait_for
-from tests.e2e.scenarios import CANCEL, GET, status
+from tests.e2e.scenarios import CANCEL, FINAL_RUN_STATES, GET, requests_for, status, wait_reads
 
 TRIGGER, TRIGGER_FROM_TASK = "flows.trigger", "flows.triggerFromTask"
 TRIGGERS = (TRIGGER, "flows.updateAndTrigger", TRIGGER_FROM_TASK)
@@ -182,10 +182,10 @@ def wait_logged_once(stack: AirflowStack, texts: dict[str, str], timeout: float)
 def task_process(stack: AirflowStack, ti_id: str) -> psutil.Process | None:
     """The process running this task instance's code (its title is ``airflow worker -- <ti id>``).
 
-    Searched among the scheduler's descendants (the LocalExecutor's): the title can overwrite the
-    process's environment, so the stack's marker may not show in it.
+    Searched among the components' descendants (the LocalExecutor's or a Celery worker's): the title
+    can overwrite the process's environment, so the stack's marker may not show in it.
     """
-    for process in stack.components["scheduler"].descendants():
+    for process in (p for c in stack.components.values() for p in c.descendants()):
         with contextlib.suppress(psutil.Error):
             if f"airflow worker -- {ti_id}" in " ".join(process.cmdline()):
                 return process
@@ -262,3 +262,53 @@ def all_running(enos: EnOSEmulator, ids: Iterable[str]) -> None:
     states = {i: status(enos, i) for i in ids}
     bad = {i: s for i, s in states.items() if s != "RUNNING"}
     assert not bad, f"instances not RUNNING: {bad}"
+
+
+def sigkill_worker_wait(
+    stack: AirflowStack, enos: EnOSEmulator, dag_id: str, flow_id: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """SIGKILL the task process of a wait in a worker (no ``on_kill`` runs); Airflow retries the task;
+    the retry must wait on the same instance and succeed when it does.
+
+    :return: the first try and the final task instance, as the REST API shows them.
+    """
+    api = stack.api
+    stack.wait_dags([dag_id], timeout=120)
+    add_flows(enos, [flow_id])
+    run_id = api.trigger(dag_id, {"flow_id": flow_id})
+    first = api.wait_task_state(dag_id, run_id, "start", ["running"], timeout=120)
+    [flow_inst_id] = wait_instances(enos, [flow_id], timeout=60)
+    wait_reads(enos, flow_inst_id, more_than=0, timeout=60)  # the first try is in its wait loop
+    process = wait_for("the task process", lambda: task_process(stack, first["id"]), 30)
+
+    sigkill(process, "the task process")
+
+    retry = wait_for(
+        "the retry to run",
+        lambda: (
+            (ti := api.task_instance(dag_id, run_id, "start"))["try_number"] == 2
+            and ti["state"] == "running"
+            and ti
+        ),
+        180,
+        describe=lambda: str(
+            {k: api.task_instance(dag_id, run_id, "start")[k] for k in ("state", "try_number")}
+        ),
+    )
+    reads = requests_for(enos, GET, flow_inst_id)
+    wait_reads(enos, flow_inst_id, more_than=reads, timeout=60)  # the retry waits on that instance
+    assert instances_of(enos, flow_id) == [flow_inst_id]
+    assert len(triggers_of(enos, flow_id)) == 1
+    assert status(enos, flow_inst_id) == "RUNNING"
+    assert requests_for(enos, CANCEL, flow_inst_id) == 0  # no on_kill ran, nor did the retry cancel
+
+    enos.state.set_instance_status(flow_inst_id, "SUCCESS")
+
+    ti = api.wait_task_state(dag_id, run_id, "start", ["success", "failed"], timeout=90)
+    assert (ti["state"], ti["try_number"]) == ("success", 2), retry
+    assert api.xcom(dag_id, run_id, "start") == flow_inst_id
+    assert instances_of(enos, flow_id) == [flow_inst_id]
+    assert len(triggers_of(enos, flow_id)) == 1
+    assert requests_for(enos, CANCEL, flow_inst_id) == 0
+    assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "success"
+    return first, ti

@@ -14,7 +14,7 @@ from airflow_enos_provider.emulator import EnOSEmulator
 from tests.e2e import crash
 from tests.e2e.airflow_stack import AirflowStack, wait_for
 from tests.e2e.conftest import local_stack
-from tests.e2e.scenarios import CANCEL, FINAL_RUN_STATES, GET, requests_for, status, wait_reads
+from tests.e2e.scenarios import FINAL_RUN_STATES, status, wait_reads
 
 RETRY_IN_WORKER = "e2e_enos_retry_in_worker"
 RETRY_FROM_FAILURE = "e2e_enos_retry_from_failure"
@@ -30,45 +30,7 @@ def airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_a_sigkilled_worker_wait_is_retried_and_reattaches(airflow: AirflowStack, enos: EnOSEmulator):
     """The task process dies by SIGKILL (no ``on_kill``); the retry waits on the same instance."""
-    api, dag_id, flow_id = airflow.api, RETRY_IN_WORKER, 5301
-    airflow.wait_dags([dag_id], timeout=120)
-    crash.add_flows(enos, [flow_id])
-    run_id = api.trigger(dag_id, {"flow_id": flow_id})
-    first = api.wait_task_state(dag_id, run_id, "start", ["running"], timeout=120)
-    [flow_inst_id] = crash.wait_instances(enos, [flow_id], timeout=60)
-    wait_reads(enos, flow_inst_id, more_than=0, timeout=60)  # the first try is in its wait loop
-    process = wait_for("the task process", lambda: crash.task_process(airflow, first["id"]), 30)
-
-    crash.sigkill(process, "the task process")
-
-    retry = wait_for(
-        "the retry to run",
-        lambda: (
-            (ti := api.task_instance(dag_id, run_id, "start"))["try_number"] == 2
-            and ti["state"] == "running"
-            and ti
-        ),
-        180,
-        describe=lambda: str(
-            {k: api.task_instance(dag_id, run_id, "start")[k] for k in ("state", "try_number")}
-        ),
-    )
-    reads = requests_for(enos, GET, flow_inst_id)
-    wait_reads(enos, flow_inst_id, more_than=reads, timeout=60)  # the retry waits on that instance
-    assert crash.instances_of(enos, flow_id) == [flow_inst_id]
-    assert len(crash.triggers_of(enos, flow_id)) == 1
-    assert status(enos, flow_inst_id) == "RUNNING"
-    assert requests_for(enos, CANCEL, flow_inst_id) == 0  # no on_kill ran, nor did the retry cancel
-
-    enos.state.set_instance_status(flow_inst_id, "SUCCESS")
-
-    ti = api.wait_task_state(dag_id, run_id, "start", ["success", "failed"], timeout=90)
-    assert (ti["state"], ti["try_number"]) == ("success", 2), retry
-    assert api.xcom(dag_id, run_id, "start") == flow_inst_id
-    assert crash.instances_of(enos, flow_id) == [flow_inst_id]
-    assert len(crash.triggers_of(enos, flow_id)) == 1
-    assert requests_for(enos, CANCEL, flow_inst_id) == 0
-    assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "success"
+    crash.sigkill_worker_wait(airflow, enos, RETRY_IN_WORKER, flow_id=5301)
 
 
 def test_retry_from_failure_restarts_the_flow_at_its_failed_task(airflow: AirflowStack, enos: EnOSEmulator):
