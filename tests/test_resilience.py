@@ -330,3 +330,28 @@ def test_deferred_waits_carry_max_outage_to_the_trigger(enos_conn):
         task_id="c", flow_inst_id=env.RUNNING_ID, wait_for_termination=True, deferrable=True
     )
     assert _deferred_trigger(cancel, {}).serialize()[1]["max_outage"] is None  # until the deadline
+
+
+def test_every_trigger_task_instance_of_a_dag_run_gets_its_own_trigger_minutes():
+    from airflow.sdk import DAG, BaseOperator
+
+    from airflow_enos_provider.operators.reattach import _series
+
+    with DAG(dag_id="slots", schedule=None) as dag:
+        first = EnOSTriggerFlowOperator(task_id="a_first", flow_id=1)
+        second = EnOSTriggerFlowOperator(task_id="b_second", flow_id=1)
+        EnOSTriggerFlowOperator.partial(task_id="c_mapped").expand(flow_id=[1, 1, 1])
+        BaseOperator(task_id="other")  # not a trigger task: takes no slot
+    started = datetime(2026, 6, 1, 12, 0, 30, 250_000, tzinfo=UTC)
+    run = SimpleNamespace(start_date=started)
+    mapped = EnOSTriggerFlowOperator(task_id="c_mapped", flow_id=1)  # as a worker unmaps it
+    instances = [(first, -1), (second, -1), (mapped, 0), (mapped, 1), (mapped, 2)]
+    series = [
+        _series(op, {"dag": dag, "dag_run": run, "ti": SimpleNamespace(map_index=m)}) for op, m in instances
+    ]
+    minutes = [t // 60_000 for times in series for t in times]
+    assert len(set(minutes)) == len(minutes) == 5 * 4
+    anchor = int(started.timestamp()) * 1000  # the run's start, to the second
+    # slot = place among the 3 trigger tasks + 3 x map index; 4 minutes per slot
+    assert [times[0] for times in series] == [anchor - slot * 4 * 60_000 for slot in (0, 1, 2, 5, 8)]
+    assert max(t for times in series for t in times) <= started.timestamp() * 1000

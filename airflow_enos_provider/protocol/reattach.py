@@ -96,8 +96,8 @@ def plan(
     if run >= len(times):
         raise ValueError(
             f"EnOS flow instance {flow_inst_id} is {status.name}, and this task instance already "
-            f"started {len(times)} instances, the most it may; clear the task with "
-            "reattach_on_retry=False to start another"
+            f"started {len(times)} instances, the most it may; to start another, set "
+            "reattach_on_retry=False on the task and clear it"
         )
     start, why = (None, "retry_from_failure is off") if not retry_from_failure else failed_task(newest or {})
     where = f"from task {start}" if start else f"from the beginning ({why})"

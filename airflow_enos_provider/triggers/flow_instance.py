@@ -181,7 +181,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 "are left as they are: %s",
                 ids, step.lasted, step.reason, err,
             )  # fmt: skip
-            return f"could not read EnOS flow instance(s) {ids} ({step.reason}): {err}"
+            return f"could not read EnOS flow instance(s) {ids} ({step.reason}; not cancelled): {err}"
         self.log.warning(
             "Reading EnOS flow instance(s) %s failed (%s); outage %.0f s so far, %s failed poll(s), "
             "next poll in %.1f s, max_outage %s: %s",
