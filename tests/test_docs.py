@@ -200,3 +200,18 @@ def test_the_quickstart_says_how_to_install_before_and_after_the_release():
         assert "pip install .    # in a clone of" in install, page.name
         assert wheel in install, f"{page.name} names another wheel than version {__version__} builds"
         assert "pip install airflow-enos-provider" in install, page.name
+
+
+def test_every_test_the_docs_name_exists():
+    # The failure-modes page proves each claim by naming a test; a renamed test must not leave it lying.
+    named = set()
+    for page in [README, *DOCS.rglob("*.rst"), *DOCS.rglob("*.md")]:
+        named |= set(re.findall(r"(tests/[\w/]+\.py)::(test_\w+\*?)", page.read_text(encoding="utf-8")))
+    assert named, "no page names a test"
+    missing = []
+    for path, name in sorted(named):
+        pattern = r"^(async )?def " + name.replace("*", r"\w*") + r"\("
+        file = ROOT / path
+        if not file.is_file() or not re.search(pattern, file.read_text(encoding="utf-8"), flags=re.M):
+            missing.append(f"{path}::{name}")
+    assert missing == []

@@ -1177,6 +1177,26 @@ def test_stop_closes_keep_alive_connections() -> None:
     session.close()
 
 
+def test_a_stopped_emulator_refuses_connections_and_restarts_with_its_state() -> None:
+    emulator = EnOSEmulator(make_seed()).start()
+    try:
+        url, port = emulator.url, emulator.port
+        Client(emulator, requests.Session()).get_token()
+        emulator.state.add_instance("77-202001010000", 77, status="RUNNING")
+        running = emulator.state.instance_status("77-202001010000")
+        emulator.stop()
+        with pytest.raises(requests.ConnectionError, match="refused"):
+            requests.post(url + TOKEN_PATH, json={}, timeout=5)
+        emulator.start()
+        assert (emulator.url, emulator.port) == (url, port)
+        with requests.Session() as session:
+            Client(emulator, session).get_token()
+        assert emulator.state.instance_status("77-202001010000") == running
+        assert emulator.state.count("token.get") == 2
+    finally:
+        emulator.stop()
+
+
 def test_status_history_follows_the_schedule_then_the_cancel(client: Client, emulator: EnOSEmulator) -> None:
     emulator.state.set_instance_status(SEEDED, "SUCCESS")
     start = emulator.state.now()

@@ -351,7 +351,7 @@ class EnOSEmulator:
 
     @property
     def port(self) -> int:
-        """The port listened on (the requested one until started)."""
+        """The port listened on (the requested one until first started, then the one bound)."""
         return int(self._server.server_address[1]) if self._server is not None else self._port
 
     @property
@@ -372,12 +372,18 @@ class EnOSEmulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="enos-emulator", daemon=True
         )
         thread.start()
+        # A restart after stop() binds this port again: clients that knew the gateway find it back.
+        self._port = int(server.server_address[1])
         self._server, self._thread = server, thread
         logger.debug("EnOS emulator listening on %s", self.url)
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every open connection and free the port (no-op when not started)."""
+        """Stop serving, close every open connection and free the port (no-op when not started).
+
+        Connections are refused until :meth:`start` is called again, which serves the same state on
+        the same port: a gateway outage as clients see it.
+        """
         server, thread = self._server, self._thread
         if server is None:
             return

@@ -10,7 +10,8 @@ import importlib.util
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,19 +44,32 @@ def _no_secret_leaked(stack: AirflowStack, enos: EnOSEmulator) -> None:
         enos_env.assert_no_secret(path.read_bytes().decode("latin-1"), str(path), secrets)
 
 
-@pytest.fixture(scope="module")
-def local_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    """api-server, scheduler (LocalExecutor), dag-processor and triggerer, with the e2e DAGs unpaused."""
-    stack = _open("local", tmp_path_factory.mktemp("airflow-home-local"), "LocalExecutor", enos)
+@contextmanager
+def local_stack(
+    name: str, enos: EnOSEmulator, home: Path, dag_ids: Iterable[str], **extra_env: str
+) -> Iterator[AirflowStack]:
+    """Run api-server, scheduler (LocalExecutor), dag-processor and triggerer with ``dag_ids`` unpaused;
+    stop every process on exit and check that no log leaked a secret.
+
+    :param extra_env: more Airflow settings, e.g. ``AIRFLOW__CORE__PARALLELISM``.
+    """
+    stack = _open(name, home, "LocalExecutor", enos, **extra_env)
     try:
         started = time.monotonic()
         stack.start_core()
-        stack.wait_dags(DAG_IDS, timeout=120)
-        TIMINGS["start: LocalExecutor stack"] = {"seconds": round(time.monotonic() - started, 1)}
+        stack.wait_dags(dag_ids, timeout=120)
+        TIMINGS[f"start: LocalExecutor stack {name}"] = {"seconds": round(time.monotonic() - started, 1)}
         yield stack
     finally:
         stack.close()
     _no_secret_leaked(stack, enos)
+
+
+@pytest.fixture(scope="module")
+def local_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """api-server, scheduler (LocalExecutor), dag-processor and triggerer, with the e2e DAGs unpaused."""
+    with local_stack("local", enos, tmp_path_factory.mktemp("airflow-home-local"), DAG_IDS) as stack:
+        yield stack
 
 
 def _redis_ready(port: int) -> bool:
