@@ -50,7 +50,24 @@ def instances(emulator) -> list[str]:
     return [i for i in emulator.state.instance_ids() if i.startswith(f"{FLOW_ID}-")]
 
 
-@pytest.mark.parametrize("dag_id", ["enos_retry_reattaches", "enos_retry_reattaches_deferred"])
+def _dag_test_resumes_retries_with_a_stale_event() -> bool:
+    from airflow_enos_provider._compat import airflow_version
+
+    # Airflow 3.0's dag.test() starts a retried try at the earlier try's execute_complete, with its
+    # event, so try 2 never runs execute; its real scheduler does not (tests/e2e/test_crash_*.py).
+    return airflow_version().startswith("3.0.")
+
+
+DEFERRED_RETRY = pytest.param(
+    "enos_retry_reattaches_deferred",
+    marks=pytest.mark.skipif(
+        _dag_test_resumes_retries_with_a_stale_event(),
+        reason="Airflow 3.0 dag.test() resumes a retried deferred try with the earlier try's event",
+    ),
+)
+
+
+@pytest.mark.parametrize("dag_id", ["enos_retry_reattaches", DEFERRED_RETRY])
 def test_a_try_that_fails_after_triggering_is_retried_onto_the_same_instance(live_emulator, dag_id):
     state = live_emulator.state
     # Every read fails until the retry looks for the earlier instance (its Get Flow comes first).
