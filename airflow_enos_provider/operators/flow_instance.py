@@ -11,9 +11,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
-from airflow.sdk import BaseOperator
-
-from airflow_enos_provider._compat import airflow_version, conf, triggerer_calls_on_kill
+from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, parse_statuses
 from airflow_enos_provider.validation import require_flow_inst_ids, require_int

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
-
-from airflow_enos_provider._compat import AirflowSensorTimeout
+from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator
 from airflow_enos_provider.exceptions import EnOSFlowInstanceError
 from airflow_enos_provider.operators.flow_instance import default_deferrable, raise_for_event, seconds
 from airflow_enos_provider.status import FlowInstanceWait
