@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 try:
     from airflow.sdk import Connection
 except ImportError:  # Airflow 2.11: no task SDK
