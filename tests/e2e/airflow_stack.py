@@ -29,7 +29,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 # make test-e2e-matrix gives each Airflow version a folder of its own.
-LOG_ROOT = Path(os.environ.get("ENOS_E2E_LOG_DIR", ROOT / "build" / "e2e"))
+LOG_ROOT = Path(os.environ.get("ENOS_E2E_LOG_DIR", ROOT / "build" / "e2e")).resolve()
 MARKER = "AIRFLOW_ENOS_E2E_STACK"
 # What start_core can start, in its order: the api-server first, as it reports the others' health.
 CORE = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -37,6 +37,7 @@ T = TypeVar("T")
 # Airflow 2.11: the Flask webserver and REST API v1 stand where 3.x has its api-server and API v2, and
 # the scheduler parses the DAG files itself (no dag-processor).
 AIRFLOW_2 = Version(_airflow_version).major < 3
+FAB_BACKENDS = "airflow.providers.fab.auth_manager.api.auth.backend"
 
 # Runs beside the tests in a session of its own. When the test process closes its end of the pipe
 # (or dies, even by SIGKILL), it ends every process carrying the stack's marker: SIGTERM, then SIGKILL.
@@ -182,7 +183,7 @@ class AirflowAPI:
             return False
 
     def health(self) -> dict[str, Any]:
-        return self.call("GET", "/monitor/health")
+        return self.call("GET", "/health" if AIRFLOW_2 else "/monitor/health")
 
     def dag(self, dag_id: str) -> dict[str, Any] | None:
         reply = self.call("GET", f"/dags/{dag_id}", expect=(200, 404))
@@ -305,13 +306,16 @@ class AirflowStack:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-                # Airflow 2.11: API v1 open to the tests as 3.x's all-admins simple auth manager is, the
-                # webserver on loopback with one worker, XCom values as JSON.
-                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.default",
+                # Airflow 2.11: API v1 with basic auth (start_core adds the FAB user), the webserver on
+                # loopback with one worker, XCom values as JSON.
+                "AIRFLOW__API__AUTH_BACKENDS": f"{FAB_BACKENDS}.basic_auth",
                 "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
                 "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
                 "AIRFLOW__WEBSERVER__WORKERS": "1",
                 "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
+                # 2.11 refuses SQLite beside the LocalExecutor unless told, as its own test suite does
+                # (3.x runs it so): the one SQLite file keeps the stacks of all versions alike.
+                "_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -446,6 +450,12 @@ class AirflowStack:
         if unknown or (wanted and "api-server" not in wanted):
             raise ValueError(f"start_core starts the api-server and any of {CORE}, not {sorted(components)}")
         self.airflow("db", "migrate", timeout=180)
+        if AIRFLOW_2 and wanted:  # FAB allows no anonymous API call: a user for the tests' REST calls
+            password = secrets.token_urlsafe(12)
+            user = ["--username", "e2e", f"--password={password}", "--role", "Admin"]  # it may start with -
+            names = ["--email", "e2e@example.com", "--firstname", "E2E", "--lastname", "Tests"]
+            self.airflow("users", "create", *user, *names, timeout=120)
+            self.api.http.auth = ("e2e", password)
         commands = {
             "api-server": ("webserver", "--hostname", "127.0.0.1", "--port", str(self.port))
             if AIRFLOW_2
