@@ -56,7 +56,7 @@ test-ui: $(UI_STAMP)
 
 # The Airflow version matrix: `make test` (3.3, constraints.txt), then 3.0, 3.2 and 2.11, each in its own
 # venv from its own lock file (constraints/airflow-X.Y.txt). tests/ui runs on 3.3, and on 2.11 its FAB
-# form test (the 3.x form test is skipped there by version); tests/e2e runs in make test-e2e(-matrix).
+# form test (tests/ui/conftest.py collects each version's own); tests/e2e: make test-e2e(-matrix).
 MATRIX := 3.0 3.2 2.11
 MATRIX_STAMPS := $(MATRIX:%=.venv-airflow-%/.installed)
 MATRIX_TESTS := $(MATRIX:%=test-airflow-%)
