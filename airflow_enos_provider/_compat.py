@@ -1,8 +1,14 @@
-"""Names that moved between Airflow 3.0 and 3.3, imported from where the running Airflow has them.
+"""Names that moved between Airflow 2.11 and 3.3, imported from where the running Airflow has them.
 
-Airflow 3.3 is what the project is developed and pinned on; the fallbacks are for 3.0-3.2, where
-``airflow.sdk`` did not yet export everything. ``make test-matrix`` runs the suite on 3.0.6 and 3.2.2
-from their own lock files (``constraints/``).
+Airflow 3.3 is what the project is developed and pinned on; the fallbacks are for 2.11 and 3.0-3.2,
+where ``airflow.sdk`` did not exist (2.x) or did not yet export everything. ``make test-matrix`` runs
+the suite on 2.11.2, 3.0.6 and 3.2.2 from their own lock files (``constraints/``).
+
+A module of the project's own rather than ``apache-airflow-providers-common-compat``: the handful of
+names used here need one ``try`` each, and the operator, sensor and notifier modules import only the
+base class they subclass (the task-SDK classes load lazily, on first use), which keeps the DAG-parse
+import budget on every version; common-compat would be one more dependency pinned per version for
+the same few lines.
 """
 
 from __future__ import annotations
@@ -10,16 +16,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, BaseOperatorLink, conf
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+    from airflow.sdk import (
+        BaseHook,
+        BaseNotifier,
+        BaseOperator,
+        BaseOperatorLink,
+        BaseSensorOperator,
+        conf,
+    )
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        TaskDeferred,
+    )
     from airflow.sdk.log import amask_secret, mask_secret
 
     def redact(value: str) -> str: ...
 else:
     try:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            TaskDeferred,
+        )
     except ImportError:  # Airflow < 3.1
-        from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+        from airflow.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSensorTimeout,
+            TaskDeferred,
+        )
     try:
         from airflow.sdk import conf
     except ImportError:  # Airflow < 3.1
@@ -32,7 +60,10 @@ else:
         from airflow.sdk import BaseOperatorLink
     except ImportError:  # Airflow < 3.1
         from airflow.models.baseoperatorlink import BaseOperatorLink
-    from airflow.sdk.log import mask_secret
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # Airflow 2
+        from airflow.utils.log.secrets_masker import mask_secret
 
     try:
         from airflow.sdk.log import amask_secret
@@ -43,8 +74,32 @@ else:
 
     try:
         from airflow.sdk._shared.secrets_masker import redact
-    except ImportError:  # older task SDKs
-        from airflow.sdk.execution_time.secrets_masker import redact
+    except ImportError:
+        try:  # older task SDKs
+            from airflow.sdk.execution_time.secrets_masker import redact
+        except ImportError:  # Airflow 2: no task SDK
+            from airflow.utils.log.secrets_masker import redact
+
+    # Each operator-like module needs one base class: loaded on first use, so importing the operator
+    # module does not also import the sensor and notifier bases (the DAG-parse budget).
+    _BASES = {
+        "BaseOperator": ("airflow.sdk", "airflow.models.baseoperator"),
+        "BaseSensorOperator": ("airflow.sdk", "airflow.sensors.base"),
+        "BaseNotifier": ("airflow.sdk", "airflow.notifications.basenotifier"),
+    }
+
+    def __getattr__(name: str) -> Any:
+        if name not in _BASES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        new, old = _BASES[name]
+        try:  # Airflow 3
+            value = getattr(importlib.import_module(new), name)
+        except ImportError:  # Airflow 2: no task SDK
+            value = getattr(importlib.import_module(old), name)
+        globals()[name] = value
+        return value
 
 
 def airflow_version() -> str:
@@ -79,7 +134,11 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "BaseHook",
+    "BaseNotifier",
+    "BaseOperator",
     "BaseOperatorLink",
+    "BaseSensorOperator",
+    "TaskDeferred",
     "airflow_version",
     "amask_secret",
     "conf",

@@ -126,7 +126,10 @@ def legacy_form_widgets() -> dict[str, Any]:
     for name, spec in CONN_FIELDS.items():
         field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
         widgets[name] = field_class(
-            spec["label"], widget=BS3TextFieldWidget(), description=spec["description"]
+            spec["label"],
+            widget=BS3TextFieldWidget(),
+            description=spec["description"],
+            default=spec["schema"].get("default"),
         )
     return widgets
 

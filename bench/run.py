@@ -41,9 +41,13 @@ OUR_MODULES = [
 ]
 HOOK_MODULE = "airflow_enos_provider.hooks.enos"
 ANCHORS = ["airflow.providers.http.operators.http", "airflow.providers.dbt.cloud.operators.dbt"]
+# The base a DAG file has imported anyway: the task SDK on Airflow 3, `from airflow import DAG` on 2.11.
 IMPORT_SNIPPET = """
 import importlib, sys, time
-import airflow.sdk
+try:
+    import airflow.sdk
+except ImportError:
+    import airflow.models.dag
 started = time.perf_counter()
 importlib.import_module(sys.argv[1])
 print((time.perf_counter() - started) * 1000)

@@ -5,7 +5,10 @@ Trigger with conf ``{"flow_inst_id": "2438-201908081020"}`` (or a list of ids).
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+try:
+    from airflow.sdk import DAG, Param
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.models import DAG, Param
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 

@@ -7,7 +7,11 @@ ends failed when ``transform`` fails, so the failure is not hidden.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+try:
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.decorators import task
+    from airflow.models import DAG, Param
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, Param, task
+try:
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.decorators import task
+    from airflow.models import DAG, Param
 
 from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
 

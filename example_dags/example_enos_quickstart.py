@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param
+try:
+    from airflow.sdk import DAG, Param
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.models import DAG, Param
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk import Connection
+
+try:
+    from airflow.sdk import Connection
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.models.connection import Connection
 
 from airflow_enos_provider.connection import EnOSConnectionSettings
 from airflow_enos_provider.exceptions import EnOSValidationError

@@ -95,6 +95,7 @@ def test_legacy_form_widgets_are_wtforms_fields_where_the_fab_ui_is_installed():
     for name, field in widgets.items():
         assert field.args == (CONN_FIELDS[name]["label"],)
         assert field.kwargs["description"] == CONN_FIELDS[name]["description"]
+        assert field.kwargs["default"] == CONN_FIELDS[name]["schema"].get("default")
     assert widgets["timeout"].field_class.__name__ == "IntegerField"
     assert widgets["org_id"].field_class.__name__ == "StringField"
 
@@ -126,9 +127,23 @@ def test_providers_manager_exposes_the_enos_form():
     assert behaviour["relabeling"]["password"] == "Secret key"
 
 
+def _fab_connection_form() -> None:
+    # Airflow 2.11's webserver builds its ConnectionForm class from the hook's widgets.
+    from airflow.www.forms import create_connection_form_class
+
+    form_class = create_connection_form_class()
+    for name, spec in CONN_FIELDS.items():
+        field = getattr(form_class, f"extra__enos__{name}")
+        assert field.args == (spec["label"],)
+        assert field.kwargs["description"] == spec["description"]
+        assert field.kwargs["default"] == spec["schema"].get("default")
+
+
 def test_the_ui_connection_form_shows_the_enos_fields():
     # What the api-server sends the UI's connection form: built from conn-fields on Airflow 3.2+ and
-    # from the hook's widgets and field behaviour on 3.0/3.1.
+    # from the hook's widgets and field behaviour on 3.0/3.1 (and, in 2.11, its Flask form).
+    if airflow.__version__.startswith("2."):
+        return _fab_connection_form()
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
     (meta,) = [m.model_dump() for m in HookMetaService.hook_meta_data() if m.connection_type == "enos"]

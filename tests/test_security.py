@@ -106,7 +106,10 @@ def test_secret_and_token_are_registered_with_the_masker(hook, emulator):
     try:
         from airflow.sdk._shared.secrets_masker import redact
     except ImportError:  # Airflow < 3.1
-        from airflow.sdk.execution_time.secrets_masker import redact
+        try:
+            from airflow.sdk.execution_time.secrets_masker import redact
+        except ImportError:  # Airflow 2.11
+            from airflow.utils.log.secrets_masker import redact
 
     hook.get_server_time()
     (token,) = emulator.state.issued_tokens()

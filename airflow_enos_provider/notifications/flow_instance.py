@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseNotifier
-
+from airflow_enos_provider._compat import BaseNotifier
 from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.validation import require_flow_inst_ids
 

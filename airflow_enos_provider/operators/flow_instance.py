@@ -11,9 +11,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
-from airflow_enos_provider._compat import airflow_version, conf, triggerer_calls_on_kill
+from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.status import (

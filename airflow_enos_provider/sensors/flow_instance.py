@@ -8,9 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
-
-from airflow_enos_provider._compat import AirflowSensorTimeout
+from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator
 from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.operators.flow_instance import (

@@ -23,14 +23,21 @@ from typing import Any, TypeVar
 
 import psutil
 import requests
+from airflow import __version__ as _airflow_version
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
-LOG_ROOT = ROOT / "build" / "e2e"
+# make test-e2e-matrix gives each Airflow version a folder of its own.
+LOG_ROOT = Path(os.environ.get("ENOS_E2E_LOG_DIR", ROOT / "build" / "e2e")).resolve()
 MARKER = "AIRFLOW_ENOS_E2E_STACK"
 # What start_core can start, in its order: the api-server first, as it reports the others' health.
 CORE = ("api-server", "scheduler", "dag-processor", "triggerer")
 T = TypeVar("T")
+# Airflow 2.11: the Flask webserver and REST API v1 stand where 3.x has its api-server and API v2, and
+# the scheduler parses the DAG files itself (no dag-processor).
+AIRFLOW_2 = Version(_airflow_version).major < 3
+FAB_BACKENDS = "airflow.providers.fab.auth_manager.api.auth.backend"
 
 # Runs beside the tests in a session of its own. When the test process closes its end of the pipe
 # (or dies, even by SIGKILL), it ends every process carrying the stack's marker: SIGTERM, then SIGKILL.
@@ -159,7 +166,7 @@ class AirflowAPI:
     """The few REST API v2 calls the tests make; every request is bounded by a timeout."""
 
     def __init__(self, base_url: str) -> None:
-        self.base = base_url.rstrip("/") + "/api/v2"
+        self.base = base_url.rstrip("/") + ("/api/v1" if AIRFLOW_2 else "/api/v2")
         self.http = requests.Session()
         self.http.trust_env = False  # loopback only: never a proxy from the environment
 
@@ -176,7 +183,7 @@ class AirflowAPI:
             return False
 
     def health(self) -> dict[str, Any]:
-        return self.call("GET", "/monitor/health")
+        return self.call("GET", "/health" if AIRFLOW_2 else "/monitor/health")
 
     def dag(self, dag_id: str) -> dict[str, Any] | None:
         reply = self.call("GET", f"/dags/{dag_id}", expect=(200, 404))
@@ -186,7 +193,8 @@ class AirflowAPI:
         assert self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        body = {"conf": conf} if AIRFLOW_2 else {"logical_date": None, "conf": conf}
+        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(run["dag_run_id"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
@@ -200,11 +208,13 @@ class AirflowAPI:
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> dict[str, Any]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
-        return self.call("PATCH", path, json={"new_state": state})
+        body = {"new_state": state, "dry_run": False} if AIRFLOW_2 else {"new_state": state}  # v1: dry run
+        return self.call("PATCH", path, json=body)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-        reply = self.call("GET", path, expect=(200, 404), params={"deserialize": "true"})
+        params = {"deserialize": "true", "stringify": "false"} if AIRFLOW_2 else {"deserialize": "true"}
+        reply = self.call("GET", path, expect=(200, 404), params=params)
         return None if reply is None or "value" not in reply else reply["value"]
 
     def wait_task_state(
@@ -296,6 +306,16 @@ class AirflowStack:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                # Airflow 2.11: API v1 with basic auth (start_core adds the FAB user), the webserver on
+                # loopback with one worker, XCom values as JSON.
+                "AIRFLOW__API__AUTH_BACKENDS": f"{FAB_BACKENDS}.basic_auth",
+                "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WORKERS": "1",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
+                # 2.11 refuses SQLite beside the LocalExecutor unless told, as its own test suite does
+                # (3.x runs it so): the one SQLite file keeps the stacks of all versions alike.
+                "_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -424,12 +444,22 @@ class AirflowStack:
             any other component needs it too. Empty: only migrate the database.
         """
         wanted = [name for name in CORE if name in set(components)]
+        if AIRFLOW_2:  # the scheduler parses the DAG files
+            wanted = [name for name in wanted if name != "dag-processor"]
         unknown = set(components) - set(CORE)
         if unknown or (wanted and "api-server" not in wanted):
             raise ValueError(f"start_core starts the api-server and any of {CORE}, not {sorted(components)}")
         self.airflow("db", "migrate", timeout=180)
+        if AIRFLOW_2 and wanted:  # FAB allows no anonymous API call: a user for the tests' REST calls
+            password = secrets.token_urlsafe(12)
+            user = ["--username", "e2e", f"--password={password}", "--role", "Admin"]  # it may start with -
+            names = ["--email", "e2e@example.com", "--firstname", "E2E", "--lastname", "Tests"]
+            self.airflow("users", "create", *user, *names, timeout=120)
+            self.api.http.auth = ("e2e", password)
         commands = {
-            "api-server": ("api-server", "--host", "127.0.0.1", "--port", str(self.port)),
+            "api-server": ("webserver", "--hostname", "127.0.0.1", "--port", str(self.port))
+            if AIRFLOW_2
+            else ("api-server", "--host", "127.0.0.1", "--port", str(self.port)),
             "scheduler": ("scheduler", "--skip-serve-logs"),
             "dag-processor": ("dag-processor",),
             "triggerer": ("triggerer", "--skip-serve-logs"),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_enos_provider._compat import triggerer_calls_on_kill
 from airflow_enos_provider.emulator import STATUS_NAMES, EnOSEmulator
 from tests import enos_env
 from tests.e2e.airflow_stack import AirflowStack, wait_for
@@ -116,13 +117,24 @@ def kill_running_wait(stack: AirflowStack, enos: EnOSEmulator, flow_id: int) -> 
 
 
 def kill_deferred_wait(stack: AirflowStack, enos: EnOSEmulator, flow_id: int) -> dict[str, Any]:
-    """Mark a deferred task failed: the trigger's ``on_kill`` (Airflow 3.3) cancels the instance."""
+    """Mark a deferred task failed: the trigger's ``on_kill`` (Airflow 3.3) cancels the instance.
+
+    Before 3.3 no triggerer calls it: the operator warned when it deferred, and the instance runs on
+    (a teardown or the deadline cancel is what covers that; see the version table in the docs).
+    """
     api, dag_id = stack.api, WAIT_DEFERRED
     run_id, flow_inst_id = start_flow_run(stack, enos, dag_id, flow_id)
     api.wait_task_state(dag_id, run_id, "start", ["deferred"], timeout=60)
     wait_reads(enos, flow_inst_id, requests_for(enos, GET, flow_inst_id), timeout=60)  # trigger polls
 
     api.set_task_state(dag_id, run_id, "start", "failed")
+    if not triggerer_calls_on_kill():
+        wait_log_text(
+            stack, f"a user kill of this deferred task will not cancel EnOS flow instance {flow_inst_id}", 30
+        )
+        assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "failed"
+        assert (status(enos, flow_inst_id), requests_for(enos, CANCEL, flow_inst_id)) == ("RUNNING", 0)
+        return api.task_instance(dag_id, run_id, "start")
 
     wait_status(enos, flow_inst_id, "CANCEL", timeout=60)
     assert requests_for(enos, CANCEL, flow_inst_id) == 1

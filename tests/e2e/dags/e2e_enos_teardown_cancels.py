@@ -9,7 +9,11 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from airflow.sdk import DAG, task
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.decorators import task
+    from airflow.models import DAG
 
 from airflow_enos_provider.operators.flow_instance import (
     CancelFlowInstanceOperator,
