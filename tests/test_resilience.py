@@ -333,7 +333,10 @@ def test_deferred_waits_carry_max_outage_to_the_trigger(enos_conn):
 
 
 def test_every_trigger_task_instance_of_a_dag_run_gets_its_own_trigger_minutes():
-    from airflow.sdk import DAG, BaseOperator
+    try:
+        from airflow.sdk import DAG, BaseOperator
+    except ImportError:  # Airflow 2.11: no task SDK
+        from airflow.models import DAG, BaseOperator
 
     from airflow_enos_provider.operators.reattach import _series
 

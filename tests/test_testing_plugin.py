@@ -73,7 +73,9 @@ def test_a_connection_needs_credentials_and_a_plain_conn_id(enos_emulator):
         connection_for(enos_emulator, env.SEED, "enos-default")
     with pytest.raises(ValueError, match=r"access_key and secret_key.*enos_seed fixture"):
         connection_for(enos_emulator, {"users": env.SEED["users"]})
-    given = connection_for(enos_emulator, {}, access_key="ak", secret_key="sk", user_id="u", org_id="o")
+    given = connection_for(
+        enos_emulator, {}, access_key="ak", secret_key="sk-given-5d1e8a", user_id="u", org_id="o"
+    )
     assert (given.access_key, given.user_id, given.org_id) == ("ak", "u", "o")
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11: no task SDK
+    from airflow.models import DAG
 
 from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
 
