@@ -93,9 +93,8 @@ $(MATRIX_TESTS): test-airflow-%: .venv-airflow-%/.installed
 
 test-airflow-2.11: $(UI_STAMP)
 
-# The lanes `make test-matrix` (and so CI) runs. The 2.11 lane runs by hand (`make test-airflow-2.11`)
-# until two example-DAG tests pass on it with the failed-task logs (issue 14 is open for that).
-MATRIX_CI := 3.0 3.2
+# The lanes `make test-matrix` (and so CI) runs.
+MATRIX_CI := $(MATRIX)
 test-matrix: test $(MATRIX_CI:%=test-airflow-%)
 	@echo "Airflow version matrix:"
 	@cat build/test-logs/summary.txt $(MATRIX_CI:%=build/test-logs/airflow-%/summary.txt)

@@ -69,7 +69,7 @@ def _connection_from_uri(uri: str, conn_id: str):
 
 def test_uri_form_parses():
     conn = _connection_from_uri(
-        "enos://ak:sk@apim-ppe1.envisioniot.com?org_id=o1&user_id=u1&timeout=5", conn_id="u"
+        "enos://ak:sk-uri-4b9e@apim-ppe1.envisioniot.com?org_id=o1&user_id=u1&timeout=5", conn_id="u"
     )
     s = EnOSConnectionSettings.from_connection(conn)
     assert (s.gateway_url, s.org_id, s.user_id, s.timeout) == (

@@ -21,7 +21,9 @@ from airflow_enos_provider.protocol.search import ALL_STATUSES, LATEST_TRIGGER_M
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from airflow_enos_provider.status import failing_tasks, task_records
 
-SETTINGS = EnOSConnectionSettings("c", "https://gateway.invalid", "ak", "sk", org_id="o", user_id="u")
+SETTINGS = EnOSConnectionSettings(
+    "c", "https://gateway.invalid", "ak", "sk-contract-8a1c", org_id="o", user_id="u"
+)
 IDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30)
 FLOW_IDS = st.integers(0, 2**31 - 1)
 TEXT_VALUES = st.one_of(st.text(max_size=20), st.booleans(), st.integers(), st.floats(allow_nan=False))

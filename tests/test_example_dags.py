@@ -54,6 +54,22 @@ def run_example(dag_id: str, conf: dict | None = None):
     return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
+def finished_link(run, dag_id: str, task_id: str) -> str | None:
+    """Return the "EnOS flow instance" link of a finished task instance, as the UI gets it."""
+    from airflow_enos_provider._compat import airflow_version
+
+    ti = run.get_task_instance(task_id)
+    if not airflow_version().startswith("2."):  # Airflow 3 stores each link in XCom as the task ends
+        return ti.xcom_pull(task_ids=task_id, key="_link_EnOSFlowInstanceLink")
+    # Airflow 2's webserver asks the operator's link for each request
+    from airflow.models.dagbag import DagBag
+
+    from airflow_enos_provider.links import EnOSFlowInstanceLink
+
+    operator = DagBag(dag_folder=str(ROOT / "example_dags")).get_dag(dag_id).get_task(task_id)
+    return EnOSFlowInstanceLink().get_link(operator, ti_key=ti.key)
+
+
 def test_cancel_flow_instance_from_params(live_emulator):
     run, states = run_example("example_enos_cancel_flow_instance", {"flow_inst_id": env.RUNNING_ID})
     assert run.state == "success" and states == {"cancel_flow_instance": "success"}
@@ -102,7 +118,7 @@ def test_start_and_wait_in_a_worker_and_deferred(live_emulator, monkeypatch):
     )
     # The "EnOS flow instance" link each finished task instance got (what the UI's button opens).
     for task_id, flow_id in (("run_flow", 501), ("run_flow_deferred", 502)):
-        link = run.get_task_instance(task_id).xcom_pull(task_ids=task_id, key="_link_EnOSFlowInstanceLink")
+        link = finished_link(run, "example_enos_trigger_flow", task_id)
         instance = started_instance(live_emulator, flow_id)
         assert link == f"https://console.example/{env.ORG_ID}/flows/{flow_id}/instances/{instance}"
 
@@ -218,13 +234,13 @@ def test_sensor_fails_early_when_the_instance_fails(live_emulator, capfd):
         f"----- EnOS task load (task instance {load.task_inst_id}, FAIL) of flow instance {env.RUNNING_ID}: "
         "its whole log -----\nloading\nERROR: disk full on /data"
     )
-    assert out.count(header) >= 2, out[-3000:]  # 3.0 prints each line twice
+    assert out.count(header) >= 2, out[-3000:]  # 2.11 and 3.0 print each line twice
     error = (
         f"EnOSFlowInstanceError: EnOS flow instance ended badly: {env.RUNNING_ID} is FAIL (failed tasks: "
         f"load)\nLast lines of the log of EnOS task load (task instance {load.task_inst_id}, FAIL):\n"
         "loading\nERROR: disk full on /data\n"
     )
-    assert words.count(" ".join(error.split())) == 2, out[-3000:]
+    assert words.count(" ".join(error.split())) >= 2, out[-3000:]  # 2.11 prints it twice per task
 
 
 def test_kill_switch_cancels_every_active_instance_of_the_flow(live_emulator):

@@ -350,7 +350,7 @@ def _send_with_both(port: int, timeout: float = 5.0) -> list[EnOSConnectionError
     from airflow_enos_provider.transports.aio import AiohttpTransport, aclose_clients
     from airflow_enos_provider.transports.sync import RequestsTransport
 
-    settings = EnOSConnectionSettings("t", f"http://127.0.0.1:{port}", "ak", "sk")
+    settings = EnOSConnectionSettings("t", f"http://127.0.0.1:{port}", "ak", "sk-protocol-3e7b")
     request = ops.prepare(ops.get_flow_instance("2438-1"), settings, ("u", "o"), "tok", timeout)
     errors = []
     sync = RequestsTransport(settings)
