@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -112,8 +111,7 @@ class Judgement(NamedTuple):
     failure: str | None
 
 
-@dataclass(frozen=True)
-class FlowInstanceWait:
+class FlowInstanceWait(NamedTuple):
     """What a wait is for: the statuses that end it well, and those that end it badly.
 
     :param target: statuses that end the wait successfully.
