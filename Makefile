@@ -115,18 +115,22 @@ test-e2e-matrix: $(E2E_MATRIX:%=.venv-airflow-%/.installed)
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
-# Build the wheel and sdist, check them, install the wheel into a fresh virtualenv and ask Airflow.
+# Build the wheel and sdist, check them, then install the wheel into a fresh virtualenv on the newest
+# Airflow (constraints.txt) and on the oldest it supports (2.11, its lock file) and ask each Airflow.
+PACKAGE_LANES := "3.3 constraints.txt $(PYTHON)" "2.11 constraints/airflow-2.11.txt $(MATRIX_PYTHON)"
 package: $(PACKAGE_STAMP)
-	rm -rf dist build/package-venv
+	rm -rf dist build/package-venv*
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
 	! $(BIN)/python -m zipfile -l dist/*.whl | grep -E '(^|/)(tests|bench|example_dags)/'
 	$(BIN)/python scripts/check_dist.py dist
-	$(PYTHON) -m venv build/package-venv
-	PIP_CONSTRAINT=constraints.txt build/package-venv/bin/pip install --quiet --disable-pip-version-check dist/*.whl
-	version=$$(build/package-venv/bin/python -c 'import airflow_enos_provider as p; print(p.__version__)') && \
-	AIRFLOW_HOME=$$(mktemp -d) build/package-venv/bin/airflow providers list | tee build/package-providers.txt | \
-	grep -E "^airflow-enos-provider +\| .* \| $$version"
+	for lane in $(PACKAGE_LANES); do \
+		set -- $$lane && venv=build/package-venv-$$1 && $$3 -m venv $$venv && \
+		PIP_CONSTRAINT=$$2 $$venv/bin/pip install --quiet --disable-pip-version-check dist/*.whl && \
+		version=$$($$venv/bin/python -c 'import airflow_enos_provider as p; print(p.__version__)') && \
+		AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/airflow providers list | tee build/package-providers-$$1.txt | \
+		grep -E "^airflow-enos-provider +\| .* \| $$version" || exit 1; \
+	done
 
 # The documentation site, docs/ -> build/docs/index.html, built afresh: a warning fails the build.
 docs: $(DOCS_STAMP)
