@@ -77,6 +77,9 @@ def _press_test(page: Page, expected: str) -> str:
     page.locator("#test-connection").click()
     alert = page.locator(".alert").filter(has_text=expected)
     expect(alert).to_be_visible(timeout=60_000)
+    # The alert opens above the form, out of the viewport the Test button left: scroll up, so the
+    # screenshot taken next shows it.
+    page.evaluate("window.scrollTo(0, 0)")
     return alert.inner_text()
 
 
