@@ -94,12 +94,3 @@ class EnOSFlowInstanceError(EnOSError):
     def __init__(self, message: str, statuses: dict[str, str]) -> None:
         self.statuses = statuses
         super().__init__(message)
-
-
-def __getattr__(name: str) -> object:
-    # retry_reason moved to the protocol core, which imports this module: resolve it on first use.
-    if name == "retry_reason":
-        from airflow_enos_provider.protocol.retry import retry_reason
-
-        return retry_reason
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ import common
 from airflow_enos_provider.emulator import EnOSEmulator
 from airflow_enos_provider.emulator import routes as emulator_routes
 from airflow_enos_provider.emulator import server as emulator_server
-from airflow_enos_provider.emulator.state import CANCEL_FINAL_CHOICES
+from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES
 
 # (method, raw path with query, time headers were read, time the reply was written)
 TIMINGS: list[tuple[str, str, float, float]] = []

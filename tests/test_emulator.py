@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from airflow_enos_provider.emulator import EmulatorState, EnOSEmulator, ManualClock, RecordedRequest
-from airflow_enos_provider.signing import request_signature, token_encryption
+from airflow_enos_provider.protocol.signing import request_signature, token_encryption
 from tests.enos_env import start_emulator
 
 APP_KEY = "ak-demo"

@@ -59,10 +59,10 @@ def test_fault(enos_conn, fault, op):
 def test_a_lasting_trigger_failure_uses_one_attempt_count_and_waits(
     enos_conn, monkeypatch, capfd, fault, searches
 ):
-    from airflow_enos_provider.hooks import enos
+    from airflow_enos_provider.protocol.retry import RetryPolicy
 
     consulted: list[float | None] = []
-    policy_delay = enos.RetryPolicy.delay
+    policy_delay = RetryPolicy.delay
 
     def delay(policy, attempt, err, idempotent, waited):
         wait = policy_delay(policy, attempt, err, idempotent, waited)
@@ -72,7 +72,7 @@ def test_a_lasting_trigger_failure_uses_one_attempt_count_and_waits(
     state = enos_conn.state
     hook = EnOSHook()
     hook.get_server_time()
-    monkeypatch.setattr(enos.RetryPolicy, "delay", delay)
+    monkeypatch.setattr(RetryPolicy, "delay", delay)
     state.clear_requests()
     state.inject(operation="flows.trigger", times=None, **fault)
     capfd.readouterr()

@@ -228,9 +228,9 @@ def test_a_vanished_instance_ends_the_wait_at_once(enos_conn):
     assert enos_conn.state.count("flowInstances.get") == 1
 
 
-def test_a_trigger_serialized_with_max_poll_errors_still_loads_and_runs(enos_conn, monkeypatch):
-    """The kwargs the previous version wrote: max_poll_errors, no max_outage."""
-    old_kwargs = {
+def test_a_serialized_trigger_without_max_outage_polls_through_five_failures(enos_conn, monkeypatch):
+    """Serialized kwargs without max_outage wait through failures until the deadline (none here)."""
+    kwargs = {
         "flow_inst_ids": [env.RUNNING_ID],
         "enos_conn_id": "enos_default",
         "user_id": None,
@@ -241,16 +241,15 @@ def test_a_trigger_serialized_with_max_poll_errors_still_loads_and_runs(enos_con
         "deadline": None,
         "cancel_on_timeout": False,
         "cancel_on_kill": False,
-        "max_poll_errors": 3,
     }
     monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(enos_conn.url, retries=0))
     enos_conn.state.inject("http_5xx", "flowInstances.get", status=503, times=5)
     state = enos_conn.state
     state.after("flowInstances.get", lambda: state.set_instance_status(env.RUNNING_ID, "SUCCESS"))
-    trigger = EnOSFlowInstanceTrigger(**old_kwargs)
-    assert "max_poll_errors" not in trigger.serialize()[1] and trigger.serialize()[1]["max_outage"] is None
+    trigger = EnOSFlowInstanceTrigger(**kwargs)
+    assert trigger.serialize()[1]["max_outage"] is None
     event = first_event(trigger)
-    assert event["status"] == "success"  # 5 failed polls: more than the old 3, no longer fatal
+    assert event["status"] == "success"  # 5 failed polls, none fatal
     assert state.count("flowInstances.get") == 6
 
 

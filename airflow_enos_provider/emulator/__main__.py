@@ -25,7 +25,7 @@ from typing import Any
 from airflow_enos_provider.emulator.inspection import INSTANCES
 from airflow_enos_provider.emulator.seed import DEMO_SEED, SEED_SCHEMA
 from airflow_enos_provider.emulator.server import EnOSEmulator
-from airflow_enos_provider.emulator.state import CANCEL_FINAL_CHOICES
+from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:

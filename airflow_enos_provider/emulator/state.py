@@ -19,15 +19,11 @@ from airflow_enos_provider.emulator.errors import ApiError, invalid_parameter
 from airflow_enos_provider.emulator.faults import Fault, FaultKind, FaultPlan
 from airflow_enos_provider.emulator.models import Flow, Instance, Resolved
 from airflow_enos_provider.emulator.recorder import RecordedRequest, RequestRecorder
-from airflow_enos_provider.emulator.seed import Seed
 from airflow_enos_provider.emulator.tasks import TaskRun
-from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES, Tenant
+from airflow_enos_provider.emulator.tenant import Tenant
 from airflow_enos_provider.emulator.tokens import TokenRequest
 from airflow_enos_provider.protocol.codes import EnOSCode
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
-
-# The old home of these names; they stay importable from here.
-__all__ = ["CANCEL_FINAL_CHOICES", "EmulatorState", "SearchQuery", "Seed", "TriggerRequest"]
 
 #: What Get Task Instance Log returns at most without ``maxLength`` (about 1 MiB, enos-api.md section 3).
 DEFAULT_LOG_LENGTH = 1024 * 1024

@@ -13,20 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from airflow_enos_provider._compat import mask_secret
-from airflow_enos_provider.connection import SETTINGS_TTL as SETTINGS_TTL  # re-exported
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
-from airflow_enos_provider.hooks.enos_base import aclose_async_clients as aclose_async_clients  # re-exported
-from airflow_enos_provider.hooks.enos_base import async_clients_lease as async_clients_lease  # re-exported
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.inputs import to_epoch_ms as to_epoch_ms  # re-exported
-from airflow_enos_provider.protocol.inputs import to_flow_id
-from airflow_enos_provider.protocol.retry import RetryPolicy as RetryPolicy  # re-exported
+from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id
 from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
-from airflow_enos_provider.protocol.tokens import refresh_margin as refresh_margin  # re-exported
 from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE
@@ -45,16 +39,20 @@ class EnOSHook(EnOSBaseHook):
     """
 
     # Airflow before 3.2 builds the form only from methods the registered hook class itself defines
-    # (providers_manager checks the class __dict__), so the base class's are named here again.
+    # (providers_manager checks the class __dict__), so they live here, not on the base class.
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Return the extra fields of the connection form (Airflow < 3.2)."""
-        return super().get_connection_form_widgets()
+        """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
+        from airflow_enos_provider.get_provider_info import legacy_form_widgets
+
+        return legacy_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Return the standard fields' labels and placeholders (Airflow < 3.2)."""
-        return super().get_ui_field_behaviour()
+        """Return the relabelled, hidden and placeholder fields (Airflow < 3.2)."""
+        from airflow_enos_provider.get_provider_info import legacy_field_behaviour
+
+        return legacy_field_behaviour()
 
     def cancel_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None

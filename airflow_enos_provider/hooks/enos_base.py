@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import Any, Self, TypeVar
 
@@ -22,7 +21,6 @@ from airflow_enos_provider.connection import (
     shared_settings,
     warn_about_transport,
 )
-from airflow_enos_provider.get_provider_info import legacy_field_behaviour, legacy_form_widgets
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
@@ -69,16 +67,6 @@ class EnOSBaseHook(BaseHook):
         self.retry_max_wait_override = retry_max_wait
         self.retry_base_delay = retry_base_delay
         self.retry_count = RetryCounter()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
-        return legacy_form_widgets()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Return the relabelled, hidden and placeholder fields (Airflow < 3.2)."""
-        return legacy_field_behaviour()
 
     # ----------------------------------------------------------------- connection -> settings
 
@@ -212,21 +200,3 @@ class EnOSBaseHook(BaseHook):
             )
         except Exception as err:  # noqa: BLE001 - the UI and CLI expect a verdict, not a traceback
             return False, str(err)
-
-
-def async_clients_lease() -> AbstractAsyncContextManager[None]:
-    """Keep the event loop's shared async sessions open while in use; the last user out closes them.
-
-    Each trigger holds a lease while it runs, so a triggerer keeps its connections across thousands
-    of waits, and a loop that ends (``dag.test()``, a worker waiting inline) leaves none open.
-    """
-    from airflow_enos_provider.transports.aio import clients_lease
-
-    return clients_lease()
-
-
-async def aclose_async_clients() -> None:
-    """Close the async sessions of the running event loop (a worker running a wait inline calls this)."""
-    from airflow_enos_provider.transports.aio import aclose_clients
-
-    await aclose_clients()

@@ -48,8 +48,6 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         pause doubles from 1 s up to ``poll_interval``; each failure is logged with how long the
         outage has lasted, the recovery once. Any other failure (credentials, 62101-62105, 403, a
         vanished instance) ends the wait at once with ``error``. An ``error`` never cancels.
-    :param max_poll_errors: ignored; the count-based tolerance of earlier versions, accepted so that
-        triggers they serialized still load (they now wait as ``max_outage=None`` does).
     """
 
     def __init__(
@@ -66,7 +64,6 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = False,
         max_outage: float | timedelta | None = None,
-        max_poll_errors: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.flow_inst_ids = list(flow_inst_ids)
@@ -83,12 +80,6 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
             raise EnOSValidationError(
                 f"max_outage must be a positive number of seconds, a timedelta or None, got {max_outage!r}"
             )
-        if max_poll_errors is not None:
-            self.log.info(
-                "max_poll_errors=%s (from an earlier version) is replaced by max_outage: the wait for "
-                "EnOS flow instance(s) %s polls through transient failures until its deadline",
-                max_poll_errors, ", ".join(self.flow_inst_ids),
-            )  # fmt: skip
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -125,7 +116,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_enos_provider.hooks.enos import async_clients_lease
+        from airflow_enos_provider.transports.aio import clients_lease as async_clients_lease
 
         async with async_clients_lease():
             async for event in self._poll():
@@ -239,7 +230,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Send one best-effort cancel per instance when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
-        from airflow_enos_provider.hooks.enos import async_clients_lease
+        from airflow_enos_provider.transports.aio import clients_lease as async_clients_lease
 
         hook = self._hook(timeout=KILL_CANCEL_TIMEOUT, retries=0)
         async with async_clients_lease():
@@ -263,7 +254,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Run this wait in the calling process (when not deferring) and return the event payload."""
 
         async def first_event() -> dict[str, Any]:
-            from airflow_enos_provider.hooks.enos import aclose_async_clients
+            from airflow_enos_provider.transports.aio import aclose_clients as aclose_async_clients
 
             try:
                 async for event in self.run():
