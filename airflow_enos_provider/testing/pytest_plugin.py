@@ -1,6 +1,8 @@
 """The pytest plugin: an EnOS emulator per test, and an Airflow connection pointing at it.
 
-Registered as the ``pytest11`` entry point ``enos``, so installing the package is enough::
+Opt-in: load it in your top-level ``conftest.py`` with
+``pytest_plugins = ["airflow_enos_provider.testing.pytest_plugin"]`` (or pass
+``-p airflow_enos_provider.testing.pytest_plugin``), then::
 
     def test_cancel(enos_emulator, enos_connection):
         enos_emulator.state.add_instance("2438-202601010000", 2438, status="RUNNING")
@@ -16,8 +18,8 @@ Markers: ``enos_emulator(**kwargs)`` (emulator keywords, e.g. ``clock=None`` for
 ``enos_connection(conn_id, **kwargs)``; ``enos_connection`` also takes an indirect parameter (a conn
 id, or a dict of those keywords).
 
-This module is imported at every pytest start where the package is installed: it imports pytest
-and the standard library only; Airflow and the emulator load when a test first asks for a fixture.
+Loading it imports pytest and the standard library only; Airflow and the emulator load when a test
+first asks for a fixture.
 """
 
 from __future__ import annotations
