@@ -69,8 +69,10 @@ def enos_emulator(request: pytest.FixtureRequest, enos_seed: SeedSource) -> Iter
     """Yield a started EnOS emulator on a free loopback port, with a manual clock; stop it afterwards.
 
     ``.url`` is its address; ``.state`` seeds flows and instances (``add_flow``, ``add_instance``,
-    ``set_instance_status``), moves the clock (``advance``), injects faults (``inject``) and reads
-    what was received (``requests``, ``count``). The ``enos_emulator`` marker's keywords go to the
+    ``set_instance_status``), scripts how a flow's runs end (``add_flow(..., run_seconds=,
+    end_status=, fail_task=)``, as the seed's keys do), moves the clock (``advance``), injects faults
+    (``inject``) and reads what was received (``requests``, ``count``; over HTTP,
+    ``GET /_emulator/requests``). The ``enos_emulator`` marker's keywords go to the
     emulator: ``@pytest.mark.enos_emulator(clock=None)`` runs it on wall time.
     """
     from airflow_enos_provider.testing.fixtures import running_emulator
