@@ -238,3 +238,14 @@ def test_the_readme_says_how_to_enable_airflow_connections_test(tmp_path, emulat
     )
     assert enabled.returncode == 0, enabled.stdout[-2000:] + enabled.stderr[-2000:]
     assert "Connection success!" in enabled.stdout
+
+
+def test_the_security_page_is_in_the_guides_and_covers_its_topics():
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    assert "\n   security\n" in index
+    page = (DOCS / "security.rst").read_text(encoding="utf-8")
+    for heading in ("What is secret", "How it is kept out of sight", "TLS", "Proxies", "Redirects"):
+        assert f"\n{heading}\n" in page, heading
+    assert "What the emulator must never be used for" in page
+    for secret in ("apim-accesstoken", "apim-signature", "encryption", "mask_secret"):
+        assert secret in page
