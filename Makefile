@@ -1,5 +1,5 @@
 # `make demo` and `make test`, then test-ui, test-e2e, test-matrix, bench, package and docs (each with
-# the extra it needs). Each sets up .venv from the pinned constraints first.
+# the dependency group it needs). Each sets up .venv from the pinned constraints first.
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
@@ -7,6 +7,8 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pip >= 25.1 installs pyproject's [dependency-groups] (`--group`); a new venv brings its Python's own pip.
+PIP_PIN := pip==25.3
 
 BENCH_STAMP := $(VENV)/.installed-bench
 E2E_STAMP := $(VENV)/.installed-e2e
@@ -20,12 +22,15 @@ REDIS_STAMP := $(VENV)/.apt-redis-server
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_PIN)
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e . \
+		--group test
 	touch $@
 
-# .venv/.installed-X: the test extra plus pyproject's extra X (e2e, package, bench, docs).
+# .venv/.installed-X: the test group plus pyproject's dependency group X (e2e, package, bench, docs).
 $(VENV)/.installed-%: $(STAMP)
-	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,$*]'
+	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e . \
+		--group test --group $*
 	touch $@
 
 # The CeleryExecutor run (tests/e2e) starts Debian's redis-server as its broker.
@@ -82,8 +87,9 @@ MATRIX_PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
 $(MATRIX_STAMPS): .venv-airflow-%/.installed: pyproject.toml constraints/airflow-%.txt
 	@test -n "$(MATRIX_PYTHON)" || { echo "make: the Airflow 2.11/3.0/3.2 lanes need Python 3.11 or 3.12 (set MATRIX_PYTHON=...)" >&2; exit 1; }
 	start=$$SECONDS && { test -x .venv-airflow-$*/bin/python || $(MATRIX_PYTHON) -m venv .venv-airflow-$*; } && \
+	.venv-airflow-$*/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_PIN) && \
 	PIP_CONSTRAINT=constraints/airflow-$*.txt .venv-airflow-$*/bin/python -m pip install --quiet \
-		--disable-pip-version-check -r constraints/airflow-$*.txt -e '.[test]' && \
+		--disable-pip-version-check -r constraints/airflow-$*.txt -e . --group test && \
 	echo "venv .venv-airflow-$* set up in $$((SECONDS - start)) s" | tee .venv-airflow-$*/.setup-time
 	touch $@
 

@@ -75,7 +75,7 @@ class EnOSConnectionSettings:
             raise EnOSValidationError(f"{where}: password (the application's secret key) is empty")
         return cls(
             conn_id=conn_id,
-            gateway_url=_gateway_url(conn.host, conn.port, where),
+            gateway_url=_gateway_url(conn.host, conn.port, where, conn.schema),
             access_key=require_text(conn.login, f"{where}: login (access key)"),
             secret_key=conn.password,
             org_id=_optional_text(extras, "org_id", where),
@@ -167,10 +167,21 @@ def _extras(conn: Connection, where: str) -> dict[str, Any]:
     return {k: v for k, v in extras.items() if v is not None and v != ""}
 
 
-def _gateway_url(host: str, port: int | None, where: str) -> str:
+def _gateway_url(host: str, port: int | None, where: str, schema: str | None = None) -> str:
+    # The schema field (hidden in the form) is honoured as the scheme of a host given without one,
+    # e.g. "http" for the emulator; anything else in it is refused rather than silently ignored.
+    scheme = (schema or "").strip().lower()
+    if scheme not in ("", "http", "https"):
+        raise EnOSValidationError(
+            f"{where}: schema must be empty, 'http' or 'https' (the gateway's scheme), got {schema!r}"
+        )
     text = host.strip().rstrip("/")
     if "://" not in text:
-        text = f"https://{text}"
+        text = f"{scheme or 'https'}://{text}"
+    elif scheme and urlsplit(text).scheme.lower() != scheme:
+        raise EnOSValidationError(
+            f"{where}: schema {schema!r} contradicts the scheme of host {host!r}; leave one of them empty"
+        )
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EnOSValidationError(

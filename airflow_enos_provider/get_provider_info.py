@@ -9,6 +9,19 @@ from typing import Any
 
 PACKAGE_NAME = "airflow-enos-provider"
 INTEGRATION = "EnOS Batch Processing"
+# The project's home: no public address yet, so the GitHub address for the project name; pyproject's
+# [project.urls] and the README's links use the same (tests/test_packaging.py keeps them one).
+PROJECT_URL = "https://github.com/airflow-enos-provider/airflow-enos-provider"
+DOCUMENTATION_URL = f"{PROJECT_URL}/blob/main/docs/index.rst"
+# Envision's page about the Batch Processing Service API (v2.1), which the provider calls.
+EXTERNAL_DOC_URL = "https://support.enos-iot.com/docs/batch-processing-api/en/2.3.0/v2.1/overview.html"
+
+
+def _modules(package: str, *names: str) -> list[str]:
+    # Every module of the package's hooks/, operators/, sensors/ and triggers/ is listed, as
+    # Airflow's provider checks expect (tests/test_provider_info.py compares with the package).
+    return [f"airflow_enos_provider.{package}.{name}" for name in names]
+
 
 # The connection form (Airflow >= 3.2 reads it from here; EnOSHook serves it to older versions).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -83,25 +96,27 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": PACKAGE_NAME,
         "name": "EnOS",
         "description": "Envision EnOS: signed API calls and Batch Processing workflow operators.",
-        "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_enos_provider.hooks.enos"]}],
+        # Airflow >= 3.2 fills this from the distribution's Project-URL "Documentation"; given here too.
+        "documentation-url": DOCUMENTATION_URL,
+        "integrations": [
+            {"integration-name": INTEGRATION, "external-doc-url": EXTERNAL_DOC_URL, "tags": ["service"]}
+        ],
+        "hooks": [
+            {"integration-name": INTEGRATION, "python-modules": _modules("hooks", "enos", "enos_base")}
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_enos_provider.operators.flow_instance"],
+                "python-modules": _modules(
+                    "operators", "cancel_attempts", "failure_logs", "flow_instance", "reattach"
+                ),
             }
         ],
         "sensors": [
-            {
-                "integration-name": INTEGRATION,
-                "python-modules": ["airflow_enos_provider.sensors.flow_instance"],
-            }
+            {"integration-name": INTEGRATION, "python-modules": _modules("sensors", "flow_instance")}
         ],
         "triggers": [
-            {
-                "integration-name": INTEGRATION,
-                "python-modules": ["airflow_enos_provider.triggers.flow_instance"],
-            }
+            {"integration-name": INTEGRATION, "python-modules": _modules("triggers", "flow_instance")}
         ],
         "extra-links": ["airflow_enos_provider.links.EnOSFlowInstanceLink"],
         "notifications": ["airflow_enos_provider.notifications.flow_instance.EnOSCancelFlowInstanceNotifier"],

@@ -9,5 +9,6 @@ except ImportError:  # Airflow 2.11: no task SDK
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 
-with DAG("example_enos_quickstart", schedule=None, params={"flow_inst_id": Param(type="string")}):
+PARAMS = {"flow_inst_id": Param(type="string")}
+with DAG("example_enos_quickstart", schedule=None, params=PARAMS, tags=["enos", "example"]):
     CancelFlowInstanceOperator(task_id="cancel", flow_inst_id="{{ params.flow_inst_id }}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import tarfile
+import tomllib
 import zipfile
 
 from tests.conftest import ROOT
@@ -14,9 +15,16 @@ assert spec is not None and spec.loader is not None
 check_dist = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_dist)
 
-ENTRY_POINTS = "[pytest11]\nenos = airflow_enos_provider.testing.pytest_plugin\n"
+ENTRY_POINTS = (
+    "[apache_airflow_provider]\nprovider_info = airflow_enos_provider.get_provider_info:get_provider_info\n"
+)
+METADATA = "".join(
+    f"Project-URL: {label}, https://example.invalid/{label}\n" for label in check_dist.PROJECT_URLS
+)
 WHEEL_FILES = {
     "airflow_enos_provider/emulator/demo_seed.json": "{}",
+    "airflow_enos_provider/testing/pytest_plugin.py": "",
+    "airflow_enos_provider-0.1.0.dist-info/METADATA": "Name: airflow-enos-provider\n" + METADATA,
     "airflow_enos_provider-0.1.0.dist-info/licenses/LICENSE": "Apache License",
     "airflow_enos_provider-0.1.0.dist-info/licenses/NOTICE": "notice",
     "airflow_enos_provider-0.1.0.dist-info/entry_points.txt": ENTRY_POINTS,
@@ -37,7 +45,9 @@ def build(dist, wheel_files, sdist_files):
 def test_complete_archives_pass(tmp_path, capsys):
     build(tmp_path / "dist", WHEEL_FILES, SDIST_FILES)
     assert check_dist.main(str(tmp_path / "dist")) == 0
-    assert "carry LICENSE, NOTICE, the demo seed and the pytest plugin" in capsys.readouterr().out
+    assert "carry LICENSE, NOTICE, the demo seed, the pytest plugin and the project URLs" in (
+        capsys.readouterr().out
+    )
 
 
 def test_each_missing_piece_is_named(tmp_path, capsys):
@@ -46,16 +56,40 @@ def test_each_missing_piece_is_named(tmp_path, capsys):
     assert check_dist.main(str(tmp_path / "dist")) == 1
     assert capsys.readouterr().err.splitlines() == [
         "airflow_enos_provider-0.1.0-py3-none-any.whl lacks .dist-info/licenses/NOTICE",
-        "airflow_enos_provider-0.1.0-py3-none-any.whl lacks the pytest11 entry point "
-        "'enos = airflow_enos_provider.testing.pytest_plugin'",
+        "airflow_enos_provider-0.1.0-py3-none-any.whl lacks the apache_airflow_provider entry point "
+        "'provider_info = airflow_enos_provider.get_provider_info:get_provider_info'",
         "airflow_enos_provider-0.1.0.tar.gz lacks /LICENSE",
         "airflow_enos_provider-0.1.0.tar.gz lacks /airflow_enos_provider/emulator/demo_seed.json",
     ]
 
 
+def test_a_pytest11_entry_point_a_dev_extra_or_a_missing_url_fails(tmp_path, capsys):
+    wheel_files = dict(WHEEL_FILES)
+    wheel_files["airflow_enos_provider-0.1.0.dist-info/entry_points.txt"] = (
+        ENTRY_POINTS + "[pytest11]\nenos = airflow_enos_provider.testing.pytest_plugin\n"
+    )
+    wheel_files["airflow_enos_provider-0.1.0.dist-info/METADATA"] = (
+        "Provides-Extra: test\n" + METADATA.replace("Project-URL: Changelog", "Project-URL: News")
+    )
+    build(tmp_path / "dist", wheel_files, SDIST_FILES)
+    assert check_dist.main(str(tmp_path / "dist")) == 1
+    wheel = "airflow_enos_provider-0.1.0-py3-none-any.whl"
+    assert capsys.readouterr().err.splitlines() == [
+        f"{wheel} lacks Project-URL Changelog",
+        f"{wheel} has a pytest11 entry point (the pytest plugin is opt-in)",
+        f"{wheel} publishes a development extra (Provides-Extra: test)",
+    ]
+
+
 def test_the_entry_point_checked_is_the_one_pyproject_declares():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert '[project.entry-points.pytest11]\nenos = "airflow_enos_provider.testing.pytest_plugin"' in text
+    assert (
+        "[project.entry-points.apache_airflow_provider]\n"
+        'provider_info = "airflow_enos_provider.get_provider_info:get_provider_info"'
+    ) in text
+    project = tomllib.loads(text)["project"]
+    assert set(project["entry-points"]) == {"apache_airflow_provider"}  # no pytest11: the plugin is opt-in
+    assert "optional-dependencies" not in project  # development needs are dependency groups
     assert 'license-files = ["LICENSE", "NOTICE"]' in text
 
 

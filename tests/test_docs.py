@@ -58,7 +58,7 @@ def test_readme_first_screen_gets_to_a_cancel():
     steps = [
         "pip install airflow-enos-provider",
         "airflow connections add enos_default",
-        "(docs/img/connection-form.png)",
+        "docs/img/connection-form.png)",
         "CancelFlowInstanceOperator(task_id=",
         "airflow dags test example_enos_quickstart",
     ]
@@ -215,3 +215,37 @@ def test_every_test_the_docs_name_exists():
         if not file.is_file() or not re.search(pattern, file.read_text(encoding="utf-8"), flags=re.M):
             missing.append(f"{path}::{name}")
     assert missing == []
+
+
+def test_the_readme_says_how_to_enable_airflow_connections_test(tmp_path, emulator):
+    from tests import enos_env
+    from tests.airflow_cli import airflow_cli, fresh_airflow_env
+
+    readme = README.read_text(encoding="utf-8")
+    assert (
+        "`[core] test_connection = Enabled`" in readme and "AIRFLOW__CORE__TEST_CONNECTION=Enabled" in readme
+    )
+    env = {**fresh_airflow_env(tmp_path), "AIRFLOW_CONN_ENOS_DEFAULT": enos_env.connection_json(emulator.url)}
+    refused = airflow_cli("connections", "test", "enos_default", env=env, timeout=120)
+    assert refused.returncode != 0 and "Testing connections is disabled" in refused.stdout + refused.stderr
+    # The setting the README names is the one that enables it.
+    enabled = airflow_cli(
+        "connections",
+        "test",
+        "enos_default",
+        env={**env, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"},
+        timeout=120,
+    )
+    assert enabled.returncode == 0, enabled.stdout[-2000:] + enabled.stderr[-2000:]
+    assert "Connection success!" in enabled.stdout
+
+
+def test_the_security_page_is_in_the_guides_and_covers_its_topics():
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    assert "\n   security\n" in index
+    page = (DOCS / "security.rst").read_text(encoding="utf-8")
+    for heading in ("What is secret", "How it is kept out of sight", "TLS", "Proxies", "Redirects"):
+        assert f"\n{heading}\n" in page, heading
+    assert "What the emulator must never be used for" in page
+    for secret in ("apim-accesstoken", "apim-signature", "encryption", "mask_secret"):
+        assert secret in page

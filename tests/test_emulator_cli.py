@@ -179,3 +179,43 @@ def test_the_documented_emulator_connection_is_the_demo_tenant():
     for conn in documented:
         assert (conn["login"], conn["password"]) == (app["access_key"], app["secret_key"])
         assert conn["extra"] == {"org_id": user["org_id"], "user_id": user["user_id"]}
+
+
+def test_the_requests_view_shows_what_a_client_sent_without_secrets(emulator, hook):
+    instance_id = hook.trigger_flow(
+        env.IDLE_FLOW_ID, trigger_time=1767225600000, parameters={"day": "2026-01-01"}
+    )
+    hook.get_flow_instance(instance_id)
+    served = requests.get(emulator.url + "/_emulator/requests", timeout=10)
+    assert served.status_code == 200
+    views = served.json()["requests"]
+    assert [(v["index"], v["method"], v["operation"]) for v in views] == [
+        (1, "POST", "token.get"),
+        (2, "POST", "flows.updateAndTrigger"),
+        (3, "GET", "flowInstances.get"),
+    ]
+    token, trigger, read = views
+    assert token["body"]["encryption"] == "***" and token["body"]["appKey"] == env.ACCESS_KEY
+    assert trigger["path"].endswith("/flows") and trigger["action"] == "updateAndTrigger"
+    assert trigger["query"]["action"] == "updateAndTrigger" and trigger["query"]["userId"] == env.USER_ID
+    assert trigger["body"]["triggerTime"] == 1767225600000
+    assert trigger["body"]["parameters"] == [{"key": "day", "value": "2026-01-01"}]
+    assert (read["query"]["flowInstId"], read["http_status"], read["code"]) == (instance_id, 200, 0)
+    text = served.text
+    for secret in env.secrets_with(emulator):
+        assert secret not in text
+    # Reading the log is not EnOS traffic, and it is read-only.
+    assert len(emulator.state.requests) == 3
+    assert requests.post(emulator.url + "/_emulator/requests", timeout=10).status_code == 405
+
+
+def test_the_requests_subcommand_prints_one_line_per_request(emulator, hook):
+    hook.get_flow_instance(env.RUNNING_ID)
+    done = python_module(CLI, "requests", emulator.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("   1  POST /") and '"encryption":"***"' in lines[0]
+    assert f"flowInstId={env.RUNNING_ID}" in lines[1] and lines[1].endswith("-> HTTP 200, code 0")
+    as_json = python_module(CLI, "requests", emulator.url, "--json")
+    assert json.loads(as_json.stdout) == requests.get(emulator.url + "/_emulator/requests", timeout=10).json()

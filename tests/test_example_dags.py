@@ -261,12 +261,13 @@ def test_kill_switch_cancels_every_active_instance_of_the_flow(live_emulator):
 
 def test_the_testing_page_example_passes_in_a_users_project(airflow_db, tmp_path):
     # docs/testing.rst's layout: the DAG in dags/, the test in tests/, pytest run from the project
-    # root as a user runs it (the plugin from the package's entry point; no conftest of ours).
+    # root as a user runs it, loading the plugin from the page's top-level conftest.py (none of ours).
     project = tmp_path / "project"
     (project / "dags").mkdir(parents=True)
     (project / "tests").mkdir()
     shutil.copy(ROOT / "example_dags" / "example_enos_quickstart.py", project / "dags")
     shutil.copy(ROOT / "docs" / "examples" / "test_quickstart_dag.py", project / "tests")
+    shutil.copy(ROOT / "docs" / "examples" / "conftest.py", project)
     # The suite's AIRFLOW_HOME, migrated by airflow_db: the page's `airflow db migrate` step, done.
     user_env = {**fresh_airflow_env(AIRFLOW_HOME), "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags")}
     done = python_module(

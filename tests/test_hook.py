@@ -180,6 +180,11 @@ def test_locked_workflow_and_unknown_instance(hook):
 def test_test_connection_reports_success_and_failure(hook, emulator, monkeypatch):
     ok, message = hook.test_connection()
     assert ok and emulator.url in message
+    # The server's time as a person reads it (ISO 8601, UTC), not bare epoch milliseconds.
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(emulator.state.now_ms() / 1000, UTC).isoformat(timespec="milliseconds")
+    assert message.endswith(f"server time {when}"), message
     monkeypatch.setenv("AIRFLOW_CONN_BAD", env.connection_json(emulator.url, secret_key="wrong"))
     ok, message = EnOSHook("bad").test_connection()
     assert not ok and "1003" in message and "wrong" not in message
@@ -329,6 +334,29 @@ def test_an_https_host_against_plain_http_says_so_and_keeps_the_ssl_reason(emula
     assert "answered plain HTTP to an HTTPS request" in message and "put http://" in message
     assert "[SSL: WRONG_VERSION_NUMBER]" in message or "record layer failure" in message
     assert "CA bundle" not in message
+    assert message.count("(") == message.count(")"), message
+
+
+def _with_schema(url: str, schema: str) -> str:
+    document = json.loads(env.connection_json(url))
+    return json.dumps({**document, "schema": schema})
+
+
+def test_the_connections_schema_is_honoured_as_the_scheme_or_refused(emulator, monkeypatch):
+    host = emulator.url.removeprefix("http://")
+    # "http" in the (hidden) schema field serves a scheme-less host over plain HTTP, e.g. the emulator.
+    monkeypatch.setenv("AIRFLOW_CONN_PLAIN", _with_schema(host, "http"))
+    assert EnOSHook("plain").settings.gateway_url == emulator.url
+    assert EnOSHook("plain").get_server_time() == emulator.state.now_ms()
+    monkeypatch.setenv("AIRFLOW_CONN_ODD", _with_schema(host, "ftp"))
+    with pytest.raises(
+        EnOSValidationError, match="connection 'odd': schema must be empty, 'http' or 'https'"
+    ):
+        EnOSHook("odd").settings  # noqa: B018 - reading the connection is what fails
+    monkeypatch.setenv("AIRFLOW_CONN_CLASH", _with_schema(emulator.url, "https"))
+    with pytest.raises(EnOSValidationError, match="schema 'https' contradicts the scheme of host"):
+        EnOSHook("clash").settings  # noqa: B018
+    assert emulator.state.count("time.getCurrentTime") == 1
 
 
 def test_async_https_host_against_plain_http_says_so_too(emulator, monkeypatch):

@@ -232,6 +232,29 @@ def test_notifier_never_raises(enos_conn):
     assert enos_conn.state.count("flowInstances.cancel") == 1
 
 
+def test_notifier_cancels_on_the_event_loop_for_the_triggerer(enos_conn, caplog, capsys):
+    import asyncio
+
+    from tests.test_failure_logs import Said
+
+    notifier = EnOSCancelFlowInstanceNotifier(
+        flow_inst_id=[env.RUNNING_ID, env.SUCCEEDED_ID, "2438-000000000000"], max_concurrency=2
+    )
+    with caplog.at_level(logging.INFO):
+        asyncio.run(notifier.async_notify({}))  # never raises, like notify()
+    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.CANCEL
+    assert enos_conn.state.instance_status(env.SUCCEEDED_ID) == S.SUCCESS
+    text = Said(caplog, capsys).text
+    assert f"EnOS flow instance {env.RUNNING_ID}: cancelled" in text
+    assert f"EnOS flow instance {env.SUCCEEDED_ID}: already_final (status SUCCESS)" in text
+    assert "Could not cancel EnOS flow instance 2438-000000000000" in text
+
+
+def test_notifier_checks_max_concurrency_at_parse_time():
+    with pytest.raises(EnOSValidationError, match="max_concurrency must be an integer from 1 to 256"):
+        EnOSCancelFlowInstanceNotifier(flow_inst_id="2438-201908081020", max_concurrency=0)
+
+
 @pytest.mark.parametrize(("status", "expected"), [("SUCCESS", True), ("RUNNING", False), ("WAIT", False)])
 def test_sensor_poke(enos_conn, status, expected):
     enos_conn.state.set_instance_status(env.RUNNING_ID, status)
@@ -361,3 +384,38 @@ def test_cancel_operator_says_which_of_its_arguments_is_wrong():
         CancelFlowInstanceOperator(task_id="neither")
     with pytest.raises(EnOSValidationError, match="not both"):
         CancelFlowInstanceOperator(task_id="both", flow_inst_id="2438-1", flow_id=2438)
+
+
+def test_reschedule_race_is_named_below_twice_the_heartbeat_interval():
+    from airflow_enos_provider.sensors.flow_instance import reschedule_race
+
+    race = reschedule_race(5, 5)
+    assert race is not None
+    assert "poke_interval=5 s" in race and "[workers] min_heartbeat_interval=5 s" in race
+    assert "deferrable=True" in race and "at least 10 s" in race
+    assert reschedule_race(9.5, 5) is not None
+    assert reschedule_race(10, 5) is None and reschedule_race(60, 5) is None
+    assert reschedule_race(1, None) is None  # Airflow 2: no task supervisor
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "warned"),
+    [
+        ({"mode": "reschedule", "poke_interval": 5}, True),
+        ({"mode": "reschedule", "poke_interval": 30}, False),
+        ({"mode": "poke", "poke_interval": 5}, False),
+    ],
+)
+def test_the_sensor_warns_of_the_reschedule_race_in_its_log(enos_conn, caplog, capsys, kwargs, warned):
+    from tests.test_failure_logs import Said
+
+    if airflow.__version__.startswith("2."):
+        pytest.skip("Airflow 2 has no task supervisor, so no race (reschedule_race(..., None) is None)")
+    enos_conn.state.set_instance_status(env.RUNNING_ID, "SUCCESS")
+    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, **kwargs)
+    # What Airflow 3's reschedule mode asks of the task instance before the first poke.
+    ti = SimpleNamespace(get_first_reschedule_date=lambda context: None)
+    with caplog.at_level(logging.WARNING):
+        sensor.execute({"ti": ti})
+    text = Said(caplog, capsys).text
+    assert ("is not comfortably above [workers] min_heartbeat_interval" in text) is warned

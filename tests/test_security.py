@@ -169,8 +169,11 @@ def test_tls_is_verified_by_default_and_not_retried(https_emulator, monkeypatch)
     monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(https_emulator.url))
     hook = EnOSHook()
     assert hook.settings.verify is True
-    with pytest.raises(EnOSConnectionError, match=r"TLS verification of https://127\.0\.0\.1"):
+    with pytest.raises(EnOSConnectionError, match=r"TLS verification of https://127\.0\.0\.1") as caught:
         hook.get_server_time()
+    message = str(caught.value)
+    assert "[SSL: CERTIFICATE_VERIFY_FAILED]" in message and "_ssl.c" not in message
+    assert message.count("(") == message.count(")"), message  # every parenthesis closes
     assert hook.retry_count.value == 0
     assert https_emulator.state.requests == []
 

@@ -79,7 +79,10 @@ def test_a_connection_needs_credentials_and_a_plain_conn_id(enos_emulator):
     assert (given.access_key, given.user_id, given.org_id) == ("ak", "u", "o")
 
 
-# A user's tests: the plugin comes from the package's entry point, with the demo tenant it ships.
+PLUGIN = "airflow_enos_provider.testing.pytest_plugin"
+
+# A user's tests: the plugin loaded as the docs say, with the demo tenant it ships.
+USER_CONFTEST = f"pytest_plugins = [{PLUGIN!r}]\n"
 USER_TESTS = """
 import sys
 
@@ -87,7 +90,7 @@ import pytest
 
 
 def test_loading_the_plugin_imported_neither_airflow_nor_the_emulator(pytestconfig):
-    assert pytestconfig.pluginmanager.has_plugin("enos")
+    assert pytestconfig.pluginmanager.has_plugin("airflow_enos_provider.testing.pytest_plugin")
     heavy = ("airflow.", "airflow_enos_provider.emulator", "airflow_enos_provider.hooks")
     loaded = [m for m in sys.modules if m == "airflow" or m.startswith(heavy)]
     assert loaded == []
@@ -101,12 +104,20 @@ def test_the_demo_tenant_by_default(enos_emulator, enos_connection):
 """
 
 
-def test_a_users_pytest_run_gets_the_fixtures_from_the_entry_point(tmp_path):
+def test_a_users_pytest_run_gets_the_fixtures_only_when_it_loads_the_plugin(tmp_path):
     (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
     run_env = fresh_airflow_env(tmp_path / "airflow-home")
+    # Installing the provider loads nothing into a pytest run: without opting in, no fixtures.
+    done = python_module("pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path, env=run_env)
+    assert done.returncode == 1 and "fixture 'enos_emulator' not found" in done.stdout
+    assert "enos" not in python_module(
+        "pytest", "--trace-config", "--co", "-q", "-p", "no:cacheprovider", cwd=tmp_path, env=run_env
+    ).stdout.replace("test_user.py", "")
+    # Opting in with -p, then with pytest_plugins in the top-level conftest.
+    done = python_module("pytest", "-q", "-p", "no:cacheprovider", "-p", PLUGIN, cwd=tmp_path, env=run_env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+    (tmp_path / "conftest.py").write_text(USER_CONFTEST)
     done = python_module("pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path, env=run_env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
-    # Without the plugin the fixtures do not exist: it is the entry point that provides them.
-    done = python_module("pytest", "-q", "-p", "no:cacheprovider", "-p", "no:enos", cwd=tmp_path, env=run_env)
-    assert done.returncode == 1 and "fixture 'enos_emulator' not found" in done.stdout

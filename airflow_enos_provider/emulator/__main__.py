@@ -4,7 +4,8 @@
 stdout, the base URL, so a script can read it and point an EnOS connection at it. Without ``--seed``
 it serves the demo tenant shipped in the package, and says so on stderr.
 ``python -m airflow_enos_provider.emulator instances URL`` prints a running emulator's instances and
-their status history (read-only, over ``GET /_emulator/instances``).
+their status history (read-only, over ``GET /_emulator/instances``); ``... requests URL`` prints the
+EnOS requests it received, e.g. the trigger time and parameters a DAG sent (``GET /_emulator/requests``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from airflow_enos_provider.emulator.inspection import INSTANCES
+from airflow_enos_provider.emulator.inspection import INSTANCES, REQUESTS
 from airflow_enos_provider.emulator.seed import DEMO_SEED, SEED_SCHEMA
 from airflow_enos_provider.emulator.server import EnOSEmulator
 from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=float, default=0.0, help="seconds added before answering each request (default 0)"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    commands = parser.add_subparsers(dest="command", metavar="{instances}")
+    commands = parser.add_subparsers(dest="command", metavar="{instances,requests}")
     instances = commands.add_parser(
         "instances",
         help="print a running emulator's flow instances and their status history, then exit",
@@ -61,7 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     instances.add_argument("url", help="the emulator's base URL, e.g. http://127.0.0.1:8080")
     instances.add_argument("--json", action="store_true", help="print the JSON the emulator answers")
+    received = commands.add_parser(
+        "requests",
+        help="print the EnOS requests a running emulator received (no header, token or signature), then exit",
+        description=(
+            f"Print the EnOS requests the emulator at URL received, in order (read-only: GET {REQUESTS}): "
+            "method, path, action, query and body, with signatures and tokens shown as ***."
+        ),
+    )
+    received.add_argument("url", help="the emulator's base URL, e.g. http://127.0.0.1:8080")
+    received.add_argument("--json", action="store_true", help="print the JSON the emulator answers")
     return parser
+
+
+def _show(url: str, path: str, as_json: bool, render: Callable[[dict[str, Any]], Iterable[str]]) -> int:
+    """Print a read-only view of the emulator at ``url``, as JSON or rendered; return the exit status."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + path, timeout=10) as reply:
+            document: dict[str, Any] = json.load(reply)
+    except (OSError, ValueError) as exc:
+        print(f"enos emulator: cannot read {url.rstrip('/')}{path}: {exc}", file=sys.stderr)
+        return 2
+    for line in [json.dumps(document, indent=2)] if as_json else render(document):
+        print(line)
+    return 0
 
 
 def show_instances(url: str, as_json: bool) -> int:
@@ -70,19 +94,32 @@ def show_instances(url: str, as_json: bool) -> int:
     :param url: the emulator's base URL.
     :param as_json: print the reply as it came instead of a table.
     """
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + INSTANCES, timeout=10) as reply:
-            document: dict[str, Any] = json.load(reply)
-    except (OSError, ValueError) as exc:
-        print(f"enos emulator: cannot read {url.rstrip('/')}{INSTANCES}: {exc}", file=sys.stderr)
-        return 2
-    if as_json:
-        print(json.dumps(document, indent=2))
-        return 0
-    for view in document["instances"]:
-        steps = " -> ".join(f"{step['status']} {_clock(step['time_ms'])}" for step in view["history"])
-        print(f"{view['instance_id']}  flow {view['flow_id']}  {view['status']}  ({steps})")
-    return 0
+
+    def render(document: dict[str, Any]) -> Iterator[str]:
+        for view in document["instances"]:
+            steps = " -> ".join(f"{step['status']} {_clock(step['time_ms'])}" for step in view["history"])
+            yield f"{view['instance_id']}  flow {view['flow_id']}  {view['status']}  ({steps})"
+
+    return _show(url, INSTANCES, as_json, render)
+
+
+def show_requests(url: str, as_json: bool) -> int:
+    """Print the EnOS requests the emulator at ``url`` received; return the exit status.
+
+    :param url: the emulator's base URL.
+    :param as_json: print the reply as it came instead of one line per request.
+    """
+
+    def render(document: dict[str, Any]) -> Iterator[str]:
+        for view in document["requests"]:
+            query = "&".join(f"{name}={value}" for name, value in view["query"].items())
+            body = "" if view["body"] is None else " " + json.dumps(view["body"], separators=(",", ":"))
+            yield (
+                f"{view['index']:>4}  {view['method']} {view['path']}{'?' + query if query else ''}{body}"
+                f"  -> HTTP {view['http_status']}, code {view['code']}"
+            )
+
+    return _show(url, REQUESTS, as_json, render)
 
 
 def _clock(time_ms: int) -> str:
@@ -97,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "instances":
         return show_instances(args.url, args.json)
+    if args.command == "requests":
+        return show_requests(args.url, args.json)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(message)s")
     if args.seed is None:

@@ -152,6 +152,9 @@ class Flow:
     # How its triggered instances run.
     init_seconds: float
     run_seconds: float
+    # How its triggered instances end: this final status, failing at this task (index) if one is named.
+    end_status: Status = Status.SUCCESS
+    fail_task: int | None = None
     type: EnOSFlowType = EnOSFlowType.MANUAL
     parameters: str = NO_PARAMETERS
     # What refuses a cancel or a trigger.
@@ -214,6 +217,8 @@ class Instance:
     schedule_base: float | None = None
     init_seconds: float = 0.0
     run_seconds: float = 0.0
+    end_status: Status = Status.SUCCESS
+    fail_task: int | None = None
     status: Status = Status.INIT
     start_time: float | None = None
     end_time: float | None = None
@@ -258,7 +263,7 @@ class Instance:
         if now < end:
             progress = (now - start) / self.run_seconds
             return Resolved(Status.RUNNING, start, None, max(start, self.updated), progress)
-        return Resolved(Status.SUCCESS, start, end, max(end, self.updated), 1.0)
+        return Resolved(self.end_status, start, end, max(end, self.updated), 1.0)
 
     def ended_at(self, now: float) -> float | None:
         """Return when the instance reached a final status, or None while it is still active."""
@@ -272,7 +277,7 @@ class Instance:
             return list(self.history)
         start = base + self.init_seconds
         end = start + self.run_seconds
-        steps = [(base, Status.INIT), (start, Status.RUNNING), (end, Status.SUCCESS)]
+        steps = [(base, Status.INIT), (start, Status.RUNNING), (end, self.end_status)]
         return self.history + [(when, status) for when, status in steps if when <= now]
 
     def freeze(self, status: Status, now: float) -> None:
@@ -299,7 +304,12 @@ class Instance:
         """Return its task instances at a clock time, one per task of its flow."""
         resolved = self.resolve(now)
         state = RunState(
-            resolved.status, resolved.progress, resolved.start_time, resolved.end_time, self.run_seconds
+            resolved.status,
+            resolved.progress,
+            resolved.start_time,
+            resolved.end_time,
+            self.run_seconds,
+            self.fail_task,
         )
         return task_runs(flow.tasks, self.instance_id, state, self.first_task)
 

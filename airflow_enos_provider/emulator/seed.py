@@ -20,10 +20,15 @@ SEED_SCHEMA = """\
 seed file: a JSON object; every key optional, unknown keys refused:
   apps:      [{access_key, secret_key}]           the key pairs clients sign with
   users:     [{user_id, org_id, locked?, name?}]  name: shown and searched as owner (default user_id)
-  flows:     [{flow_id, name?, owner?, locked?, init_seconds?, run_seconds?, tasks?, type?,
-              parameters?}]
-             init_seconds/run_seconds: a triggered instance is INIT, then RUNNING, then SUCCESS
-             (defaults 1 and 30); tasks: names or {name, id?, log?, error?} (default ["main"]);
+  flows:     [{flow_id, name?, owner?, locked?, init_seconds?, run_seconds?, end_status?,
+              fail_task?, tasks?, type?, parameters?}]
+             init_seconds/run_seconds: a triggered instance is INIT, then RUNNING, then its
+             end_status (defaults 1, 30 and SUCCESS): run_seconds is how long it takes;
+             end_status: any final status (FAIL, TIMEOUT, INTERNAL_ERROR, CANCEL, SKIP ...);
+             fail_task: a task name: instances fail there (end_status FAIL unless another failure
+             status is given), earlier tasks SUCCESS, later ones never start; that task's log ends
+             with its error;
+             tasks: names or {name, id?, log?, error?} (default ["main"]);
              type: 0 manual (default), 1 periodic, 2 temporary; parameters: [{key, value}],
              a mapping or the JSON string of the list
   instances: [{instance_id, flow_id, status?, owner?, trigger_time?, parameters?, type?}]
@@ -70,7 +75,9 @@ class SeedFlow(TypedDict, total=False):
 
     ``tasks`` are names or :class:`SeedTask` objects; ``type`` is 0 manual (the default), 1 periodic,
     2 temporary; ``parameters`` is a list of ``{"key", "value"}`` objects, a mapping or the JSON
-    string of such a list.
+    string of such a list. A triggered instance is INIT for ``init_seconds``, RUNNING for
+    ``run_seconds``, then ``end_status`` (SUCCESS by default); with ``fail_task`` (a task name) it
+    fails at that task (``end_status`` FAIL unless another failure status is given).
     """
 
     flow_id: int
@@ -79,6 +86,8 @@ class SeedFlow(TypedDict, total=False):
     locked: bool
     init_seconds: float
     run_seconds: float
+    end_status: str | int
+    fail_task: str
     tasks: list[str | SeedTask]
     type: int
     parameters: list[dict[str, str]] | dict[str, Any] | str
@@ -164,6 +173,8 @@ def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
             tasks=flow.get("tasks"),
             type=int(flow.get("type", 0)),
             parameters=flow.get("parameters"),
+            end_status=flow.get("end_status"),
+            fail_task=flow.get("fail_task"),
         )
     for item in seed.get("instances") or []:
         inst = _check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))

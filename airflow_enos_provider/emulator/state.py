@@ -294,6 +294,8 @@ class EmulatorState(Tenant):
                 schedule_base=max(now, trigger),
                 init_seconds=flow.init_seconds,
                 run_seconds=flow.run_seconds,
+                end_status=flow.end_status,
+                fail_task=flow.fail_task,
                 updated=now,
                 history=[(now, Status.WAIT)] if ahead is not None else [],
                 after=ahead,

@@ -113,10 +113,17 @@ class TaskRun:
         return "\n".join(lines) + "\n"
 
 
-def task_statuses(status: Status, progress: float, count: int) -> list[Status]:
-    """Return per-task statuses consistent with an instance status and its run progress."""
+def task_statuses(status: Status, progress: float, count: int, fail_task: int | None = None) -> list[Status]:
+    """Return per-task statuses consistent with an instance status and its run progress.
+
+    :param fail_task: for a failed run, the index (among the ``count`` tasks that run) of the task
+        that failed: the ones before it SUCCESS, the ones after it never started (INIT; what EnOS shows
+        for those is undocumented). None: the last task failed.
+    """
     if count == 0:
         return []
+    if status in FAILED and fail_task is not None and 0 <= fail_task < count:
+        return [Status.SUCCESS] * fail_task + [status] + [Status.INIT] * (count - fail_task - 1)
     done = min(max(int(progress * count), 0), count - 1)
     if status in IN_PROGRESS:
         return [Status.SUCCESS] * done + [status] + [Status.INIT] * (count - done - 1)
@@ -137,6 +144,7 @@ class RunState:
     start_time: float | None
     end_time: float | None
     run_seconds: float
+    fail_task: int | None = None
 
 
 def task_runs(tasks: Sequence[Task], flow_inst_id: str, state: RunState, first_task: int) -> list[TaskRun]:
@@ -148,7 +156,8 @@ def task_runs(tasks: Sequence[Task], flow_inst_id: str, state: RunState, first_t
     :param first_task: the index of the task a Trigger From Task started at; earlier ones SKIP.
     """
     count = len(tasks) - first_task
-    statuses = [Status.SKIP] * first_task + task_statuses(state.status, state.progress, count)
+    fail_task = None if state.fail_task is None else state.fail_task - first_task
+    statuses = [Status.SKIP] * first_task + task_statuses(state.status, state.progress, count, fail_task)
     share = state.run_seconds / count if count else 0.0
     runs = []
     for index, (task, status) in enumerate(zip(tasks, statuses, strict=True)):

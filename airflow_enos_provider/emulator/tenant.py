@@ -23,7 +23,7 @@ from airflow_enos_provider.emulator.models import (
     parse_status,
 )
 from airflow_enos_provider.emulator.seed import apply_seed
-from airflow_enos_provider.emulator.tasks import Task, TaskRun
+from airflow_enos_provider.emulator.tasks import FAILED, Task, TaskRun
 from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
 from airflow_enos_provider.protocol.codes import EnOSFlowType
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
@@ -167,6 +167,8 @@ class Tenant:
         *,
         type: int = EnOSFlowType.MANUAL,
         parameters: object = None,
+        end_status: str | int | None = None,
+        fail_task: str | None = None,
     ) -> None:
         """Register a workflow.
 
@@ -180,7 +182,13 @@ class Tenant:
             required); ``["main"]`` when None. Ids not given are numbered from 100001.
         :param type: its scheduling type: 0 manual, 1 periodic, 2 temporary.
         :param parameters: its parameters (a key/value list, a mapping or a JSON string); none when None.
-        :raises ValueError: when the flow id or a task id already exists. A flow with no task
+        :param end_status: the final status its triggered instances reach after ``run_seconds``
+            (a name or code); SUCCESS when None, FAIL when ``fail_task`` is given.
+        :param fail_task: the name of the task at which its triggered instances fail: the tasks before
+            it succeed, it gets the failure status (its log ends with its ``error``), later ones never start.
+        :raises ValueError: when the flow id or a task id already exists, ``end_status`` is not a final
+            status, ``fail_task`` names no task of the flow, or ``fail_task`` comes with a status that
+            is not a failure. A flow with no task
             (``tasks=[]``) is refused when triggered (62104, trigger_flow.md).
         """
         with self.lock:
@@ -193,6 +201,7 @@ class Tenant:
             taken = [task_id for task_id in ids if task_id in self._task_flows or ids.count(task_id) > 1]
             if taken:
                 raise ValueError(f"flow {flow_id}: task id(s) {', '.join(sorted(set(taken)))} already exist")
+            end, failing = _outcome(flow_id, flow_tasks, end_status, fail_task)
             self._flows[flow_id] = Flow(
                 flow_id=flow_id,
                 name=name if name is not None else f"flow_{flow_id}",
@@ -200,6 +209,8 @@ class Tenant:
                 locked=locked,
                 init_seconds=max(float(init_seconds), 0.0),
                 run_seconds=max(float(run_seconds), 0.0),
+                end_status=end,
+                fail_task=failing,
                 tasks=flow_tasks,
                 type=EnOSFlowType(type),
                 parameters=NO_PARAMETERS if parameters is None else parameters_string(parameters),
@@ -380,3 +391,24 @@ class Tenant:
             task_id = str(self._next_task_id)
             self._next_task_id += 1
         return Task(task_id, item["name"], item.get("log"), item.get("error"))
+
+
+def _outcome(
+    flow_id: int, tasks: list[Task], end_status: str | int | None, fail_task: str | None
+) -> tuple[Status, int | None]:
+    """Return how a flow's triggered instances end: the final status and the failing task's index."""
+    end = Status.FAIL if end_status is None and fail_task is not None else Status.SUCCESS
+    if end_status is not None:
+        end = Status(parse_status(end_status))
+    if not end.is_final:
+        raise ValueError(f"flow {flow_id}: end_status {end.name} is not a final status")
+    if fail_task is None:
+        return end, None
+    names = [task.name for task in tasks]
+    if fail_task not in names:
+        raise ValueError(f"flow {flow_id}: fail_task {fail_task!r} is none of its tasks {names}")
+    if end not in FAILED:
+        raise ValueError(
+            f"flow {flow_id}: fail_task needs a failure end_status (FAIL, TIMEOUT...), not {end.name}"
+        )
+    return end, names.index(fail_task)

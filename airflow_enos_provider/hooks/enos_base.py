@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Self, TypeVar
 
@@ -194,9 +195,10 @@ class EnOSBaseHook(BaseHook):
                     f"{' and no '.join(missing)} extra: every Batch Processing call needs both"
                 )
             server_ms = self.get_server_time()
+            server_time = datetime.fromtimestamp(server_ms / 1000, UTC).isoformat(timespec="milliseconds")
             return (
                 True,
-                f"Connected to {settings.gateway_url}: signed call accepted, server time {server_ms} ms",
+                f"Connected to {settings.gateway_url}: signed call accepted, server time {server_time}",
             )
         except Exception as err:  # noqa: BLE001 - the UI and CLI expect a verdict, not a traceback
             return False, str(err)

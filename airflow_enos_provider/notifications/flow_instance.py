@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_enos_provider._compat import BaseNotifier
 from airflow_enos_provider.exceptions import EnOSError
-from airflow_enos_provider.validation import require_flow_inst_ids
+from airflow_enos_provider.validation import require_flow_inst_ids, require_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,7 +54,7 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
         self.user_id = user_id
         self.org_id = org_id
         self.enos_conn_id = enos_conn_id
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = require_int(max_concurrency, "max_concurrency", 1, 256)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         # dag.test() hands DAG-level callbacks a serialized DAG, which has no template environment.
@@ -67,14 +68,15 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
             return self.flow_inst_id
         return context["ti"].xcom_pull(task_ids=self.from_task_id, key=self.xcom_key)
 
-    def notify(self, context: Context) -> None:
+    def _flow_inst_ids(self, context: Context) -> list[str] | None:
+        """Return the ids to cancel, or None after logging why there are none."""
         try:
             raw = self._ids(context)
         except Exception as err:  # noqa: BLE001 - a callback must log, not raise
             self.log.error(
                 "Could not read the EnOS flow-instance ids from task %s: %s", self.from_task_id, err
             )
-            return
+            return None
         if raw in (None, "", "None", []):
             self.log.warning(
                 "No EnOS flow instance to cancel (flow_inst_id=%r, from_task_id=%r): the flow was "
@@ -82,24 +84,16 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
                 self.flow_inst_id,
                 self.from_task_id,
             )
-            return
-        from airflow_enos_provider.hooks.enos import EnOSHook
-
-        hook = EnOSHook(self.enos_conn_id)
+            return None
         try:
-            outcomes = hook.cancel_flow_instances(
-                require_flow_inst_ids(raw),
-                max_concurrency=self.max_concurrency,
-                user_id=self.user_id,
-                org_id=self.org_id,
-            )
+            return require_flow_inst_ids(raw)
         except EnOSError as err:
             self.log.error("Could not cancel EnOS flow instance(s) %s: %s", raw, err)
-            return
-        finally:
-            hook.close()
+            return None
+
+    def _log_outcomes(self, outcomes: Mapping[str, dict[str, Any] | BaseException]) -> None:
         for flow_inst_id, outcome in outcomes.items():
-            if isinstance(outcome, EnOSError):
+            if isinstance(outcome, BaseException):
                 self.log.error("Could not cancel EnOS flow instance %s: %s", flow_inst_id, outcome)
             else:
                 self.log.info(
@@ -108,3 +102,48 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
                     outcome["outcome"],
                     outcome["status"],
                 )
+
+    def notify(self, context: Context) -> None:
+        flow_inst_ids = self._flow_inst_ids(context)
+        if flow_inst_ids is None:
+            return
+        from airflow_enos_provider.hooks.enos import EnOSHook
+
+        hook = EnOSHook(self.enos_conn_id)
+        try:
+            outcomes = hook.cancel_flow_instances(
+                flow_inst_ids,
+                max_concurrency=self.max_concurrency,
+                user_id=self.user_id,
+                org_id=self.org_id,
+            )
+        except EnOSError as err:
+            self.log.error("Could not cancel EnOS flow instance(s) %s: %s", flow_inst_ids, err)
+            return
+        finally:
+            hook.close()
+        self._log_outcomes(outcomes)
+
+    async def async_notify(self, context: Context) -> None:
+        """Cancel as :meth:`notify` does, on the event loop (Airflow runs notifiers so in the triggerer).
+
+        Each id gets the hook's ``aensure_flow_instance_stopped``, at most ``max_concurrency`` at once;
+        like :meth:`notify`, it logs each outcome and never raises.
+        """
+        flow_inst_ids = self._flow_inst_ids(context)
+        if flow_inst_ids is None:
+            return
+        from airflow_enos_provider.hooks.enos import EnOSHook, async_clients_lease
+
+        hook = EnOSHook(self.enos_conn_id)
+        slots = asyncio.Semaphore(self.max_concurrency)
+
+        async def stop(flow_inst_id: str) -> dict[str, Any]:
+            async with slots:
+                return await hook.aensure_flow_instance_stopped(
+                    flow_inst_id, user_id=self.user_id, org_id=self.org_id
+                )
+
+        async with async_clients_lease():
+            results = await asyncio.gather(*(stop(i) for i in flow_inst_ids), return_exceptions=True)
+        self._log_outcomes(dict(zip(flow_inst_ids, results, strict=True)))

@@ -51,11 +51,6 @@ def failure_with_logs(
     return failure_error(waiter, failed, event["message"], event["statuses"])
 
 
-def default_deferrable() -> bool:
-    """Return ``[operators] default_deferrable`` (False when unset)."""
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
 class _EnOSOperator(BaseOperator):
     """What every EnOS operator shares: the connection, the identity, and the wait's deadline."""
 
@@ -170,7 +165,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         timeout: float | timedelta | None = None,
         max_outage: float | timedelta | None = None,
         cancel_on_kill: bool = True,
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         reattach_on_retry: bool = True,
         retry_from_failure: bool = False,
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
@@ -201,7 +196,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
         self.flow_inst_id: str | None = None
         # Airflow 3.3's SIGTERM handler calls on_kill but lets execute() run on until the process ends.
@@ -354,7 +349,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         timeout: float | timedelta | None = None,
         max_outage: float | timedelta | None = None,
         cancel_timeout: float | timedelta = timedelta(minutes=10),
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         **kwargs: Any,
     ) -> None:
@@ -387,7 +382,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.wait_for_termination = wait_for_termination
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:

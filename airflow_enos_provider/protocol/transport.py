@@ -95,4 +95,8 @@ def ssl_reason(err: BaseException) -> str:
     """
     text = str(err)
     found = re.search(r"\[SSL(?:: [A-Z_]+)?\][^'\")\]]*", text)
-    return found.group(0).strip() if found else f"{type(err).__name__}: {text:.200}"
+    if not found:
+        return f"{type(err).__name__}: {text:.200}"
+    # OpenSSL's words end with where in CPython it failed, "(_ssl.c:1006)", whose ")" the match
+    # stops before: drop that location so the message's own parenthesis closes.
+    return re.sub(r"\s*\(_ssl\.c:\d+$", "", found.group(0).strip())

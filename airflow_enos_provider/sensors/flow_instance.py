@@ -8,12 +8,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator
+from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator, airflow_version, conf
 from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.operators.flow_instance import (
     check_failure_log_bytes,
-    default_deferrable,
     failure_with_logs,
     raise_for_event,
     seconds,
@@ -26,6 +25,43 @@ if TYPE_CHECKING:
 
     from airflow_enos_provider.hooks.enos import EnOSHook
     from airflow_enos_provider.protocol.retry import Outage
+
+
+# How many times [workers] min_heartbeat_interval a reschedule-mode poke_interval must be to be safe.
+RESCHEDULE_MARGIN = 2
+
+
+def reschedule_race(poke_interval: float, min_heartbeat_interval: float | None) -> str | None:
+    """Return why a reschedule-mode ``poke_interval`` risks Airflow's reschedule race, or None.
+
+    Airflow 3's task supervisor (``airflow/sdk/execution_time/supervisor.py``, the same loop in
+    3.0.6, 3.2.2 and 3.3.2) may notice that a poke's process exited only after sleeping a whole
+    ``[workers] min_heartbeat_interval``; when the scheduler has meanwhile queued the next poke, the
+    task is marked failed ("finished with state success, but the task instance's state attribute is
+    queued"). A ``poke_interval`` of at least twice that interval leaves the supervisor time.
+
+    :param poke_interval: the sensor's seconds between pokes.
+    :param min_heartbeat_interval: ``[workers] min_heartbeat_interval``; None where Airflow has no
+        task supervisor (2.x).
+    """
+    if min_heartbeat_interval is None:
+        return None
+    safe = RESCHEDULE_MARGIN * min_heartbeat_interval
+    if poke_interval >= safe:
+        return None
+    return (
+        f"mode='reschedule' with poke_interval={poke_interval:g} s is not comfortably above "
+        f"[workers] min_heartbeat_interval={min_heartbeat_interval:g} s: Airflow's task supervisor may "
+        "see a poke end up to that interval late, after the next poke was queued, and then marks the "
+        "task failed ('finished with state success, but the task instance's state attribute is "
+        f"queued'). Use deferrable=True, or a poke_interval of at least {safe:g} s"
+    )
+
+
+def _min_heartbeat_interval() -> float | None:
+    if airflow_version().startswith("2."):
+        return None  # no task supervisor
+    return conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0)
 
 
 class EnOSFlowInstanceSensor(BaseSensorOperator):
@@ -50,6 +86,10 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         mode the outage clock starts again with each poke's process, so ``timeout`` is its bound.
     :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed
         task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
+
+    In ``mode="reschedule"`` on Airflow 3, keep ``poke_interval`` at least twice
+    ``[workers] min_heartbeat_interval`` (default 5 s, so 10 s), or use ``deferrable=True``: the
+    sensor logs a warning otherwise (:func:`reschedule_race` says why).
     """
 
     template_fields: Sequence[str] = ("flow_inst_id", "user_id", "org_id", "enos_conn_id")
@@ -65,7 +105,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         user_id: str | None = None,
         org_id: str | None = None,
         enos_conn_id: str = "enos_default",
-        deferrable: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_outage: float | timedelta | None = None,
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         **kwargs: Any,
@@ -79,7 +119,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         self.user_id = user_id
         self.org_id = org_id
         self.enos_conn_id = enos_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
     @cached_property
@@ -130,6 +170,11 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         push_console_url(self, context, self.flow_inst_id)
         if not self.deferrable:
+            if self.mode == "reschedule":
+                interval = seconds(self.poke_interval, "poke_interval")
+                race = reschedule_race(interval, _min_heartbeat_interval())
+                if race is not None:
+                    self.log.warning("EnOS flow instance %s: %s", self.flow_inst_id, race)
             return super().execute(context)
         from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 

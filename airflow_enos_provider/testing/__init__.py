@@ -1,8 +1,10 @@
 """Test your DAGs against the EnOS emulator: the pytest plugin and what its fixtures hand out.
 
-pytest loads :mod:`.pytest_plugin` (entry point ``pytest11``, name ``enos``) in every run where the
-package is installed, so nothing here imports Airflow or the emulator until a test asks for a
-fixture; :mod:`.fixtures` holds the parts that do. ``pytest -p no:enos`` leaves the plugin out.
+The plugin is opt-in: a project loads :mod:`.pytest_plugin` with
+``pytest_plugins = ["airflow_enos_provider.testing.pytest_plugin"]`` in its top-level conftest, or
+``-p airflow_enos_provider.testing.pytest_plugin`` (in its pytest ``addopts``); installing the
+provider loads nothing into anyone's pytest run. It imports nothing of Airflow or the emulator until
+a test asks for a fixture; :mod:`.fixtures` holds the parts that do.
 """
 
 from __future__ import annotations

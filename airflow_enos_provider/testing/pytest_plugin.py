@@ -1,6 +1,8 @@
 """The pytest plugin: an EnOS emulator per test, and an Airflow connection pointing at it.
 
-Registered as the ``pytest11`` entry point ``enos``, so installing the package is enough::
+Opt-in: load it in your top-level ``conftest.py`` with
+``pytest_plugins = ["airflow_enos_provider.testing.pytest_plugin"]`` (or pass
+``-p airflow_enos_provider.testing.pytest_plugin``), then::
 
     def test_cancel(enos_emulator, enos_connection):
         enos_emulator.state.add_instance("2438-202601010000", 2438, status="RUNNING")
@@ -16,8 +18,8 @@ Markers: ``enos_emulator(**kwargs)`` (emulator keywords, e.g. ``clock=None`` for
 ``enos_connection(conn_id, **kwargs)``; ``enos_connection`` also takes an indirect parameter (a conn
 id, or a dict of those keywords).
 
-This module is imported at every pytest start where the package is installed: it imports pytest
-and the standard library only; Airflow and the emulator load when a test first asks for a fixture.
+Loading it imports pytest and the standard library only; Airflow and the emulator load when a test
+first asks for a fixture.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ def enos_emulator(request: pytest.FixtureRequest, enos_seed: SeedSource) -> Iter
     """Yield a started EnOS emulator on a free loopback port, with a manual clock; stop it afterwards.
 
     ``.url`` is its address; ``.state`` seeds flows and instances (``add_flow``, ``add_instance``,
-    ``set_instance_status``), moves the clock (``advance``), injects faults (``inject``) and reads
-    what was received (``requests``, ``count``). The ``enos_emulator`` marker's keywords go to the
+    ``set_instance_status``), scripts how a flow's runs end (``add_flow(..., run_seconds=,
+    end_status=, fail_task=)``, as the seed's keys do), moves the clock (``advance``), injects faults
+    (``inject``) and reads what was received (``requests``, ``count``; over HTTP,
+    ``GET /_emulator/requests``). The ``enos_emulator`` marker's keywords go to the
     emulator: ``@pytest.mark.enos_emulator(clock=None)`` runs it on wall time.
     """
     from airflow_enos_provider.testing.fixtures import running_emulator
