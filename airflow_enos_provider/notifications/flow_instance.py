@@ -133,7 +133,8 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
         flow_inst_ids = self._flow_inst_ids(context)
         if flow_inst_ids is None:
             return
-        from airflow_enos_provider.hooks.enos import EnOSHook, async_clients_lease
+        from airflow_enos_provider.hooks.enos import EnOSHook
+        from airflow_enos_provider.transports.aio import clients_lease
 
         hook = EnOSHook(self.enos_conn_id)
         slots = asyncio.Semaphore(self.max_concurrency)
@@ -144,6 +145,6 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
                     flow_inst_id, user_id=self.user_id, org_id=self.org_id
                 )
 
-        async with async_clients_lease():
+        async with clients_lease():
             results = await asyncio.gather(*(stop(i) for i in flow_inst_ids), return_exceptions=True)
         self._log_outcomes(dict(zip(flow_inst_ids, results, strict=True)))
