@@ -169,6 +169,10 @@ def _extras(conn: Connection, where: str) -> dict[str, Any]:
 
 def _gateway_url(host: str, port: int | None, where: str) -> str:
     text = host.strip().rstrip("/")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise EnOSValidationError(
+            f"{where}: host must be a URL without spaces or control characters, got {host[:200]!r}"
+        )
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)

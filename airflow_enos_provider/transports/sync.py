@@ -80,6 +80,10 @@ class RequestsTransport:
                 if due.expired and failure is not Failure.CONNECT_TIMEOUT:
                     failure = Failure.READ_TIMEOUT  # the watchdog cut the exchange short
                 raise connection_error(request, failure, err) from None
+            if due.expired:
+                # Cut mid-headers, http.client may take what came for a reply without a length:
+                # whatever was read after the deadline is no reply.
+                raise connection_error(request, Failure.READ_TIMEOUT, TimeoutError("deadline"))
         return RawReply(reply.status_code, body, reply.headers)
 
     def close(self) -> None:
