@@ -176,6 +176,10 @@ def _gateway_url(host: str, port: int | None, where: str, schema: str | None = N
             f"{where}: schema must be empty, 'http' or 'https' (the gateway's scheme), got {schema!r}"
         )
     text = host.strip().rstrip("/")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise EnOSValidationError(
+            f"{where}: host must be a URL without spaces or control characters, got {host[:200]!r}"
+        )
     if "://" not in text:
         text = f"{scheme or 'https'}://{text}"
     elif scheme and urlsplit(text).scheme.lower() != scheme:

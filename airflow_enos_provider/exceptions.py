@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from airflow_enos_provider._compat import AirflowException, AirflowFailException
 
+#: The most characters of outside text (a reply's message, a library's error) an error or log quotes.
+TEXT_LIMIT = 2048
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """Return ``text``, or its first ``limit`` characters and how long it was.
+
+    :param text: text that came from outside (the wire, a library).
+    :param limit: the most characters kept.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [clipped: {len(text)} characters in all]"
+
 
 class EnOSError(AirflowException):
     """Base class of every error this provider raises."""
@@ -25,7 +39,7 @@ class EnOSConnectionError(EnOSError):
     def __init__(self, message: str, *, maybe_sent: bool = True, tls: bool = False) -> None:
         self.maybe_sent = maybe_sent
         self.tls = tls
-        super().__init__(message)
+        super().__init__(clip(message))
 
 
 class EnOSAPIError(EnOSError):
@@ -55,13 +69,13 @@ class EnOSAPIError(EnOSError):
         retry_after: float | None = None,
         server_time: float | None = None,
     ) -> None:
-        self.message = message
+        self.message = clip(message)
         self.retry_after = retry_after
         self.server_time = server_time
         self.operation = operation
         self.code = code
         self.http_status = http_status
-        self.request_id = request_id
+        self.request_id = None if request_id is None else clip(request_id, 200)
         self.flow_inst_id = flow_inst_id
         self.hint = hint
         super().__init__(self._describe())

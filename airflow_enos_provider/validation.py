@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import overload
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import MAX_FAILURE_LOG_BYTES
+
+#: The shape of flow-instance and task-instance ids (``2438-201908081020``, ``104452-201907261239``):
+#: ASCII digits (the flow or task id), a dash, ASCII digits (the trigger time's suffix, 10 to 14
+#: digits in the vendor's samples), 64 characters at most.
+INSTANCE_ID = re.compile(r"(?=.{3,64}\Z)[0-9]+-[0-9]+\Z", re.ASCII)
 
 
 def require_text(value: object, field: str) -> str:
@@ -61,6 +67,21 @@ def require_flow_inst_id(value: object, field: str = "flow_inst_id") -> str:
         raise EnOSValidationError(
             f"{field} looks like a list rendered as text ({text[:60]!r}): pass a list, or set "
             "render_template_as_native_obj=True on the DAG so the template renders a real list"
+        )
+    return require_instance_id(text, field)
+
+
+def require_instance_id(value: object, field: str) -> str:
+    """Return a flow- or task-instance id in the documented shape (:data:`INSTANCE_ID`), or raise.
+
+    :param value: the id to check.
+    :param field: the parameter name to show in the error.
+    """
+    text = require_text(value, field)
+    if not INSTANCE_ID.match(text):
+        raise EnOSValidationError(
+            f"{field} must be an EnOS instance id: digits, a dash and digits, such as "
+            f"2438-201908081020 (at most 64 characters), got {text[:80]!r}"
         )
     return text
 

@@ -74,6 +74,66 @@ for _fault in ("reset before processing", "500", "HTML 502 page", "non-JSON 200"
     EXPECTED[(_fault, "trigger")] = RETRIED_AFTER_SEARCH
 
 
+class Hostile(NamedTuple):
+    """A class of hostile gateway (tests/test_hostile_gateway.py): what the provider does, and its bound."""
+
+    behaviour: str
+    bound: str
+    test: str
+
+
+# class -> behaviour, bound asserted by the test, the test (in tests/test_hostile_gateway.py)
+HOSTILE: dict[str, Hostile] = {
+    "redirect (301, 302, 303, 307, 308), any call incl. the token service": Hostile(
+        "not followed by either transport: `EnOSAPIError` naming the status and the Location's origin "
+        "(never its path or query); nothing reaches the other server; a redirected cancel reports no outcome",
+        "1 request per call, not retried",
+        "test_redirects_are_not_followed_by_either_transport, test_a_redirected_cancel_reports_no_outcome, "
+        "test_a_redirected_token_request_sends_no_credentials_elsewhere",
+    ),
+    "trickle (a byte every 0.05 s, in the headers or the body)": Hostile(
+        "one deadline per request (connect, send, headers, body) = the connection's `timeout`, or "
+        '`on_kill`\'s 3 s: `EnOSConnectionError` "no reply ... within N s"',
+        "client hangs up before half the reply was sent; 1 request (retries 0)",
+        "test_a_trickling_gateway_meets_one_deadline_in_both_transports, "
+        "test_on_kill_cancels_within_its_budget_against_a_trickling_gateway",
+    ),
+    "stall (request read, nothing sent)": Hostile(
+        "`EnOSConnectionError` at the deadline, both transports",
+        "1 request (retries 0)",
+        "test_a_stalled_gateway_meets_the_deadline_in_both_transports",
+    ),
+    "clamped paging (every pageNo gets the last page, `count` = its length)": Hostile(
+        "a page with no new instance id ends the series; the kill switch pages with the same loop",
+        "2 page requests per series; kill switch: 2 passes of 2 pages",
+        "test_a_gateway_that_clamps_page_numbers_ends_the_search, "
+        "test_the_kill_switch_ends_against_a_clamping_gateway",
+    ),
+    "endless paging (new ids on every page, `count` keeps growing)": Hostile(
+        "stops at the cap (twice the first total's pages plus one; at most 100,000 instances' worth) "
+        "with a warning that the result may be incomplete",
+        "7 page requests for a first count of 6 at page size 2",
+        "test_a_gateway_that_never_runs_out_stops_at_the_cap_with_a_warning",
+    ),
+    "oversize and malformed envelopes": Hostile(
+        "`EnOSAPIError`: bodies over 32 MiB (read no further), JSON deeper than 64, non-finite or "
+        "overflowing numbers, `code` not an integer or digit string (`0.9`, `false`, `[0]`), code 0 "
+        "with a non-2xx status, non-JSON or invalid UTF-8; quoted text clipped at 2,048 characters with "
+        "the original length stated",
+        "1 request (retries 0); a cancel answered without an envelope is repeated through "
+        "`cancel_timeout`, then fails: never `cancelled`",
+        "test_a_malformed_reply_is_a_typed_error_in_both_transports, "
+        "test_a_cancel_answered_without_an_envelope_is_not_reported_cancelled, "
+        "tests/test_reply_properties.py",
+    ),
+    'bad tokens (CR LF, non-ASCII, 5,000 characters, not text; `expire` `"7200s"`, `true`, -1)': Hostile(
+        "`EnOSAPIError` from `get_access_token` that describes the token without quoting it",
+        "no Batch call is made with it",
+        "test_a_bad_token_reply_is_a_typed_error_that_never_quotes_the_token, tests/test_reply_properties.py",
+    ),
+}
+
+
 def render() -> str:
     """Return the Markdown table of :data:`EXPECTED`."""
     lines = [
@@ -101,6 +161,18 @@ def render() -> str:
         lines.append(f"| {fault} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.extend(f"[{number}] {note}" + "  " for note, number in notes.items())
+    lines += [
+        "",
+        "## Hostile gateways",
+        "",
+        "Scripted servers on loopback (`tests/hostile_gateway.py`), one class per row, against the public",
+        "API over both transports (`requests` and `aiohttp`); the tests in `tests/test_hostile_gateway.py`",
+        "assert what the server saw and write the seconds each case took to `build/hostile-gateway.json`.",
+        "",
+        "| class | behaviour | bound | test |",
+        "|---|---|---|---|",
+    ]
+    lines.extend(f"| {name} | {row.behaviour} | {row.bound} | {row.test} |" for name, row in HOSTILE.items())
     return "\n".join(lines) + "\n"
 
 

@@ -160,9 +160,9 @@ def _warm(tokens: TokenCache) -> TokenCache:
 def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated():
     run = caller(tokens=_warm(TokenCache()))
     op = ops.trigger_flow(2440, 1_700_000_000_000, None, None)
-    found = {"count": 1, "flowInsts": [{"instanceId": "2440-started", "flowId": 2440}]}
+    found = {"count": 1, "flowInsts": [{"instanceId": "2440-202311142213", "flowId": 2440}]}
     script = Script([lost(), batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)])
-    assert script.run(batch.trigger(run, op)) == "2440-started"
+    assert script.run(batch.trigger(run, op)) == "2440-202311142213"
     assert script.names() == ["trigger_flow", "get_flow", "list_flow_instances"]
     search = json.loads(script.sent[2].body or b"")
     assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_699_999_999_000, 1_700_000_001_000)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSValidationError
 from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
+from airflow_enos_provider.protocol import operations as ops
 from tests import enos_env as env
 
 # ids users actually produce by mistake, plus anything hypothesis finds
@@ -94,11 +95,16 @@ def test_list_expression_is_sent_intact(enos_conn, expression):
 
 
 def test_query_parameters_cannot_be_smuggled(enos_conn):
+    # An id is digits, a dash and digits: one carrying a query is refused before any request.
     state = enos_conn.state
-    with pytest.raises(EnOSAPIError):
-        EnOSHook().get_flow_instance("x&action=cancel&flowInstId=" + env.RUNNING_ID)
-    (call,) = [r for r in state.requests if r.operation == "flowInstances.get"]
-    assert call.query["action"] == "get"
+    with pytest.raises(EnOSValidationError, match="flow_inst_id must be an EnOS instance id"):
+        EnOSHook().get_flow_instance("1-2&action=cancel&flowInstId=" + env.RUNNING_ID)
+    assert state.requests == []
+    # and what the signed query carries is percent-encoded, whatever the text
+    request = ops.prepare(
+        ops.get_task_instance_log("1-2", 5), EnOSHook().settings, ("u&action=cancel", "o"), "t", 1.0
+    )
+    assert "action=cancel" not in request.url and request.url.count("action=") == 1
     assert state.instance_status(env.RUNNING_ID) == 2  # still RUNNING
 
 

@@ -45,7 +45,7 @@ def test_parse_rejects_unknown_values_naming_the_field(value):
 
 
 def test_ids_are_kept_in_order_without_duplicates():
-    assert require_flow_inst_ids(["b-1", "a-2", "b-1"]) == ["b-1", "a-2"]
+    assert require_flow_inst_ids(["2-1", "1-2", "2-1"]) == ["2-1", "1-2"]
     assert require_flow_inst_ids("2438-201908081020") == ["2438-201908081020"]
 
 
@@ -58,8 +58,11 @@ def test_ids_are_kept_in_order_without_duplicates():
         (None, r"flow_inst_id must be a flow-instance id or a list of ids, got NoneType"),
         (42, r"flow_inst_id must be a flow-instance id or a list of ids, got int"),
         ([], r"at least one"),
-        (["ok-1", ""], r"flow_inst_id\[1\] must be a non-empty string"),
-        (["ok-1", 7], r"flow_inst_id\[1\] must be a string, got int"),
+        (["2438-1", ""], r"flow_inst_id\[1\] must be a non-empty string"),
+        (["2438-1", 7], r"flow_inst_id\[1\] must be a string, got int"),
+        ("2438_2019-08-08", r"flow_inst_id must be an EnOS instance id: digits, a dash and digits"),
+        ("2438-2019080810\uff120", r"flow_inst_id must be an EnOS instance id"),  # a fullwidth digit
+        ("1-" + "2" * 63, r"at most 64 characters"),
         ("None", r"rendered to 'None'"),
         ("['a-1', 'b-2']", r"looks like a list rendered as text"),
     ],

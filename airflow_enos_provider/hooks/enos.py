@@ -23,10 +23,10 @@ from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
 from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
-from airflow_enos_provider.transports.sync import DEFAULT_POOL_SIZE
+from airflow_enos_provider.transports.sync import MAX_CONCURRENCY
 from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
 
-DEFAULT_MAX_CONCURRENCY = DEFAULT_POOL_SIZE
+DEFAULT_MAX_CONCURRENCY = 16
 SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
@@ -150,11 +150,9 @@ class EnOSHook(EnOSBaseHook):
         ids = None if flow_inst_ids is None else require_flow_inst_ids(flow_inst_ids, "flow_inst_ids")
         active = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
         query = None if ids is not None else search(active, expression, flow_id, {})
-        require_int(max_concurrency, "max_concurrency", 1, 256)
+        require_int(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
         caller = self._caller(self.settings, user_id, org_id)
         self.settings.batch_identity(user_id, org_id)  # checked before any request
-        if max_concurrency > DEFAULT_MAX_CONCURRENCY:
-            self._transport.widen_pool(max_concurrency)
         self._run(Caller.token)  # once, before the threads fan out
 
         def feed(stop: Starter[dict[str, Any]]) -> None:

@@ -16,8 +16,9 @@ from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.codes import EnOSCode
 from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.operations import Operation
-from airflow_enos_provider.protocol.search import Search, flow_type_of, page_is_last, search
+from airflow_enos_provider.protocol.search import Paging, Search, flow_type_of, search
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.validation import INSTANCE_ID
 
 # Refusals after which reading the instance cannot change the verdict of a cancel.
 NOT_WORTH_A_READ = frozenset({EnOSCode.BP_USER_MISMATCH, EnOSCode.BP_LOCKED})
@@ -91,20 +92,43 @@ def search_all(
     query = yield from with_flow_type(caller, query)
     found: dict[str, dict[str, Any]] = {}
     for flow_type in query.types or ():
-        collected, page_no = 0, 1
-        while True:
-            op = ops.search_flow_instances(query.body(flow_type), page_no, page_size, query.sorters)
+        paging = Paging(page_size)
+        while paging.ended is None:
+            op = ops.search_flow_instances(query.body(flow_type), paging.page_no, page_size, query.sorters)
             data = yield from read_object(caller, op)
-            page = data.get("flowInsts") or []
-            collected += len(page)
-            new = [i for i in page if str(i.get("instanceId")) not in found and _of_flow(i, query.flow_id)]
-            found.update((str(i.get("instanceId")), i) for i in new)
+            page = paging.take(instances_of(data, op), data.get("count"))
+            new = [i for i in page if str(i["instanceId"]) not in found and _of_flow(i, query.flow_id)]
+            found.update((str(i["instanceId"]), i) for i in new)
             if on_page is not None and new:
                 on_page(new)
-            if page_is_last(page, page_size, data.get("count"), collected):
-                break
-            page_no += 1
+        if paging.ended == "cap":
+            caller.log.warning(
+                "EnOS search of type %s stopped after %s pages of %s (its cap): the gateway kept sending "
+                "new instances beyond what count said; the result may be incomplete",
+                flow_type, paging.page_no - 1, page_size,
+            )  # fmt: skip
     return list(found.values())
+
+
+def instances_of(data: Mapping[str, Any], op: Operation) -> list[dict[str, Any]]:
+    """Return a search reply's instances, each an object with an instance id of the documented shape.
+
+    :param data: the reply's ``data``.
+    :param op: the search call, for errors.
+    """
+    page = data.get("flowInsts")
+    if page is None:
+        return []
+    if not isinstance(page, list):
+        raise EnOSAPIError(f"flowInsts is not a list: {page!r:.200}", operation=op.name)
+    for index, instance in enumerate(page):
+        instance_id = instance.get("instanceId") if isinstance(instance, Mapping) else None
+        if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+            raise EnOSAPIError(
+                f"flowInsts[{index}] has no instance id of the documented shape: {instance!r:.200}",
+                operation=op.name,
+            )
+    return page
 
 
 def with_flow_type(caller: Caller, query: Search) -> Flow[Search]:

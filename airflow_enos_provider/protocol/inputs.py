@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -89,7 +90,7 @@ def to_parameters(value: object) -> list[dict[str, str]]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EnOSValidationError(
                 "parameters: a string must be JSON (an object of key: value, or a list of "
                 f'{{"key": ..., "value": ...}} objects), got {value!r:.80}'
@@ -116,17 +117,65 @@ def _pair(item: object, index: int) -> tuple[object, object]:
 
 def _key(key: object) -> str:
     if not isinstance(key, str) or not key.strip():
-        raise EnOSValidationError(f"parameters: every key must be a non-empty string, got {key!r}")
+        raise EnOSValidationError(f"parameters: every key must be a non-empty string, got {key!r:.80}")
+    _utf8(key, "parameters: key")
     return key
 
 
 def _as_text(value: object, key: object) -> str:
+    where = f"parameters[{key!r:.80}]"
+    _check_json(value, where)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, (list, tuple, Mapping)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    raise EnOSValidationError(f"parameters[{key!r}]: expected text, a number or a boolean, got {value!r:.80}")
+    if value is None:
+        raise EnOSValidationError(
+            f"{where}: expected text, a number, a boolean, a list or an object, got None"
+        )
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_MAX_PARAMETER_DEPTH = 32
+
+
+def _check_json(value: object, where: str) -> None:
+    """Check that a parameter value is JSON: scalars, lists and string-keyed objects, UTF-8 text."""
+    stack: list[tuple[object, str, int]] = [(value, where, 0)]
+    while stack:
+        item, at, depth = stack.pop()
+        if depth > _MAX_PARAMETER_DEPTH:
+            raise EnOSValidationError(f"{at}: nested deeper than {_MAX_PARAMETER_DEPTH} levels")
+        if item is None or isinstance(item, (bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise EnOSValidationError(f"{at}: {item!r} is not a JSON number")
+        elif isinstance(item, str):
+            _utf8(item, at)
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, f"{at}[{index}]", depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, Mapping):
+            for name, child in item.items():
+                if not isinstance(name, str):
+                    raise EnOSValidationError(
+                        f"{at}: object keys must be strings, got {type(name).__name__} {name!r:.60}"
+                    )
+                _utf8(name, f"{at} key")
+                stack.append((child, f"{at}[{name!r:.60}]", depth + 1))
+        else:
+            raise EnOSValidationError(
+                f"{at}: expected text, a number, a boolean, a list or an object with string keys, "
+                f"got {type(item).__name__} {item!r:.80}"
+            )
+
+
+def _utf8(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise EnOSValidationError(
+            f"{where}: text that cannot be encoded as UTF-8 (a lone surrogate at character {err.start})"
+        ) from None

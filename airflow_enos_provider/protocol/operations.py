@@ -16,7 +16,12 @@ from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.protocol.contract import CONTRACTS, Contract
 from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id, to_parameters
 from airflow_enos_provider.protocol.signing import request_signature, token_encryption
-from airflow_enos_provider.validation import require_flow_inst_id, require_int, require_text
+from airflow_enos_provider.validation import (
+    require_flow_inst_id,
+    require_instance_id,
+    require_int,
+    require_text,
+)
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 USER_AGENT = f"airflow-enos-provider/{__version__}"
@@ -185,7 +190,7 @@ def get_task_instance(task_inst_id: str) -> Operation:
 
     :param task_inst_id: the task instance id, e.g. ``104452-201907261239``.
     """
-    task_inst_id = require_text(task_inst_id, "task_inst_id")
+    task_inst_id = require_instance_id(task_inst_id, "task_inst_id")
     return _from_contract(_CONTRACTS["taskInstances", "get"], query=(("taskInstId", task_inst_id),))
 
 
@@ -195,7 +200,7 @@ def get_task_instance_log(task_inst_id: str, max_length: int | None) -> Operatio
     :param task_inst_id: the task instance id.
     :param max_length: the most characters of log to return; None for EnOS's default (about 1 MiB).
     """
-    query = [("taskInstId", require_text(task_inst_id, "task_inst_id"))]
+    query = [("taskInstId", require_instance_id(task_inst_id, "task_inst_id"))]
     if max_length is not None:
         query.append(("maxLength", str(require_int(max_length, "max_length", 1, 2**31 - 1))))
     return _from_contract(_CONTRACTS["taskInstances", "getLog"], query=tuple(query))

@@ -9,7 +9,7 @@ request series per scheduling type, or one Get Flow when the search is for one w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_enos_provider.exceptions import EnOSValidationError
@@ -124,22 +124,70 @@ def flow_type_of(flow: Mapping[str, Any]) -> tuple[int, ...]:
         return ALL_FLOW_TYPES
 
 
-def page_is_last(page: list[Any], page_size: int, count: object, collected: int) -> bool:
-    """Say whether a search page is the last one.
+#: With no total to go by, a request series stops after this many instances' worth of pages.
+MAX_SEARCH_INSTANCES = 100_000
+
+
+@dataclass
+class Paging:
+    """One request series: the page to ask for next, and when to stop. Every search pages with it.
 
     Whether ``count`` is the number of all matches or of this page's is undocumented
-    (``list_flow_instances.md``: "number of elements in the FlowInstance struct"), so a full page is
-    followed by another unless ``count`` is clearly a total that is already reached.
+    (``list_flow_instances.md``: "number of elements in the FlowInstance struct"), and a gateway may
+    clamp ``pageNo`` and repeat its last page. So the series ends at the first of: a page shorter than
+    asked (or empty); a page that brings no instance id not seen before in the series; ``count``
+    reached when it is clearly a total (larger than the page); or the hard cap of :meth:`cap` pages,
+    which the caller warns about (the result may then be incomplete).
 
-    :param page: the page's instances.
     :param page_size: the page size asked for.
-    :param count: the reply's ``count``.
-    :param collected: instances collected so far in this series, this page's included.
     """
-    if not page or len(page) < page_size:
-        return True
-    try:
-        total = int(str(count))
-    except ValueError:
-        return False
-    return total > len(page) and collected >= total
+
+    page_size: int
+    page_no: int = 1
+    collected: int = 0
+    first_total: int | None = None
+    ended: str | None = None
+    seen: set[str] = field(default_factory=set)
+
+    def take(self, page: list[dict[str, Any]], count: object) -> list[dict[str, Any]]:
+        """Record a page's instances (each has a string ``instanceId``) and return the new ones.
+
+        Afterwards :attr:`ended` says why the series is over, or is None to ask for :attr:`page_no`.
+
+        :param page: the page's instances.
+        :param count: the reply's ``count``.
+        """
+        new = {str(i["instanceId"]): i for i in page if str(i["instanceId"]) not in self.seen}
+        self.seen.update(new)
+        self.collected += len(page)
+        total = _total(count, len(page))
+        if self.first_total is None:
+            self.first_total = total
+        if len(page) < self.page_size:
+            self.ended = "short page"
+        elif not new:
+            self.ended = "a page with no new instance"
+        elif total is not None and self.collected >= total:
+            self.ended = "count reached"
+        elif self.page_no >= self.cap():
+            self.ended = "cap"
+        self.page_no += 1
+        return list(new.values())
+
+    def cap(self) -> int:
+        """Return the most pages of the series: twice the first total's pages (instances created
+        while paging add some), plus one, and never more than :data:`MAX_SEARCH_INSTANCES`' worth."""
+        most = -(-MAX_SEARCH_INSTANCES // self.page_size)
+        if self.first_total is None:
+            return most
+        return min(most, 2 * -(-self.first_total // self.page_size) + 1)
+
+
+def _total(count: object, page_length: int) -> int | None:
+    if isinstance(count, bool):
+        return None
+    if isinstance(count, str) and count.isascii() and count.isdigit() and len(count) <= 18:
+        count = int(count)
+    if isinstance(count, int) and count > page_length:
+        return count
+    return None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from airflow_enos_provider.exceptions import EnOSError
+from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.flow import Caller, Flow
@@ -183,7 +183,7 @@ def _read_task_log(caller: Caller, task: TaskRecord, max_bytes: int) -> Flow[Tas
     try:
         op = ops.get_task_instance_log(task.task_inst_id, LOG_READ_LENGTH)
         text = yield from batch.task_log(caller, op)
-    except EnOSError as err:
+    except (EnOSError, EnOSValidationError) as err:  # an id in the graph that is no instance id
         return TaskLog(task, None, str(err))
     if not text.strip():
         return TaskLog(task, None, "EnOS returned an empty log")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import threading
 import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_enos_provider.exceptions import EnOSAuthenticationError
+from airflow_enos_provider.exceptions import EnOSAPIError
 
 TokenKey = tuple[str, str]  # (gateway URL, access key)
+#: The longest access token accepted (the documented ones are a few dozen characters).
+MAX_TOKEN_LENGTH = 4096
+#: The longest a token is kept, whatever ``expire`` says (the documented lifetime is 7200 s).
+MAX_TOKEN_LIFE = 86400.0
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 def refresh_margin(expire_seconds: float) -> float:
@@ -20,6 +27,42 @@ def refresh_margin(expire_seconds: float) -> float:
     :param expire_seconds: the token's lifetime as the token service gave it.
     """
     return min(300.0, expire_seconds * 0.1)
+
+
+def parse_token(data: Any) -> tuple[str, float]:
+    """Return the token and its lifetime in seconds from a token-service reply's ``data``.
+
+    The token must be 1 to :data:`MAX_TOKEN_LENGTH` visible ASCII characters (it goes into a header
+    as it is); ``expire`` a non-negative number of seconds (an integer, a finite float, or digits),
+    counted as at most :data:`MAX_TOKEN_LIFE`. Errors describe the token, never quote it.
+
+    :param data: ``{"accessToken": ..., "expire": seconds}``.
+    :raises EnOSAPIError: when either is missing or malformed.
+    """
+
+    def refuse(what: str) -> EnOSAPIError:
+        return EnOSAPIError(f"the token service returned {what}", operation="get_access_token")
+
+    if not isinstance(data, Mapping):
+        raise refuse(f"no token object in data (got {type(data).__name__})")
+    token = data.get("accessToken")
+    if not isinstance(token, str) or not token:
+        raise refuse("no accessToken")
+    if len(token) > MAX_TOKEN_LENGTH or not _VISIBLE_ASCII.fullmatch(token):
+        raise refuse(
+            f"an accessToken that is not 1 to {MAX_TOKEN_LENGTH} visible ASCII characters "
+            f"({len(token)} characters)"
+        )
+    expire = data.get("expire")
+    seconds: float | None = None
+    if isinstance(expire, (int, float)) and not isinstance(expire, bool):
+        seconds = float(expire) if math.isfinite(expire) else None
+    elif isinstance(expire, str) and expire.isascii() and expire.isdigit() and len(expire) <= 12:
+        seconds = float(expire)
+    if seconds is None or seconds < 0:
+        shown = expire if isinstance(expire, (int, float)) else type(expire).__name__
+        raise refuse(f"an expire that is not a number of seconds ({shown!r:.40})")
+    return token, min(seconds, MAX_TOKEN_LIFE)
 
 
 class TokenCache:
@@ -53,12 +96,7 @@ class TokenCache:
         :param key: the gateway URL and access key.
         :param data: the reply's ``data``: ``{"accessToken": ..., "expire": seconds}``.
         """
-        token = data.get("accessToken") if isinstance(data, Mapping) else None
-        if not isinstance(token, str) or not token:
-            raise EnOSAuthenticationError(
-                "the token service returned no accessToken", operation="get_access_token"
-            )
-        expire = float(data.get("expire") or 0)
+        token, expire = parse_token(data)
         self.tokens[key] = (token, self.clock() + expire - refresh_margin(expire))
         return token
 

@@ -1,7 +1,9 @@
 """The async transport, on ``aiohttp``: one session per event loop and TLS setting, held by leases.
 
 aiohttp, not httpx: a thousand waiting triggers poll at about an eighth of httpx's CPU per request.
-Imported only on the async path (about 100 ms that a worker's sync task never needs).
+Imported only on the async path (about 100 ms that a worker's sync task never needs). Redirects are
+never followed; aiohttp's ``total`` timeout is the request's one deadline, connect to last body byte;
+no more of a body is read than the parser accepts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import yarl
 
+from airflow_enos_provider.protocol.envelope import MAX_REPLY_BYTES
 from airflow_enos_provider.protocol.operations import USER_AGENT, PreparedRequest, RawReply
 from airflow_enos_provider.protocol.transport import Failure, connection_error
 
@@ -57,12 +60,17 @@ class AiohttpTransport:
                 data=request.body,
                 headers=request.headers,
                 timeout=timeout,
+                allow_redirects=False,
             ) as reply:
-                content = await reply.read()
+                content = bytearray()
+                async for chunk in reply.content.iter_chunked(64 * 1024):
+                    content += chunk
+                    if len(content) > MAX_REPLY_BYTES:
+                        break  # one byte more than the parser accepts is enough to refuse it
         except (aiohttp.ClientError, TimeoutError) as err:
             failure = next(failure for kind, failure in _FAILURES if isinstance(err, kind))
             raise connection_error(request, failure, err) from None
-        return RawReply(reply.status, content, reply.headers)
+        return RawReply(reply.status, bytes(content[: MAX_REPLY_BYTES + 1]), reply.headers)
 
 
 def _client(verify: bool | str) -> aiohttp.ClientSession:
