@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 import pytest
 
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError, EnOSValidationError
-from airflow_enos_provider.hooks.enos import EnOSHook, async_clients_lease
+from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.protocol.tokens import TOKENS
+from airflow_enos_provider.transports.aio import clients_lease
 from tests import enos_env as env
 from tests.conftest import ROOT
 from tests.hostile_gateway import (
@@ -70,7 +71,7 @@ def both_transports(hook: EnOSHook, method: str, *args):
     TOKENS.clear()
 
     async def run_async():
-        async with async_clients_lease():
+        async with clients_lease():
             return await getattr(hook, f"a{method}")(*args)
 
     asynchronous = timed(lambda: asyncio.run(run_async()))
