@@ -172,7 +172,12 @@ def trigger_flow(
         # The page types taskId Integer (and its sample sends 108580); ids are digits in every sample.
         plain = isinstance(start_task_id, int) and not isinstance(start_task_id, bool)
         task_id = str(start_task_id) if plain else require_text(start_task_id, "start_task_id")
-        action, body["taskId"] = "triggerFromTask", int(task_id) if task_id.isdigit() else task_id
+        if not task_id.isdigit():
+            raise EnOSValidationError(
+                f"start_task_id must be a task id, digits (Trigger Flow From Task types taskId "
+                f"Integer), got {start_task_id!r}"
+            )
+        action, body["taskId"] = "triggerFromTask", int(task_id)
     return _from_contract(_CONTRACTS["flows", action], body=body)
 
 

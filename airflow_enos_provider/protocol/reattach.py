@@ -123,7 +123,7 @@ def own_instances(
     instances = list(instances)
     # A trigger moves to a later minute only past a minute that has an instance: this task
     # instance's instances lie before the first free one.
-    occupied = {wanted[at] for i in instances if (at := str(i.get("triggerTime"))) in wanted}
+    occupied = {wanted[when] for i in instances if (when := str(i.get("triggerTime"))) in wanted}
     free = next((index for index in range(len(times)) if index not in occupied), len(times))
     own: list[tuple[int, dict[str, Any]]] = []
     dropped: list[tuple[str, str]] = []
