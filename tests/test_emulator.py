@@ -652,7 +652,8 @@ def test_trigger_of_the_same_minute_twice_is_refused(client: Client, emulator: E
     emulator.state.advance(3600)
     assert client.error("POST", "flows", "trigger", {"flowId": FLOW, "triggerTime": fixed_ms + 59_000}) == (
         62102,
-        "Flow instance 2438-201908081120 already exists",
+        "Cannot create workflow instance. Please check if the workflow or task exist, and do not trigger "
+        "the same workflow repeatedly in 1 minute.",
     )
     assert client.trigger(triggerTime=fixed_ms + 60_000) == "2438-201908081121"
 
@@ -724,9 +725,13 @@ def test_trigger_from_task(client: Client, emulator: EnOSEmulator) -> None:
     emulator.state.set_instance_status(SEEDED, "FAIL")
     now_ms = emulator.state.now_ms()
     missing = client.error(
-        "POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "nope", "triggerTime": now_ms}
+        "POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": 999999, "triggerTime": now_ms}
     )
     assert missing == (62102, "Task not found")
+    # The page types taskId Integer: a name is an invalid body.
+    assert client.error(
+        "POST", "flows", "triggerFromTask", {"flowId": FLOW, "taskId": "nope", "triggerTime": now_ms}
+    ) == (62102, "Invalid request body.")
     assert client.error("POST", "flows", "triggerFromTask", {"flowId": FLOW})[0] == 62102
     # The task is named by its id, as Get Flow's graph shows it.
     body = {"flowId": FLOW, "taskId": TRANSFORM, "triggerTime": emulator.state.now_ms()}

@@ -326,7 +326,7 @@ def _defer(caplog, capsys, **kwargs) -> Deferral:
         (out.out + out.err).splitlines(),
     )
     # Proof that the operator's log is captured at all, so "said nothing" below means something.
-    started = f"Started EnOS flow {env.IDLE_FLOW_ID} as flow instance {deferral.flow_inst_id}"
+    started = f"Started EnOS flow {env.IDLE_FLOW_ID} as {deferral.flow_inst_id}, trigger time"
     assert deferral.times_said(started) == 1
     return deferral
 

@@ -157,26 +157,41 @@ def _warm(tokens: TokenCache) -> TokenCache:
     return tokens
 
 
+def _make(flow_id: int = 2440):
+    return lambda at: ops.trigger_flow(flow_id, at, None, None)
+
+
 def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated():
     run = caller(tokens=_warm(TokenCache()))
-    op = ops.trigger_flow(2440, 1_700_000_000_000, None, None)
-    found = {"count": 1, "flowInsts": [{"instanceId": "2440-202311142213", "flowId": 2440}]}
-    script = Script([lost(), batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)])
-    assert script.run(batch.trigger(run, op)) == "2440-202311142213"
-    assert script.names() == ["trigger_flow", "get_flow", "list_flow_instances"]
-    search = json.loads(script.sent[2].body or b"")
-    assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_699_999_999_000, 1_700_000_001_000)
+    mine = {"instanceId": "2440-202311142213", "flowId": 2440, "triggerTime": "2023-11-14 22:13:20"}
+    other = {**mine, "instanceId": "2440-20231114221320", "hasEditPri": False}  # another user's, same time
+    found = {"count": 2, "flowInsts": [mine, other]}
+    zone = batch_reply({"timezone": "GMT+0"})
+    script = Script([lost(), zone, batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)])
+    started = script.run(batch.trigger(run, _make(), 1_700_000_000_000, None))
+    assert (started.flow_inst_id, started.trigger_ms) == ("2440-202311142213", 1_700_000_000_000)
+    assert script.names() == ["trigger_flow", "get_time_zone", "get_flow", "list_flow_instances"]
+    search = json.loads(script.sent[3].body or b"")
+    assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_700_000_000_000, 1_700_000_000_999)
     assert search["type"] == 1  # the flow's own scheduling type, from Get Flow
     assert script.slept == []
 
 
 def test_a_trigger_whose_reply_was_lost_is_repeated_when_enos_shows_no_instance():
     run = caller(tokens=_warm(TokenCache()))
-    op = ops.trigger_flow(2440, 1_700_000_000_000, None, None)
     nothing = batch_reply({"count": 0, "flowInsts": []})
-    script = Script([lost(), batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})])
-    assert script.run(batch.trigger(run, op)) == "2440-2"
-    assert script.names() == ["trigger_flow", "get_flow", "list_flow_instances", "trigger_flow"]
+    zone = batch_reply({"timezone": "GMT+8"})
+    script = Script(
+        [lost(), zone, batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})]
+    )
+    assert script.run(batch.trigger(run, _make(), 1_700_000_000_000, None)).flow_inst_id == "2440-2"
+    assert script.names() == [
+        "trigger_flow",
+        "get_time_zone",
+        "get_flow",
+        "list_flow_instances",
+        "trigger_flow",
+    ]
     assert len(script.slept) == 1
     assert run.retry_count.value == 1
 
@@ -437,18 +452,71 @@ def test_outage_gives_up_at_once_on_a_failure_repeating_cannot_help(err):
     assert step.give_up and step.reason == "not a transient failure"
 
 
-def test_trigger_times_of_different_task_instances_never_share_a_minute():
-    from airflow_enos_provider.protocol.reattach import task_slot, trigger_times
+def test_candidate_times_keep_the_hour_and_never_go_earlier():
+    from airflow_enos_provider.protocol.reattach import candidate_times
 
-    anchor = 1_790_000_123_456
-    ids = ["a", "b", "c"]
-    slots = [task_slot(ids, t, m) for t in ids for m in (-1, 1, 2)]
-    assert len(set(slots)) == len(slots)
-    minutes = [t // 60_000 for s in slots for t in trigger_times(anchor, s)]
-    assert len(set(minutes)) == len(minutes)
-    assert all(t <= anchor for s in slots for t in trigger_times(anchor, s))  # never held back
-    assert trigger_times(anchor, 0)[0] == 1_790_000_123_000  # the run's start, to the second
-    assert trigger_times(5_000_000, None) == [5_000_000, 4_940_000, 4_880_000, 4_820_000]  # a user's time
+    due = 1_796_342_400_000  # 2026-12-04T00:00:00Z
+    times = candidate_times(due)
+    assert times[0] == due and len(times) == 60 and times[-1] == due + 59 * 60_000
+    assert candidate_times(due + 59 * 60_000 + 30_000) == [
+        due + 59 * 60_000 + 30_000
+    ]  # its hour's last minute
+
+
+@pytest.mark.parametrize(
+    ("text", "hours"), [("GMT+8", 8), ("GMT-5", -5), ("GMT", 0), ("UTC+05:30", 5.5), (" gmt+0 ", 0)]
+)
+def test_get_timezone_replies_are_read(text, hours):
+    from airflow_enos_provider.protocol.reattach import parse_zone
+
+    assert parse_zone(text).utcoffset(None).total_seconds() == hours * 3600
+
+
+@pytest.mark.parametrize("text", ["Asia/Shanghai", "GMT+99", "", None, 8])
+def test_an_unreadable_timezone_is_refused(text):
+    from airflow_enos_provider.protocol.reattach import parse_zone
+
+    with pytest.raises(ValueError, match="GMT"):
+        parse_zone(text)
+
+
+def test_the_business_date_is_the_trigger_day_minus_one_in_the_tenants_zone():
+    from airflow_enos_provider.protocol.reattach import business_date, describe, parse_zone
+
+    at = 1_796_342_400_000  # 2026-12-04T00:00:00Z
+    assert describe(at) == "2026-12-04T00:00:00+00:00 (business date 2026-12-03)"
+    late = at - 3 * 3_600_000  # Dec 3 21:00Z is Dec 4 05:00 in GMT+8
+    assert (
+        str(business_date(late)) == "2026-12-02"
+        and str(business_date(late, parse_zone("GMT+8"))) == "2026-12-03"
+    )
+
+
+def test_own_instances_keep_only_what_this_task_instance_can_have_started():
+    from airflow_enos_provider.protocol.reattach import candidate_times, own_instances, parse_zone
+
+    zone = parse_zone("GMT+8")
+    due = 1_796_342_400_000  # 2026-12-04 08:00:00 in GMT+8
+    times = candidate_times(due)
+
+    def inst(name: str, at: str, **more) -> dict:
+        return {"instanceId": name, "triggerTime": at, "startTime": "2026-12-04 09:00:00", **more}
+
+    found = own_instances(
+        [
+            inst("mine", "2026-12-04 08:00:00"),
+            inst("theirs", "2026-12-04 08:00:00", hasEditPri=False),
+            inst("older", "2026-12-04 08:01:00", startTime="2026-12-04 07:00:00"),
+            inst("past-a-gap", "2026-12-04 08:03:00"),  # 08:02 is free: a trigger never went past it
+            inst("utc-read", "2026-12-04 00:00:00"),  # the due time misread in UTC
+        ],
+        times,
+        zone,
+        not_before_ms=due,
+    )
+    assert [i["instanceId"] for i in found.own] == ["mine"]
+    assert [name for name, _ in found.dropped] == ["theirs", "older", "past-a-gap", "utc-read"]
+    assert "EnOS zone UTC+08:00" in found.compared
 
 
 def _graph(*tasks: tuple[str, str, str]) -> str:
@@ -458,16 +526,19 @@ def _graph(*tasks: tuple[str, str, str]) -> str:
 def test_plan_for_each_state_of_the_earlier_instance():
     from airflow_enos_provider.protocol.reattach import plan
 
-    times = [4, 3, 2, 1]
     ok = ["SUCCESS", "SKIP"]
-    assert plan(times, {}, None, ok, False).trigger_ms == 4
-    running = plan(times, {4: ["f-1"]}, {"status": 2}, ok, False)
+    assert plan(None, ok, False).attach is None
+    running = plan({"instanceId": "f-1", "status": 2}, ok, False)
     assert running.attach == "f-1" and "RUNNING" in running.note
-    assert plan(times, {4: ["f-1"]}, {"status": 1}, ok, False).attach == "f-1"
-    failed = {"status": -1, "graph": _graph(("extract", "11", "SUCCESS"), ("load", "12", "FAIL"))}
-    again = plan(times, {4: ["f-1"], 3: ["f-2"]}, failed, ok, True)
-    assert (again.attach, again.trigger_ms, again.start_task_id) == (None, 2, "12")
-    assert plan(times, {4: ["f-1"]}, failed, ok, False).start_task_id is None
+    assert plan({"instanceId": "f-1", "status": 1}, ok, False).attach == "f-1"
+    failed = {
+        "instanceId": "f-1",
+        "status": -1,
+        "graph": _graph(("extract", "11", "SUCCESS"), ("load", "12", "FAIL")),
+    }
+    again = plan(failed, ok, True)
+    assert (again.attach, again.start_task_id) == (None, "12")
+    assert plan(failed, ok, False).start_task_id is None
 
 
 @pytest.mark.parametrize(
@@ -482,14 +553,5 @@ def test_plan_for_each_state_of_the_earlier_instance():
 def test_plan_starts_from_the_beginning_and_says_why(instance, why):
     from airflow_enos_provider.protocol.reattach import plan
 
-    decision = plan([4, 3], {4: ["f-1"]}, instance, ["SUCCESS"], True)
-    assert decision.start_task_id is None and decision.trigger_ms == 3 and why in decision.note
-
-
-def test_plan_refuses_an_ambiguous_or_used_up_series():
-    from airflow_enos_provider.protocol.reattach import plan
-
-    with pytest.raises(ValueError, match="several EnOS flow instances"):
-        plan([4, 3], {4: ["f-1", "f-9"]}, None, ["SUCCESS"], False)
-    with pytest.raises(ValueError, match="already started 2 instances"):
-        plan([4, 3], {4: ["f-1"], 3: ["f-2"]}, {"status": -1}, ["SUCCESS"], False)
+    decision = plan({"instanceId": "f-1", **instance}, ["SUCCESS"], True)
+    assert decision.start_task_id is None and decision.attach is None and why in decision.note

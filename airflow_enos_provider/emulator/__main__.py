@@ -26,7 +26,7 @@ from typing import Any
 from airflow_enos_provider.emulator.inspection import INSTANCES, REQUESTS
 from airflow_enos_provider.emulator.seed import DEMO_SEED, SEED_SCHEMA
 from airflow_enos_provider.emulator.server import EnOSEmulator
-from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES
+from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES, TRIGGER_RULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cancel-final",
         choices=CANCEL_FINAL_CHOICES,
         help="reply to cancelling a finished instance (overrides the seed; default error)",
+    )
+    parser.add_argument(
+        "--trigger-rule",
+        choices=TRIGGER_RULES,
+        help="how a second trigger of a flow is answered (undocumented; overrides the seed; default "
+        "same_minute_ids)",
     )
     parser.add_argument(
         "--token-ttl", type=float, help="access-token lifetime in seconds (overrides the seed; default 7200)"
@@ -147,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             emulator.state.cancel_final = args.cancel_final
         if args.token_ttl is not None:
             emulator.state.token_ttl = args.token_ttl
+        if args.trigger_rule is not None:
+            emulator.state.trigger_rule = args.trigger_rule
         emulator.state.latency = args.latency
         emulator.start()
     except (OSError, ValueError, KeyError, TypeError) as exc:

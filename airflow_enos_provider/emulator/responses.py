@@ -167,13 +167,19 @@ def update_and_trigger(state: EmulatorState, user_id: str, request: Request) -> 
 
 
 def trigger_from_task(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
-    """Serve "Trigger Flow From Task" (``taskId``: a task id of the flow's graph)."""
-    return state.trigger(user_id, _trigger_request(request.parsed, task_id=request.parsed["taskId"]))
+    """Serve "Trigger Flow From Task" (``taskId``: a task id of the flow's graph, an Integer on its page)."""
+    task_id = str(loosely(Kind.INTEGER, request.parsed["taskId"]))
+    return state.trigger(user_id, _trigger_request(request.parsed, task_id=task_id))
 
 
 def get_flow(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
     """Serve "Get Flow" (``flowId`` in the query)."""
     return state.get_flow(user_id, int(request.query["flowId"]))
+
+
+def time_zone(state: EmulatorState, user_id: str, request: Request) -> dict[str, str]:
+    """Serve "Get Timezone" (get_time_zone.md)."""
+    return state.get_time_zone()
 
 
 def current_time(state: EmulatorState, user_id: str, request: Request) -> int:

@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", BATCH_PREFIX, "flows", "get", responses.batch_route(responses.get_flow)),
     Route("GET", BATCH_PREFIX, "time", "getCurrentTime", responses.batch_route(responses.current_time)),
+    Route("GET", BATCH_PREFIX, "time", "getTimeZone", responses.batch_route(responses.time_zone)),
     Route("GET", BATCH_PREFIX, "taskInstances", "get", responses.batch_route(responses.get_task_instance)),
     Route("GET", BATCH_PREFIX, "taskInstances", "getLog", responses.batch_route(responses.get_task_log)),
 )

@@ -34,7 +34,11 @@ seed file: a JSON object; every key optional, unknown keys refused:
   instances: [{instance_id, flow_id, status?, owner?, trigger_time?, parameters?, type?}]
              status: a name (RUNNING, the default) or a code; trigger_time: epoch ms;
              an instance keeps its status until cancelled
-  settings:  {cancel_final?: "error" | "success", token_ttl?: seconds}
+  settings:  {cancel_final?: "error" | "success", token_ttl?: seconds,
+              trigger_rule?: "same_minute_ids" | "wall_clock_minute" | "duplicates",
+              trigger_interval?: seconds}
+             trigger_rule: how a second trigger of a flow is answered (undocumented; default
+             same_minute_ids); trigger_interval: the wall_clock_minute rule's window (default 60)
 """
 
 
@@ -115,6 +119,8 @@ class SeedSettings(TypedDict, total=False):
 
     cancel_final: str
     token_ttl: float
+    trigger_rule: str
+    trigger_interval: float
 
 
 class Seed(TypedDict, total=False):
@@ -192,6 +198,10 @@ def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
         state.cancel_final = settings["cancel_final"]
     if "token_ttl" in settings:
         state.token_ttl = settings["token_ttl"]
+    if "trigger_rule" in settings:
+        state.trigger_rule = settings["trigger_rule"]
+    if "trigger_interval" in settings:
+        state.trigger_interval = settings["trigger_interval"]
 
 
 def _check_keys(

@@ -20,7 +20,7 @@ from airflow_enos_provider.emulator.faults import Fault, FaultKind, FaultPlan
 from airflow_enos_provider.emulator.models import Flow, Instance, Resolved
 from airflow_enos_provider.emulator.recorder import RecordedRequest, RequestRecorder
 from airflow_enos_provider.emulator.tasks import TaskRun
-from airflow_enos_provider.emulator.tenant import Tenant
+from airflow_enos_provider.emulator.tenant import TIME_ZONE, TRIGGER_REFUSED, Tenant
 from airflow_enos_provider.emulator.tokens import TokenRequest
 from airflow_enos_provider.protocol.codes import EnOSCode
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
@@ -273,11 +273,7 @@ class EmulatorState(Tenant):
             first_task = self._first_task(flow, request.task_id)
             now = self.now()
             trigger = request.trigger_ms / 1000
-            # Ids name the flow and the trigger minute (the trigger pages' samples), so a second
-            # trigger of one minute would reuse an id; what EnOS answers then is undocumented.
-            instance_id = f"{flow.flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
-            if instance_id in self._instances:
-                raise invalid_parameter(f"Flow instance {instance_id} already exists")
+            instance_id = self._new_instance_id(flow.flow_id, trigger, now)
             active = [i for i in self._instances.values() if i.flow_id == flow.flow_id and _active(i, now)]
             ahead = max(active, key=lambda i: i.seq, default=None)
             self._seq += 1
@@ -301,6 +297,27 @@ class EmulatorState(Tenant):
                 after=ahead,
             )
             return {"flowInstanceId": instance_id}
+
+    def _new_instance_id(self, flow_id: int, trigger: float, now: float) -> str:
+        # Ids name the flow and the trigger minute (the trigger pages' samples: "2438-201908081020");
+        # what EnOS does with a second trigger is undocumented: trigger_rule picks (lock held).
+        minute_id = f"{flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
+        rule = self._trigger_rule
+        if rule == "same_minute_ids" and minute_id in self._instances:
+            raise invalid_parameter(TRIGGER_REFUSED)
+        last = self._last_trigger.get(flow_id)
+        if rule == "wall_clock_minute" and last is not None and now - last < self._trigger_interval:
+            raise invalid_parameter(TRIGGER_REFUSED)
+        self._last_trigger[flow_id] = now
+        instance_id, n = minute_id, 0
+        while instance_id in self._instances:  # 14 digits, as other samples show ("2430-20190718075000")
+            n += 1
+            instance_id = f"{minute_id}{n:02d}"
+        return instance_id
+
+    def get_time_zone(self) -> dict[str, str]:
+        """Return Get Timezone's data (get_time_zone.md): the emulator writes times in UTC."""
+        return {"timezone": TIME_ZONE}
 
     def get_flow(self, user_id: str, flow_id: int) -> dict[str, Any]:
         """Return a Flow as the caller sees it ("Get Flow")."""

@@ -32,6 +32,19 @@ from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 FIRST_TASK_ID = 100001
 
 CANCEL_FINAL_CHOICES: tuple[str, ...] = ("error", "success")
+#: How a second trigger of one flow is answered; which one EnOS does is undocumented:
+#: ``same_minute_ids`` refuses a trigger whose instance id (flow, trigger minute) exists,
+#: ``wall_clock_minute`` refuses one within ``trigger_interval`` seconds of the flow's last accepted
+#: trigger (the support site's Trigger Flow From Task page: "do not trigger the same workflow
+#: repeatedly in 1 minute"), ``duplicates`` accepts both (instance ids then get a longer suffix).
+TRIGGER_RULES: tuple[str, ...] = ("same_minute_ids", "wall_clock_minute", "duplicates")
+#: The refusal's message: trigger_flow_from_task, support site (batch-processing-api 2.2.0-3.0.0).
+TRIGGER_REFUSED = (
+    "Cannot create workflow instance. Please check if the workflow or task exist, and do not trigger "
+    "the same workflow repeatedly in 1 minute."
+)
+#: Get Timezone's reply (get_time_zone.md); the emulator writes its time strings in UTC.
+TIME_ZONE = "GMT+0"
 
 
 class Tenant:
@@ -57,6 +70,9 @@ class Tenant:
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.lock = threading.RLock()
         self._cancel_final = "error"
+        self._trigger_rule = "same_minute_ids"
+        self._trigger_interval = 60.0
+        self._last_trigger: dict[int, float] = {}  # flow id -> clock time of its last accepted trigger
         self._latency = 0.0
         self._apps: dict[str, App] = {}
         self._users: dict[str, User] = {}
@@ -82,6 +98,32 @@ class Tenant:
             raise ValueError(f"cancel_final must be one of {CANCEL_FINAL_CHOICES}, not {value!r}")
         with self.lock:
             self._cancel_final = value
+
+    @property
+    def trigger_rule(self) -> str:
+        """How a second trigger of one flow is answered: one of :data:`TRIGGER_RULES`."""
+        with self.lock:
+            return self._trigger_rule
+
+    @trigger_rule.setter
+    def trigger_rule(self, value: str) -> None:
+        if value not in TRIGGER_RULES:
+            raise ValueError(f"trigger_rule must be one of {TRIGGER_RULES}, not {value!r}")
+        with self.lock:
+            self._trigger_rule = value
+
+    @property
+    def trigger_interval(self) -> float:
+        """Seconds the ``wall_clock_minute`` rule refuses a flow's next trigger (60; tests shorten it)."""
+        with self.lock:
+            return self._trigger_interval
+
+    @trigger_interval.setter
+    def trigger_interval(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"trigger_interval must be > 0 seconds, got {value!r}")
+        with self.lock:
+            self._trigger_interval = float(value)
 
     @property
     def latency(self) -> float:

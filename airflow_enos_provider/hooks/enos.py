@@ -8,8 +8,9 @@ in :mod:`airflow_enos_provider.hooks.enos_base`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_enos_provider._compat import mask_secret
@@ -17,8 +18,10 @@ from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
 from airflow_enos_provider.protocol import batch
 from airflow_enos_provider.protocol import operations as ops
+from airflow_enos_provider.protocol.batch import Started
 from airflow_enos_provider.protocol.flow import Caller, Flow
 from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id
+from airflow_enos_provider.protocol.reattach import Found, candidate_times, own_instances
 from airflow_enos_provider.protocol.search import search
 from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
@@ -299,17 +302,15 @@ class EnOSHook(EnOSBaseHook):
         *,
         trigger_time: int | datetime | None = None,
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
-        start_task_id: str | None = None,
+        start_task_id: str | int | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
     ) -> str:
-        """Start a workflow and return the new flow-instance id.
-
-        When the trigger got no reply but may have reached EnOS, the instance it started is looked
-        up (by its trigger time) instead of starting a second one.
+        """Start a workflow and return the new flow-instance id (see :meth:`start_flow_instance`).
 
         :param flow_id: the workflow id (an integer, or its digits as a string).
-        :param trigger_time: the logical trigger time, ms since the epoch or a datetime; default now.
+        :param trigger_time: the trigger time (the business time), ms since the epoch or a datetime;
+            default now.
         :param parameters: run with these parameters (EnOS "Update And Trigger Flow"): a mapping
             ``{"REPLACE": "ddee"}``, the documented list ``[{"key": ..., "value": ...}]``, or a JSON
             string of either; sent as the list, values as text.
@@ -317,27 +318,93 @@ class EnOSHook(EnOSBaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        op = ops.trigger_flow(flow_id, trigger_time, parameters, start_task_id)
-        return self._run(lambda caller: batch.trigger(caller, op), user_id, org_id)
+        started = self.start_flow_instance(
+            flow_id,
+            trigger_time=trigger_time,
+            parameters=parameters,
+            start_task_id=start_task_id,
+            user_id=user_id,
+            org_id=org_id,
+        )
+        return started.flow_inst_id
 
-    def find_flow_instances_triggered_at(
+    def start_flow_instance(
         self,
         flow_id: int | str,
-        trigger_times: Sequence[int],
         *,
+        trigger_time: int | datetime | None = None,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
+        start_task_id: str | int | None = None,
+        not_before: int | datetime | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
-    ) -> dict[int, list[str]]:
-        """Return, per trigger time (ms), the ids of the flow's instances triggered within a second of it.
+    ) -> Started:
+        """Start a workflow; return the instance id, the trigger time it got and the one asked for.
+
+        The trigger time is kept, except where EnOS refuses a second instance for the same minute:
+        then the next free minute of the same hour is used, and the log says both times and why. A
+        refusal with no instance at that time (a one-minute rule on the wall clock) is waited out,
+        about a minute at most. When the trigger got no reply but may have reached EnOS, the
+        instance it started is looked up (at its exact trigger time, owned by this user, started no
+        earlier than ``not_before``) instead of starting a second one.
 
         :param flow_id: the workflow id.
-        :param trigger_times: the trigger times, ms since the epoch.
+        :param trigger_time: the trigger time, ms since the epoch or a datetime; default now.
+        :param parameters: as :meth:`trigger_flow`'s.
+        :param start_task_id: start from this task (its id is sent as an integer when it is digits).
+        :param not_before: the earliest an instance this caller started can have started; default a
+            minute before this call.
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        times = [to_epoch_ms(t) for t in trigger_times]
+        requested = int(time.time() * 1000) if trigger_time is None else to_epoch_ms(trigger_time)
+        since = None if not_before is None else to_epoch_ms(not_before, "not_before")
+        ops.trigger_flow(flow_id, requested, parameters, start_task_id)  # checks the input before any request
+
+        def make_op(at: int) -> ops.Operation:
+            return ops.trigger_flow(flow_id, at, parameters, start_task_id)
+
+        return self._run(lambda caller: batch.trigger(caller, make_op, requested, since), user_id, org_id)
+
+    def get_time_zone(self, *, user_id: str | None = None, org_id: str | None = None) -> timezone:
+        """Return the zone EnOS writes its time strings in (Get Timezone, e.g. ``GMT+8``).
+
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        return self._run(batch.time_zone, user_id, org_id)
+
+    def find_own_flow_instances(
+        self,
+        flow_id: int | str,
+        trigger_time: int | datetime,
+        *,
+        not_before: int | datetime | None = None,
+        user_id: str | None = None,
+        org_id: str | None = None,
+    ) -> Found:
+        """Return the flow's instances a caller triggering at ``trigger_time`` may have started.
+
+        One Get Timezone and one search over the trigger time's candidate minutes
+        (:func:`~airflow_enos_provider.protocol.reattach.candidate_times`); kept are the instances at
+        exactly one of them, editable by this user and not shown to have started before ``not_before``.
+
+        :param flow_id: the workflow id.
+        :param trigger_time: the trigger time asked for.
+        :param not_before: the earliest such an instance can have started; None for no bound.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        """
+        times = candidate_times(to_epoch_ms(trigger_time))
+        since = None if not_before is None else to_epoch_ms(not_before, "not_before")
         flow = to_flow_id(flow_id)
-        return self._run(lambda caller: batch.instances_at_times(caller, flow, times), user_id, org_id)
+
+        def find(caller: Caller) -> Flow[Found]:
+            zone = yield from batch.time_zone(caller)
+            instances = yield from batch.instances_at(caller, flow, times)
+            return own_instances(instances, times, zone, since)
+
+        return self._run(find, user_id, org_id)
 
     def get_flow(
         self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None

@@ -91,22 +91,27 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     The new flow-instance id goes to XCom (key ``flow_inst_id``, and as the return value) as soon as
     EnOS returns it, before any waiting, so a teardown or callback can cancel it whatever happens next.
 
+    **The trigger time is the DAG run's due time** (EnOS passes it to the flow as its business time;
+    the business date is the day before it): the end of the run's data interval when it has a
+    length, else its logical date, else its ``run_after``; the same for every try, every trigger
+    task and every map index. Where EnOS refuses a second instance of the flow for that minute, the
+    next free minute of the same hour is used, and the log says both times and why; a refusal that is
+    a one-minute rule on the wall clock is waited out. ``trigger_time`` is sent as given.
+
     **Retries re-attach** (``reattach_on_retry``): a retried try does not start a second instance
-    while the first one still runs. Each task instance triggers at a trigger time of its own, from
-    which a later try finds the instance with List Flow Instances, without XCom (Airflow clears it
-    between tries): by default the DAG run's start, to the second, minus one minute per trigger slot
-    (slot: the task's place among the DAG's trigger-flow tasks, and its map index) times
-    ``RERUNS + 1``; with ``trigger_time`` given, that time. A retry reads the instance it finds:
-    still active, it waits on it; ended in ``success_statuses``, it succeeds; ended otherwise, it
-    triggers again one minute earlier (at most ``RERUNS`` = 3 times), from the failed task with
-    ``retry_from_failure`` (EnOS "Trigger Flow From Task", the task id from the instance's graph;
-    from the beginning, saying why, when several tasks failed or the graph is unreadable). A task
-    cleared by hand while its DAG run still runs counts as a retry. Times a minute apart keep
-    instance ids apart where EnOS names instances by the trigger minute.
+    while the first one still runs. On Airflow 3.3+ the instance id is kept in the task state store
+    right after EnOS returns it, before any wait; otherwise (and if the earlier try died before
+    storing it) the retry searches the flow's instances at this task instance's trigger time(s),
+    editable by the connection's user and not started before the DAG run, and fails, naming them,
+    when more than one matches. A retry reads the instance it finds: still active, it waits on it;
+    ended in ``success_statuses``, it succeeds; ended otherwise, it triggers again at the same time,
+    from the failed task with ``retry_from_failure`` (EnOS "Trigger Flow From Task", the task id
+    from the instance's graph; from the beginning, saying why, when several tasks failed or the
+    graph is unreadable). A task cleared by hand while its DAG run still runs counts as a retry.
 
     :param flow_id: the workflow id (templated).
-    :param trigger_time: the logical trigger time, ms since the epoch or a datetime (templated);
-        default: this task instance's own time (above), or now with ``reattach_on_retry=False``.
+    :param trigger_time: the trigger time (EnOS's business time), ms since the epoch or an aware
+        datetime (templated), sent as given; default: the DAG run's due time (above).
     :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
         mapping such as ``{"REPLACE": "ddee"}``, the documented ``[{"key": ..., "value": ...}]`` list,
         or a JSON string of either; EnOS gets the list, values as text.
@@ -129,7 +134,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     :param deferrable: wait in the triggerer instead of holding a worker slot (default:
         ``[operators] default_deferrable``).
     :param reattach_on_retry: on a retry, find the instance an earlier try started and wait on it
-        instead of triggering again (see above); False triggers at ``trigger_time`` or now, each try.
+        instead of triggering again (see above); False triggers again on each try.
     :param retry_from_failure: on a retry whose earlier instance failed, start from its failed task;
         needs ``reattach_on_retry``, and no ``parameters`` (EnOS cannot combine the two).
     :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed

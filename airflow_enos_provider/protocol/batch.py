@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timezone
 from typing import Any
 
 from airflow_enos_provider.exceptions import (
@@ -14,8 +16,16 @@ from airflow_enos_provider.exceptions import (
 )
 from airflow_enos_provider.protocol import operations as ops
 from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.flow import Caller, Flow
+from airflow_enos_provider.protocol.flow import Caller, Flow, Sleep
 from airflow_enos_provider.protocol.operations import Operation
+from airflow_enos_provider.protocol.reattach import (
+    MINUTE_MS,
+    ambiguity,
+    candidate_times,
+    describe,
+    own_instances,
+    parse_zone,
+)
 from airflow_enos_provider.protocol.search import Paging, Search, flow_type_of, search
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.validation import INSTANCE_ID
@@ -149,24 +159,120 @@ def _of_flow(instance: Mapping[str, Any], flow_id: int | None) -> bool:
     return flow_id is None or str(instance.get("flowId")) == str(flow_id)
 
 
-def trigger(caller: Caller, op: Operation) -> Flow[str]:
-    """Start a workflow and return the new instance id, never starting it twice for one call.
+#: Waits (s) before a trigger refused for the same workflow "repeatedly in 1 minute" is sent again
+#: (trigger_flow_from_task, the support site's error table): 62 s in all, past any one-minute rule.
+WALL_CLOCK_WAITS = (2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A trigger's outcome: the new instance and the trigger time it got.
+
+    :param flow_inst_id: the instance id EnOS returned.
+    :param trigger_ms: the trigger time sent with the accepted trigger.
+    :param requested_ms: the trigger time asked for (differs only when EnOS refused that minute).
+    """
+
+    flow_inst_id: str
+    trigger_ms: int
+    requested_ms: int
+
+
+def trigger(
+    caller: Caller,
+    make_op: Callable[[int], Operation],
+    trigger_ms: int,
+    not_before_ms: int | None,
+    waits: Sequence[float] | None = None,
+) -> Flow[Started]:
+    """Start a workflow at ``trigger_ms`` and return the new instance, never starting it twice for one call.
+
+    EnOS may refuse a trigger with 62102 (the Trigger Flow From Task page: "do not trigger the same
+    workflow repeatedly in 1 minute"; whether about the wall clock or the trigger minute is
+    undocumented). After such a refusal the flow's instances at that trigger time are read: if one
+    exists, the minute is taken and the next of :func:`~.reattach.candidate_times` is tried at once
+    (logged with both times and the reason); if none, the refusal is a wall-clock rule and the same
+    time is sent again after each of ``waits``. A refusal that outlasts them, or an hour with no
+    minute left, fails.
 
     :param caller: the hook call's context.
-    :param op: a trigger operation (:func:`~.operations.trigger_flow`).
+    :param make_op: the trigger operation for a trigger time.
+    :param trigger_ms: the trigger time asked for.
+    :param not_before_ms: the earliest an instance of this caller's can have started (the lost-reply
+        check keeps none older); None for the start of this call.
+    :param waits: seconds to wait between refused sends of one time; None for :data:`WALL_CLOCK_WAITS`.
     """
+    waits = WALL_CLOCK_WAITS if waits is None else waits
+    times = candidate_times(trigger_ms)
+    since = int(time.time() * 1000) - MINUTE_MS if not_before_ms is None else not_before_ms
+    index, waited = 0, 0
+    while True:
+        at = times[index]
+        op = make_op(at)
+        try:
+            flow_inst_id = yield from _trigger_once(caller, op, since)
+            return Started(flow_inst_id, at, trigger_ms)
+        except EnOSAPIError as refusal:
+            if refusal.code != EnOSCode.BP_INVALID_PARAMETER or isinstance(refusal, EnOSAuthenticationError):
+                raise
+            flow_id = op.body["flowId"]  # type: ignore[index]
+            taken = yield from instances_at(caller, flow_id, [at])
+            if taken and index + 1 < len(times):
+                index += 1
+                caller.log.warning(
+                    "EnOS refused flow %s at trigger time %s (%s), which instance %s already has; "
+                    "triggering at %s instead, the next minute of that hour (asked for %s)",
+                    flow_id, describe(at), refusal.message, taken[0].get("instanceId"),
+                    describe(times[index]), describe(trigger_ms),
+                )  # fmt: skip
+                continue
+            if taken and waited >= len(waits):
+                raise EnOSError(
+                    f"EnOS refused flow {flow_id} at every minute from {describe(trigger_ms)} to the end "
+                    f"of that hour ({refusal.message}); the last, {describe(at)}, has instance "
+                    f"{taken[0].get('instanceId')}, and the hour has no later minute left. Give this "
+                    "task a trigger_time of its own"
+                ) from refusal
+            if waited >= len(waits):
+                raise EnOSError(
+                    f"EnOS kept refusing flow {flow_id} at trigger time {describe(at)} for "
+                    f"{sum(waits):.0f} s ({refusal.message}) although no instance has that time: "
+                    "check that the flow (and the start task) exist"
+                ) from refusal
+            # No instance at this minute (or none left to try): a one-minute rule on the wall clock.
+            # Minutes passed over as taken may have been refused by that rule too: start again
+            # from the time asked for once it has passed.
+            caller.log.warning(
+                "EnOS refused flow %s at trigger time %s (%s)%s: waiting %.0f s (EnOS may refuse a "
+                "second trigger of a flow within one minute), then triggering at %s again",
+                flow_id, describe(at), refusal.message, "" if taken else " and no instance has that time",
+                waits[waited], describe(trigger_ms),
+            )  # fmt: skip
+            yield Sleep(waits[waited])
+            index, waited = 0, waited + 1
+
+
+def _trigger_once(caller: Caller, op: Operation, since: int) -> Flow[str]:
     assert op.body is not None  # a trigger always has one
     flow_id, trigger_ms = op.body["flowId"], op.body["triggerTime"]
 
     def started_without_reply(err: EnOSError) -> Flow[dict[str, Any] | None]:
         # The trigger may have started the flow although no reply came: find that instance
         # instead of starting a second one. Only when EnOS shows none is repeating safe.
-        started = yield from instance_triggered_at(caller, flow_id, trigger_ms)
-        if started is None:
+        zone = yield from time_zone(caller)
+        found = own_instances(
+            (yield from instances_at(caller, flow_id, [trigger_ms])), [trigger_ms], zone, since
+        )
+        if not found.own:
             return None
+        if len(found.own) > 1:
+            raise EnOSError(
+                f"EnOS trigger of flow {flow_id} got no reply ({err}); {ambiguity(found)}"
+            ) from err
+        started = str(found.own[0].get("instanceId"))
         caller.log.warning(
-            "EnOS trigger of flow %s got no reply (%s) but started flow instance %s; using it",
-            flow_id, err, started,
+            "EnOS trigger of flow %s got no reply (%s) but started flow instance %s (%s); using it",
+            flow_id, err, started, found.compared,
         )  # fmt: skip
         return {"flowInstanceId": started}
 
@@ -177,35 +283,31 @@ def trigger(caller: Caller, op: Operation) -> Flow[str]:
     return instance_id
 
 
-def instance_triggered_at(caller: Caller, flow_id: int, trigger_ms: int) -> Flow[str | None]:
-    """Return the one instance of ``flow_id`` triggered within a second of ``trigger_ms``, if exactly one.
+def instances_at(caller: Caller, flow_id: int, times: Sequence[int]) -> Flow[list[dict[str, Any]]]:
+    """Return the flow's instances whose trigger time lies in the seconds of ``times`` (one search series).
 
     :param caller: the hook call's context.
     :param flow_id: the workflow id.
-    :param trigger_ms: the trigger time that was sent.
+    :param times: trigger times in ms, ascending.
     """
-    window = {"from_trigger_time": max(0, trigger_ms - 1000), "to_trigger_time": trigger_ms + 1000}
-    found = yield from search_all(caller, search(flow_id=flow_id, filters=window), 100)
-    ids = [str(i["instanceId"]) for i in found]
-    return ids[0] if len(ids) == 1 else None
+    window = {
+        "from_trigger_time": times[0] - times[0] % 1000,
+        "to_trigger_time": times[-1] - times[-1] % 1000 + 999,
+    }
+    return (yield from search_all(caller, search(flow_id=flow_id, filters=window), 100))
 
 
-def instances_at_times(caller: Caller, flow_id: int, times: list[int]) -> Flow[dict[int, list[str]]]:
-    """Return, per trigger time, the ids of the flow's instances triggered within a second of it.
-
-    One Get Flow for the flow's scheduling type, then one search per time.
+def time_zone(caller: Caller) -> Flow[timezone]:
+    """Return the tenant's zone, in which EnOS writes its time strings (Get Timezone).
 
     :param caller: the hook call's context.
-    :param flow_id: the workflow id.
-    :param times: trigger times in ms.
     """
-    typed = yield from with_flow_type(caller, search(flow_id=flow_id, filters={}))
-    found: dict[int, list[str]] = {}
-    for trigger_ms in times:
-        window = {"from_trigger_time": max(0, trigger_ms - 1000), "to_trigger_time": trigger_ms + 1000}
-        query = replace(search(flow_id=flow_id, filters=window), types=typed.types)
-        found[trigger_ms] = [str(i["instanceId"]) for i in (yield from search_all(caller, query, 100))]
-    return found
+    op = ops.GET_TIME_ZONE
+    data = yield from read_object(caller, op)
+    try:
+        return parse_zone(data.get("timezone"))
+    except ValueError as err:
+        raise EnOSAPIError(f"the reply has no readable timezone: {err}", operation=op.name) from None
 
 
 def task_log(caller: Caller, op: Operation) -> Flow[str]:

@@ -21,6 +21,8 @@ from airflow_enos_provider.status import EnOSFlowInstanceStatus
 DOCS = "EnvisionDoc/api_en dataflow_service/v2.1/"
 TOKEN_DOCS = "EnvisionDoc/api_en token/ (enos-api.md section 1a)"
 NOT_IN_DOCS = "enos-api.md section 3 (no page in " + DOCS + ")"
+#: The newer pages on the vendor's support site (batch-processing-api docs 2.2.0-3.0.0, v2.1 API).
+SUPPORT_DOCS = "support.enos-iot.com batch-processing-api 2.2.0-3.0.0, v2.1/"
 
 
 class Kind(Enum):
@@ -244,8 +246,8 @@ CONTRACTS: tuple[Contract, ...] = (
     ),
     Contract(
         "trigger_flow", "Trigger Flow From Task", "POST", BATCH_PATH + "/flows", "triggerFromTask",
-        body=(Field("flowId", _I), Field("taskId", _S), Field("triggerTime", _L)),
-        reply="{flowInstanceId}", page=NOT_IN_DOCS, idempotent=False,
+        body=(Field("flowId", _I), Field("taskId", _I), Field("triggerTime", _L)),
+        reply="{flowInstanceId}", page=SUPPORT_DOCS + "trigger_flow_from_task", idempotent=False,
     ),
     Contract(
         "get_flow", "Get Flow", "GET", BATCH_PATH + "/flows", "get",
@@ -257,6 +259,10 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "get_server_time", "Get Current Time", "GET", BATCH_PATH + "/time", "getCurrentTime",
         reply="ms since the epoch (UTC)", page=DOCS + "get_current_time.md",
+    ),
+    Contract(
+        "get_time_zone", "Get Timezone", "GET", BATCH_PATH + "/time", "getTimeZone",
+        reply='{timezone: "GMT+N"}', page=DOCS + "get_time_zone.md",
     ),
     Contract(
         "get_task_instance", "Get Task Instance", "GET", BATCH_PATH + "/taskInstances", "get",

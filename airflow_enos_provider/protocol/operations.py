@@ -93,6 +93,7 @@ def _from_contract(contract: Contract, **fields: Any) -> Operation:
 _CONTRACTS = {(c.path.rsplit("/", 1)[-1], c.action): c for c in CONTRACTS}
 GET_ACCESS_TOKEN = _from_contract(_CONTRACTS["get", None])
 GET_CURRENT_TIME = _from_contract(_CONTRACTS["time", "getCurrentTime"])
+GET_TIME_ZONE = _from_contract(_CONTRACTS["time", "getTimeZone"])
 # Pages in creation order, so instances created during a search only add pages at the end.
 STABLE_ORDER = ({"field": "createTime", "order": "ASC"},)
 
@@ -150,7 +151,7 @@ def trigger_flow(
     flow_id: int | str,
     trigger_time: int | datetime | None,
     parameters: object | None,
-    start_task_id: str | None,
+    start_task_id: str | int | None,
 ) -> Operation:
     """Describe "Trigger Flow", "Update And Trigger Flow" or "Trigger Flow From Task".
 
@@ -173,7 +174,15 @@ def trigger_flow(
     if parameters is not None:
         action, body["parameters"] = "updateAndTrigger", to_parameters(parameters)
     if start_task_id is not None:
-        action, body["taskId"] = "triggerFromTask", require_text(start_task_id, "start_task_id")
+        # The page types taskId Integer (and its sample sends 108580); ids are digits in every sample.
+        plain = isinstance(start_task_id, int) and not isinstance(start_task_id, bool)
+        task_id = str(start_task_id) if plain else require_text(start_task_id, "start_task_id")
+        if not task_id.isdigit():
+            raise EnOSValidationError(
+                f"start_task_id must be a task id, digits (Trigger Flow From Task types taskId "
+                f"Integer), got {start_task_id!r}"
+            )
+        action, body["taskId"] = "triggerFromTask", int(task_id)
     return _from_contract(_CONTRACTS["flows", action], body=body)
 
 
