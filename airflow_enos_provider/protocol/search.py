@@ -152,7 +152,7 @@ class Paging:
     def take(self, page: list[dict[str, Any]], count: object) -> list[dict[str, Any]]:
         """Record a page's instances (each has a string ``instanceId``) and return the new ones.
 
-        Afterwards :attr:`ended` says why the series is over, or is None to ask for :attr:`page_no`.
+        Afterwards ``ended`` says why the series is over, or is None to ask for ``page_no``.
 
         :param page: the page's instances.
         :param count: the reply's ``count``.

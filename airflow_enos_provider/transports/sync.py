@@ -1,7 +1,7 @@
 """The blocking transport, on ``requests``: one keep-alive session per hook, pooled for bulk cancels.
 
 Redirects are never followed (a 3xx is the reply, which the parser refuses), each request has one
-deadline for all of it (:mod:`.deadline`), and no more of a body is read than the parser accepts.
+deadline for all of it (``transports/deadline.py``), and no more of a body is read than the parser accepts.
 """
 
 from __future__ import annotations
