@@ -73,7 +73,7 @@ def remember_secrets(emulator: EnOSEmulator) -> None:
 
 def run_async(awaitable: Awaitable[T]) -> T:
     """Run a coroutine in a fresh event loop, closing the loop's shared HTTP sessions afterwards."""
-    from airflow_enos_provider.transports.aio import aclose_clients as aclose_async_clients
+    from airflow_enos_provider._transports.aio import aclose_clients as aclose_async_clients
 
     async def run() -> T:
         try:

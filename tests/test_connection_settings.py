@@ -9,7 +9,7 @@ try:
 except ImportError:  # Airflow 2.11: no task SDK
     from airflow.models.connection import Connection
 
-from airflow_enos_provider.connection import EnOSConnectionSettings
+from airflow_enos_provider._connection import EnOSConnectionSettings
 from airflow_enos_provider.exceptions import EnOSValidationError
 
 
@@ -157,7 +157,7 @@ def test_a_bad_console_url_names_the_field_and_the_placeholders_allowed(template
 
 
 def test_console_url_values_are_quoted_and_a_missing_one_is_named():
-    from airflow_enos_provider.connection import console_url
+    from airflow_enos_provider._connection import console_url
 
     url = console_url("https://c/{flow_inst_id}?org={org_id}&f={flow_id}", "2438-2019 08", 2438, "o/1")
     assert url == "https://c/2438-2019%2008?org=o%2F1&f=2438"

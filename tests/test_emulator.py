@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from airflow_enos_provider._protocol.signing import request_signature, token_encryption
 from airflow_enos_provider.emulator import EmulatorState, EnOSEmulator, ManualClock, RecordedRequest
-from airflow_enos_provider.protocol.signing import request_signature, token_encryption
 from tests.enos_env import start_emulator
 
 APP_KEY = "ak-demo"
@@ -759,8 +759,8 @@ def test_get_flow_and_current_time(client: Client, emulator: EnOSEmulator) -> No
 
 
 def test_every_route_has_its_contract() -> None:
+    from airflow_enos_provider._protocol.contract import CONTRACTS, contract_for
     from airflow_enos_provider.emulator.routes import ROUTES
-    from airflow_enos_provider.protocol.contract import CONTRACTS, contract_for
 
     routed = {(r.method, r.prefix + r.resource, r.action) for r in ROUTES}
     assert routed == {(c.method, c.path, c.action) for c in CONTRACTS}
@@ -1080,6 +1080,7 @@ def test_a_flow_without_tasks_cannot_be_triggered(client: Client, emulator: EnOS
 
 def test_status_and_code_constants_are_the_enums() -> None:
     from airflow_enos_provider import emulator as emulator_package
+    from airflow_enos_provider._protocol.codes import EnOSCode
     from airflow_enos_provider.emulator import (
         ACTIVE_STATUSES,
         FINAL_STATUSES,
@@ -1089,7 +1090,6 @@ def test_status_and_code_constants_are_the_enums() -> None:
     )
     from airflow_enos_provider.emulator.auth import EXPIRED
     from airflow_enos_provider.emulator.faults import FaultKind
-    from airflow_enos_provider.protocol.codes import EnOSCode
     from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
     assert {s.value: s.name for s in EnOSFlowInstanceStatus} == STATUS_NAMES

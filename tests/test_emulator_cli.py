@@ -14,11 +14,11 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from airflow_enos_provider._protocol.signing import token_encryption
 from airflow_enos_provider.emulator import routes
 from airflow_enos_provider.emulator import seed as seeds
 from airflow_enos_provider.emulator.__main__ import build_parser
 from airflow_enos_provider.emulator.seed import DEMO_SEED, demo_seed
-from airflow_enos_provider.protocol.signing import token_encryption
 from tests import enos_env as env
 from tests.airflow_cli import python_module
 from tests.conftest import ROOT

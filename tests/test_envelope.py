@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from airflow_enos_provider._protocol.envelope import parse_reply
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError
-from airflow_enos_provider.protocol.envelope import parse_reply
 
 
 def reply(payload, status=200):

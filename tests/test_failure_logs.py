@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_enos_provider._compat import mask_secret
+from airflow_enos_provider._status import task_records
 from airflow_enos_provider.exceptions import EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.links import CONSOLE_URL_XCOM_KEY
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator, EnOSTriggerFlowOperator
 from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
-from airflow_enos_provider.status import task_records
 from tests import enos_env as env
 
 LOAD_LOG = "starting load\nreading 3 files\nERROR: disk full on /data (wrote 512 MB of 2 GB)\n"

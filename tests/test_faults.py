@@ -59,7 +59,7 @@ def test_fault(enos_conn, fault, op):
 def test_a_lasting_trigger_failure_uses_one_attempt_count_and_waits(
     enos_conn, monkeypatch, capfd, fault, searches
 ):
-    from airflow_enos_provider.protocol.retry import RetryPolicy
+    from airflow_enos_provider._protocol.retry import RetryPolicy
 
     consulted: list[float | None] = []
     policy_delay = RetryPolicy.delay

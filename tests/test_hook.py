@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from airflow_enos_provider._protocol.tokens import TOKENS
 from airflow_enos_provider.exceptions import (
     EnOSAPIError,
     EnOSAuthenticationError,
@@ -15,7 +16,6 @@ from airflow_enos_provider.exceptions import (
     EnOSValidationError,
 )
 from airflow_enos_provider.hooks.enos import EnOSHook
-from airflow_enos_provider.protocol.tokens import TOKENS
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
 
@@ -274,7 +274,7 @@ def test_a_second_trigger_while_one_runs_is_queued_and_runs_after_it(hook, emula
 
 
 def test_task_instances_and_their_logs_are_read_from_the_graph(hook, emulator):
-    from airflow_enos_provider.status import task_records
+    from airflow_enos_provider._status import task_records
 
     tasks = task_records(hook.get_flow_instance(env.RUNNING_ID))
     assert [t.name for t in tasks] == ["extract", "load"]

@@ -387,15 +387,15 @@ def test_cancel_operator_says_which_of_its_arguments_is_wrong():
 
 
 def test_reschedule_race_is_named_below_twice_the_heartbeat_interval():
-    from airflow_enos_provider.sensors.flow_instance import reschedule_race
+    from airflow_enos_provider.sensors.flow_instance import _reschedule_race
 
-    race = reschedule_race(5, 5)
+    race = _reschedule_race(5, 5)
     assert race is not None
     assert "poke_interval=5 s" in race and "[workers] min_heartbeat_interval=5 s" in race
     assert "deferrable=True" in race and "at least 10 s" in race
-    assert reschedule_race(9.5, 5) is not None
-    assert reschedule_race(10, 5) is None and reschedule_race(60, 5) is None
-    assert reschedule_race(1, None) is None  # Airflow 2: no task supervisor
+    assert _reschedule_race(9.5, 5) is not None
+    assert _reschedule_race(10, 5) is None and _reschedule_race(60, 5) is None
+    assert _reschedule_race(1, None) is None  # Airflow 2: no task supervisor
 
 
 @pytest.mark.parametrize(
@@ -410,7 +410,7 @@ def test_the_sensor_warns_of_the_reschedule_race_in_its_log(enos_conn, caplog, c
     from tests.test_failure_logs import Said
 
     if airflow.__version__.startswith("2."):
-        pytest.skip("Airflow 2 has no task supervisor, so no race (reschedule_race(..., None) is None)")
+        pytest.skip("Airflow 2 has no task supervisor, so no race (_reschedule_race(..., None) is None)")
     enos_conn.state.set_instance_status(env.RUNNING_ID, "SUCCESS")
     sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, **kwargs)
     # What Airflow 3's reschedule mode asks of the task instance before the first poke.

@@ -17,21 +17,21 @@ from typing import Any
 
 import pytest
 
-from airflow_enos_provider.connection import EnOSConnectionSettings
+from airflow_enos_provider._connection import EnOSConnectionSettings
+from airflow_enos_provider._protocol import batch
+from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.flow import Caller, FetchToken, Flow, Send, Sleep
+from airflow_enos_provider._protocol.operations import PreparedRequest, RawReply
+from airflow_enos_provider._protocol.retry import RetryCounter, RetryPolicy
+from airflow_enos_provider._protocol.signing import request_signature
+from airflow_enos_provider._protocol.tokens import TokenCache
+from airflow_enos_provider._transports.drivers import run_async, run_sync
 from airflow_enos_provider.exceptions import (
     EnOSAPIError,
     EnOSAuthenticationError,
     EnOSConnectionError,
     EnOSError,
 )
-from airflow_enos_provider.protocol import batch
-from airflow_enos_provider.protocol import operations as ops
-from airflow_enos_provider.protocol.flow import Caller, FetchToken, Flow, Send, Sleep
-from airflow_enos_provider.protocol.operations import PreparedRequest, RawReply
-from airflow_enos_provider.protocol.retry import RetryCounter, RetryPolicy
-from airflow_enos_provider.protocol.signing import request_signature
-from airflow_enos_provider.protocol.tokens import TokenCache
-from airflow_enos_provider.transports.drivers import run_async, run_sync
 
 PACKAGE = Path(__file__).resolve().parent.parent / "airflow_enos_provider"
 SETTINGS = EnOSConnectionSettings(
@@ -286,7 +286,9 @@ def test_the_sync_and_async_drivers_run_the_same_flow():
 
 
 def test_the_core_imports_no_airflow_and_no_http_library():
-    for module in sorted((PACKAGE / "protocol").glob("*.py")):
+    modules = sorted((PACKAGE / "_protocol").glob("*.py"))
+    assert modules, "the core moved: point this test at it"
+    for module in modules:
         for node in ast.walk(ast.parse(module.read_text())):
             names = (
                 [a.name for a in node.names]
@@ -302,7 +304,7 @@ def test_the_core_imports_no_airflow_and_no_http_library():
     code = (
         # Airflow 2.11's own `import airflow` loads requests: only what the core adds counts.
         "import sys, airflow; loaded = set(sys.modules);"
-        "import airflow_enos_provider.protocol.batch, airflow_enos_provider.transports.drivers;"
+        "import airflow_enos_provider._protocol.batch, airflow_enos_provider._transports.drivers;"
         "print(sorted(m for m in ('requests', 'aiohttp') if m in sys.modules and m not in loaded))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -347,8 +349,8 @@ def _server(behaviour: str) -> Iterator[int]:
 
 
 def _send_with_both(port: int, timeout: float = 5.0) -> list[EnOSConnectionError]:
-    from airflow_enos_provider.transports.aio import AiohttpTransport, aclose_clients
-    from airflow_enos_provider.transports.sync import RequestsTransport
+    from airflow_enos_provider._transports.aio import AiohttpTransport, aclose_clients
+    from airflow_enos_provider._transports.sync import RequestsTransport
 
     settings = EnOSConnectionSettings("t", f"http://127.0.0.1:{port}", "ak", "sk-protocol-3e7b")
     request = ops.prepare(ops.get_flow_instance("2438-1"), settings, ("u", "o"), "tok", timeout)
@@ -393,7 +395,7 @@ def _gateway_error(status: int, retry_after: float | None = None) -> EnOSAPIErro
 
 
 def test_outage_pause_doubles_up_to_the_poll_interval_and_counts_from_the_first_failure():
-    from airflow_enos_provider.protocol.retry import Outage
+    from airflow_enos_provider._protocol.retry import Outage
 
     outage = Outage(max_outage=None, poll_interval=10.0)
     steps = [outage.failed(_gateway_error(503), now=100.0 + t) for t in range(6)]
@@ -406,7 +408,7 @@ def test_outage_pause_doubles_up_to_the_poll_interval_and_counts_from_the_first_
 
 
 def test_outage_gives_up_after_max_outage_and_never_sleeps_past_it():
-    from airflow_enos_provider.protocol.retry import Outage
+    from airflow_enos_provider._protocol.retry import Outage
 
     outage = Outage(max_outage=30.0, poll_interval=60.0)
     assert outage.failed(_gateway_error(503), now=0.0).pause == 1.0
@@ -416,7 +418,7 @@ def test_outage_gives_up_after_max_outage_and_never_sleeps_past_it():
 
 
 def test_outage_honours_retry_after_but_not_beyond_the_poll_interval():
-    from airflow_enos_provider.protocol.retry import Outage
+    from airflow_enos_provider._protocol.retry import Outage
 
     assert Outage(None, poll_interval=5.0).failed(_gateway_error(429, retry_after=3.0), 0.0).pause == 3.0
     assert Outage(None, poll_interval=5.0).failed(_gateway_error(429, retry_after=600.0), 0.0).pause == 5.0
@@ -431,14 +433,14 @@ def test_outage_honours_retry_after_but_not_beyond_the_poll_interval():
     ],
 )
 def test_outage_gives_up_at_once_on_a_failure_repeating_cannot_help(err):
-    from airflow_enos_provider.protocol.retry import Outage
+    from airflow_enos_provider._protocol.retry import Outage
 
     step = Outage(None, poll_interval=5.0).failed(err, 0.0)
     assert step.give_up and step.reason == "not a transient failure"
 
 
 def test_trigger_times_of_different_task_instances_never_share_a_minute():
-    from airflow_enos_provider.protocol.reattach import task_slot, trigger_times
+    from airflow_enos_provider._protocol.reattach import task_slot, trigger_times
 
     anchor = 1_790_000_123_456
     ids = ["a", "b", "c"]
@@ -456,7 +458,7 @@ def _graph(*tasks: tuple[str, str, str]) -> str:
 
 
 def test_plan_for_each_state_of_the_earlier_instance():
-    from airflow_enos_provider.protocol.reattach import plan
+    from airflow_enos_provider._protocol.reattach import plan
 
     times = [4, 3, 2, 1]
     ok = ["SUCCESS", "SKIP"]
@@ -480,14 +482,14 @@ def test_plan_for_each_state_of_the_earlier_instance():
     ],
 )
 def test_plan_starts_from_the_beginning_and_says_why(instance, why):
-    from airflow_enos_provider.protocol.reattach import plan
+    from airflow_enos_provider._protocol.reattach import plan
 
     decision = plan([4, 3], {4: ["f-1"]}, instance, ["SUCCESS"], True)
     assert decision.start_task_id is None and decision.trigger_ms == 3 and why in decision.note
 
 
 def test_plan_refuses_an_ambiguous_or_used_up_series():
-    from airflow_enos_provider.protocol.reattach import plan
+    from airflow_enos_provider._protocol.reattach import plan
 
     with pytest.raises(ValueError, match="several EnOS flow instances"):
         plan([4, 3], {4: ["f-1", "f-9"]}, None, ["SUCCESS"], False)

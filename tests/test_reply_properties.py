@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_enos_provider.exceptions import TEXT_LIMIT, EnOSAPIError
-from airflow_enos_provider.protocol.envelope import enos_code, parse_reply
-from airflow_enos_provider.protocol.tokens import MAX_TOKEN_LENGTH, MAX_TOKEN_LIFE, parse_token
+from airflow_enos_provider._protocol.envelope import enos_code, parse_reply
+from airflow_enos_provider._protocol.tokens import MAX_TOKEN_LENGTH, MAX_TOKEN_LIFE, parse_token
+from airflow_enos_provider.exceptions import _TEXT_LIMIT, EnOSAPIError
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
@@ -26,7 +26,7 @@ def _parse(status: int, body: bytes) -> object:
     try:
         return ("data", parse_reply(http_status=status, body=body, operation="get_flow_instance"))
     except EnOSAPIError as err:
-        assert len(err.message) <= TEXT_LIMIT + 60  # clipped, with the original length stated
+        assert len(err.message) <= _TEXT_LIMIT + 60  # clipped, with the original length stated
         return ("error", err)
 
 

@@ -338,7 +338,7 @@ def test_every_trigger_task_instance_of_a_dag_run_gets_its_own_trigger_minutes()
     except ImportError:  # Airflow 2.11: no task SDK
         from airflow.models import DAG, BaseOperator
 
-    from airflow_enos_provider.operators.reattach import _series
+    from airflow_enos_provider.operators._reattach import _series
 
     with DAG(dag_id="slots", schedule=None) as dag:
         first = EnOSTriggerFlowOperator(task_id="a_first", flow_id=1)

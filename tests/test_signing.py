@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from airflow_enos_provider.protocol.signing import params_data, request_signature, token_encryption
+from airflow_enos_provider._protocol.signing import params_data, request_signature, token_encryption
 
 VENDOR_BODY = '{\n  "count": 20,\n  "page": 1,\n  "desc": "描述"\n}'.encode()
 

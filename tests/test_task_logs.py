@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_enos_provider.exceptions import EnOSAPIError
-from airflow_enos_provider.protocol.task_logs import (
+from airflow_enos_provider._protocol.task_logs import (
     LOG_READ_LENGTH,
     MAX_FAILED_TASKS,
     FailureReport,
@@ -18,9 +17,10 @@ from airflow_enos_provider.protocol.task_logs import (
     report_message,
     tail_bytes,
 )
-from airflow_enos_provider.protocol.tokens import TokenCache
+from airflow_enos_provider._protocol.tokens import TokenCache
+from airflow_enos_provider._status import TaskRecord
+from airflow_enos_provider.exceptions import EnOSAPIError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
-from airflow_enos_provider.status import TaskRecord
 from tests.test_protocol import Script, _warm, batch_reply, caller
 
 FLOW_INST_ID = "2438-201908081020"

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_enos_provider.status import FAILED_TASK_STATUSES, EnOSFlowInstanceStatus, task_records
+from airflow_enos_provider._status import FAILED_TASK_STATUSES, task_records
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 #: Instances one task instance may start after its first: one per retry whose instance failed.
 RERUNS = 3

@@ -7,8 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError
-from airflow_enos_provider.protocol.codes import EnOSCode
 
 
 def retry_reason(err: EnOSError, idempotent: bool) -> str | None:

@@ -6,19 +6,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.flow import Caller, Flow
+from airflow_enos_provider._protocol.operations import Operation
+from airflow_enos_provider._protocol.search import Paging, Search, flow_type_of, search
+from airflow_enos_provider._validation import INSTANCE_ID
 from airflow_enos_provider.exceptions import (
     EnOSAPIError,
     EnOSAuthenticationError,
     EnOSError,
     EnOSValidationError,
 )
-from airflow_enos_provider.protocol import operations as ops
-from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.operations import Operation
-from airflow_enos_provider.protocol.search import Paging, Search, flow_type_of, search
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
-from airflow_enos_provider.validation import INSTANCE_ID
 
 # Refusals after which reading the instance cannot change the verdict of a cancel.
 NOT_WORTH_A_READ = frozenset({EnOSCode.BP_USER_MISMATCH, EnOSCode.BP_LOCKED})

@@ -11,9 +11,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from airflow_enos_provider._protocol.codes import AUTH_CODES
+from airflow_enos_provider._protocol.codes import EnOSCode as C
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError
-from airflow_enos_provider.protocol.codes import AUTH_CODES
-from airflow_enos_provider.protocol.codes import EnOSCode as C
 
 # What a user can do about each refusal; messages from EnOS alone rarely say.
 HINTS: dict[int, str] = {

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_enos_provider._compat import redact
+from airflow_enos_provider._protocol.task_logs import FailureReport, TaskLog, log_header, report_message
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError
-from airflow_enos_provider.protocol.task_logs import FailureReport, TaskLog, log_header, report_message
 
 if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook

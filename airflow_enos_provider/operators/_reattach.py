@@ -1,7 +1,7 @@
 """Start a trigger-flow task's EnOS instance, or, on a retry, find the one an earlier try started.
 
 Imported when the task runs, not at DAG parse. The decisions are in
-:mod:`airflow_enos_provider.protocol.reattach`; this module reads the context and the instances.
+:mod:`airflow_enos_provider._protocol.reattach`; this module reads the context and the instances.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
     :param op: the operator.
     :param context: the task's context (``ti``, ``dag_run``, ``dag``).
     """
-    from airflow_enos_provider.protocol.reattach import plan
+    from airflow_enos_provider._protocol.reattach import plan
 
     times = _series(op, context) if op.reattach_on_retry else None
     if times is None:
@@ -67,8 +67,8 @@ def _trigger(op: EnOSTriggerFlowOperator, trigger_time: Any, start_task_id: str 
 
 def _series(op: EnOSTriggerFlowOperator, context: Context) -> list[int] | None:
     """Return this task instance's trigger times, or None when the context gives no anchor."""
-    from airflow_enos_provider.protocol.inputs import to_epoch_ms
-    from airflow_enos_provider.protocol.reattach import task_slot, trigger_times
+    from airflow_enos_provider._protocol.inputs import to_epoch_ms
+    from airflow_enos_provider._protocol.reattach import task_slot, trigger_times
 
     if op.trigger_time is not None:
         return trigger_times(to_epoch_ms(op.trigger_time), None)

@@ -2,7 +2,7 @@
 
 A flow is a generator. It does no I/O: it yields what it needs done (:class:`Send`, :class:`Sleep`,
 :class:`FetchToken`) and receives the result, or has the failure thrown in where it yielded.
-``airflow_enos_provider.transports.drivers`` runs flows, with blocking or with async I/O; procedures
+``airflow_enos_provider._transports.drivers`` runs flows, with blocking or with async I/O; procedures
 such as "cancel, then read the instance if EnOS refused" are flows built from flows with
 ``yield from``, so they too exist once for both.
 """
@@ -14,19 +14,19 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from airflow_enos_provider.connection import EnOSConnectionSettings
-from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError, EnOSError
-from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.envelope import parse_reply
-from airflow_enos_provider.protocol.operations import (
+from airflow_enos_provider._connection import EnOSConnectionSettings
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.envelope import parse_reply
+from airflow_enos_provider._protocol.operations import (
     GET_ACCESS_TOKEN,
     Operation,
     PreparedRequest,
     prepare,
     token_request,
 )
-from airflow_enos_provider.protocol.retry import RetryCounter, RetryPolicy, retry_reason
-from airflow_enos_provider.protocol.tokens import TOKENS, TokenCache, TokenKey
+from airflow_enos_provider._protocol.retry import RetryCounter, RetryPolicy, retry_reason
+from airflow_enos_provider._protocol.tokens import TOKENS, TokenCache, TokenKey
+from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError, EnOSError
 
 T = TypeVar("T")
 CLOCK_SKEW_WARNING = 30.0  # seconds of difference with the gateway worth naming in an error

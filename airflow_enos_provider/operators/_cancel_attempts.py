@@ -1,7 +1,7 @@
 """Repeat a cancel operator's cancels through an outage, within its ``cancel_timeout``.
 
 Imported when the task runs, not at DAG parse. A cancel that is given up leaves remote work
-running, so transient failures (:func:`~airflow_enos_provider.protocol.retry.retry_reason`) are
+running, so transient failures (:func:`~airflow_enos_provider._protocol.retry.retry_reason`) are
 repeated, by id, until every instance is stopped or the budget is spent; each attempt is logged.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_enos_provider._validation import require_flow_inst_ids
 from airflow_enos_provider.exceptions import EnOSError
-from airflow_enos_provider.validation import require_flow_inst_ids
 
 if TYPE_CHECKING:
     from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
@@ -25,7 +25,7 @@ def cancel_within_budget(op: CancelFlowInstanceOperator) -> Outcomes:
     :param op: the operator (its ids or query, identity and limits).
     :return: per id, the outcome or the error that stopped it, as the hook's bulk cancel returns it.
     """
-    from airflow_enos_provider.protocol.retry import Outage, retry_reason
+    from airflow_enos_provider._protocol.retry import Outage, retry_reason
 
     ids = None if op.flow_inst_id is None else require_flow_inst_ids(op.flow_inst_id)
     outage = Outage(op.cancel_timeout, op.poll_interval)

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_enos_provider._protocol.codes import EnOSFlowType
+from airflow_enos_provider._protocol.inputs import flow_types, statuses, to_epoch_ms, to_flow_id
+from airflow_enos_provider._validation import require_text
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.protocol.codes import EnOSFlowType
-from airflow_enos_provider.protocol.inputs import flow_types, statuses, to_epoch_ms, to_flow_id
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
-from airflow_enos_provider.validation import require_text
 
 # list_flow_instances keyword -> search body field
 LIST_FILTERS = {

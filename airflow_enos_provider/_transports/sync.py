@@ -13,11 +13,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from airflow_enos_provider.connection import EnOSConnectionSettings
-from airflow_enos_provider.protocol.envelope import MAX_REPLY_BYTES
-from airflow_enos_provider.protocol.operations import USER_AGENT, PreparedRequest, RawReply
-from airflow_enos_provider.protocol.transport import Failure, connection_error
-from airflow_enos_provider.transports.deadline import POOL_CLASSES, deadline
+from airflow_enos_provider._connection import EnOSConnectionSettings
+from airflow_enos_provider._protocol.envelope import MAX_REPLY_BYTES
+from airflow_enos_provider._protocol.operations import USER_AGENT, PreparedRequest, RawReply
+from airflow_enos_provider._protocol.transport import Failure, connection_error
+from airflow_enos_provider._transports.deadline import POOL_CLASSES, deadline
 
 #: The most requests in flight at once through one hook (``max_concurrency``'s upper bound): the pool
 #: keeps as many connections as were in use at once, so up to this many threads never discard one.

@@ -1,6 +1,6 @@
 """The documented EnOS contract, as data: each operation the project uses, once.
 
-The hook builds its requests from these rows (:mod:`~airflow_enos_provider.protocol.operations`),
+The hook builds its requests from these rows (:mod:`~airflow_enos_provider._protocol.operations`),
 the emulator refuses a request that breaks them the way EnOS documents (62102), and the tests check
 that every request the hook can build keeps them. Each row names the page it comes from: the
 vendor's doc sources (GitHub ``EnvisionDoc/api_en``, folder ``dataflow_service/v2.1/``) or, for the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
+from airflow_enos_provider._protocol.codes import BATCH_PATH, TOKEN_PATH
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 DOCS = "EnvisionDoc/api_en dataflow_service/v2.1/"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from airflow_enos_provider._validation import require_text
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.validation import require_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

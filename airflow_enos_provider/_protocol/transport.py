@@ -6,8 +6,8 @@ import re
 from enum import Enum
 from typing import Protocol
 
+from airflow_enos_provider._protocol.operations import PreparedRequest, RawReply
 from airflow_enos_provider.exceptions import EnOSConnectionError
-from airflow_enos_provider.protocol.operations import PreparedRequest, RawReply
 
 
 class Failure(Enum):

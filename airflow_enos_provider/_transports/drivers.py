@@ -1,6 +1,6 @@
 """The two drivers of a call flow: the same loop with blocking I/O and with async I/O.
 
-Each runs a flow (:mod:`airflow_enos_provider.protocol.flow`) by doing what it yields: send a
+Each runs a flow (:mod:`airflow_enos_provider._protocol.flow`) by doing what it yields: send a
 request, sleep, or fetch a token under the cache's lock. A failure is thrown back into the flow,
 which decides what happens next; every decision stays in the flow.
 """
@@ -14,9 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from airflow_enos_provider._protocol.flow import Action, Flow, Send, Sleep
+from airflow_enos_provider._protocol.transport import AsyncTransport, SyncTransport
 from airflow_enos_provider.exceptions import EnOSError
-from airflow_enos_provider.protocol.flow import Action, Flow, Send, Sleep
-from airflow_enos_provider.protocol.transport import AsyncTransport, SyncTransport
 
 T = TypeVar("T")
 

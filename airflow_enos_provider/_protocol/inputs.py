@@ -7,9 +7,10 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
+from airflow_enos_provider._protocol.codes import EnOSFlowType
+from airflow_enos_provider._status import status_list
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.protocol.codes import EnOSFlowType
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 
 def to_flow_id(value: object) -> int:

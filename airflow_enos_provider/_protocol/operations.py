@@ -11,17 +11,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from airflow_enos_provider import __version__
-from airflow_enos_provider.connection import EnOSConnectionSettings
-from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.protocol.contract import CONTRACTS, Contract
-from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id, to_parameters
-from airflow_enos_provider.protocol.signing import request_signature, token_encryption
-from airflow_enos_provider.validation import (
+from airflow_enos_provider._connection import EnOSConnectionSettings
+from airflow_enos_provider._protocol.contract import CONTRACTS, Contract
+from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id, to_parameters
+from airflow_enos_provider._protocol.signing import request_signature, token_encryption
+from airflow_enos_provider._validation import (
     require_flow_inst_id,
     require_instance_id,
     require_int,
     require_text,
 )
+from airflow_enos_provider.exceptions import EnOSValidationError
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 USER_AGENT = f"airflow-enos-provider/{__version__}"

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import overload
 
+from airflow_enos_provider._status import MAX_FAILURE_LOG_BYTES
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.status import MAX_FAILURE_LOG_BYTES
 
 #: The shape of flow-instance and task-instance ids (``2438-201908081020``, ``104452-201907261239``):
 #: ASCII digits (the flow or task id), a dash, ASCII digits (the trigger time's suffix, 10 to 14

@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.protocol import batch
-from airflow_enos_provider.protocol import operations as ops
-from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.status import (
+from airflow_enos_provider._protocol import batch
+from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.flow import Caller, Flow
+from airflow_enos_provider._status import (
     DEFAULT_FAILURE_LOG_BYTES,
     FAILED_TASK_STATUSES,
     TaskRecord,
     task_records,
 )
+from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 
 MAX_FAILED_TASKS = 5
 #: About how many characters of the first failed task's log the error message quotes.

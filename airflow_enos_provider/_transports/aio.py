@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import yarl
 
-from airflow_enos_provider.protocol.envelope import MAX_REPLY_BYTES
-from airflow_enos_provider.protocol.operations import USER_AGENT, PreparedRequest, RawReply
-from airflow_enos_provider.protocol.transport import Failure, connection_error
+from airflow_enos_provider._protocol.envelope import MAX_REPLY_BYTES
+from airflow_enos_provider._protocol.operations import USER_AGENT, PreparedRequest, RawReply
+from airflow_enos_provider._protocol.transport import Failure, connection_error
 
 # aiohttp's exceptions -> how the request failed; the first that matches wins (subclasses first).
 _FAILURES: tuple[tuple[type[BaseException], Failure], ...] = (
