@@ -33,7 +33,7 @@ from airflow_enos_provider.exceptions import (
     EnOSError,
 )
 
-PACKAGE = Path(__file__).resolve().parent.parent / "airflow_enos_provider"
+PACKAGE = Path(__file__).resolve().parents[2] / "airflow_enos_provider"
 SETTINGS = EnOSConnectionSettings(
     conn_id="scripted",
     gateway_url="https://gateway.invalid",
@@ -437,61 +437,3 @@ def test_outage_gives_up_at_once_on_a_failure_repeating_cannot_help(err):
 
     step = Outage(None, poll_interval=5.0).failed(err, 0.0)
     assert step.give_up and step.reason == "not a transient failure"
-
-
-def test_trigger_times_of_different_task_instances_never_share_a_minute():
-    from airflow_enos_provider._protocol.reattach import task_slot, trigger_times
-
-    anchor = 1_790_000_123_456
-    ids = ["a", "b", "c"]
-    slots = [task_slot(ids, t, m) for t in ids for m in (-1, 1, 2)]
-    assert len(set(slots)) == len(slots)
-    minutes = [t // 60_000 for s in slots for t in trigger_times(anchor, s)]
-    assert len(set(minutes)) == len(minutes)
-    assert all(t <= anchor for s in slots for t in trigger_times(anchor, s))  # never held back
-    assert trigger_times(anchor, 0)[0] == 1_790_000_123_000  # the run's start, to the second
-    assert trigger_times(5_000_000, None) == [5_000_000, 4_940_000, 4_880_000, 4_820_000]  # a user's time
-
-
-def _graph(*tasks: tuple[str, str, str]) -> str:
-    return json.dumps({"tasks": [{"taskName": n, "taskId": i, "status": s} for n, i, s in tasks]})
-
-
-def test_plan_for_each_state_of_the_earlier_instance():
-    from airflow_enos_provider._protocol.reattach import plan
-
-    times = [4, 3, 2, 1]
-    ok = ["SUCCESS", "SKIP"]
-    assert plan(times, {}, None, ok, False).trigger_ms == 4
-    running = plan(times, {4: ["f-1"]}, {"status": 2}, ok, False)
-    assert running.attach == "f-1" and "RUNNING" in running.note
-    assert plan(times, {4: ["f-1"]}, {"status": 1}, ok, False).attach == "f-1"
-    failed = {"status": -1, "graph": _graph(("extract", "11", "SUCCESS"), ("load", "12", "FAIL"))}
-    again = plan(times, {4: ["f-1"], 3: ["f-2"]}, failed, ok, True)
-    assert (again.attach, again.trigger_ms, again.start_task_id) == (None, 2, "12")
-    assert plan(times, {4: ["f-1"]}, failed, ok, False).start_task_id is None
-
-
-@pytest.mark.parametrize(
-    ("instance", "why"),
-    [
-        ({"status": -1, "graph": _graph(("a", "1", "FAIL"), ("b", "2", "FAIL"))}, "2 tasks failed (a, b)"),
-        ({"status": -1, "graph": "{not json"}, "graph is missing or unreadable"),
-        ({"status": -1}, "graph is missing or unreadable"),
-        ({"status": -1, "graph": json.dumps({"tasks": [{"taskName": "a", "status": "FAIL"}]})}, "no task id"),
-    ],
-)
-def test_plan_starts_from_the_beginning_and_says_why(instance, why):
-    from airflow_enos_provider._protocol.reattach import plan
-
-    decision = plan([4, 3], {4: ["f-1"]}, instance, ["SUCCESS"], True)
-    assert decision.start_task_id is None and decision.trigger_ms == 3 and why in decision.note
-
-
-def test_plan_refuses_an_ambiguous_or_used_up_series():
-    from airflow_enos_provider._protocol.reattach import plan
-
-    with pytest.raises(ValueError, match="several EnOS flow instances"):
-        plan([4, 3], {4: ["f-1", "f-9"]}, None, ["SUCCESS"], False)
-    with pytest.raises(ValueError, match="already started 2 instances"):
-        plan([4, 3], {4: ["f-1"], 3: ["f-2"]}, {"status": -1}, ["SUCCESS"], False)

@@ -11,7 +11,6 @@ import pytest
 from packaging.version import Version
 
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
-from airflow_enos_provider.notifications.flow_instance import EnOSCancelFlowInstanceNotifier
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator, EnOSTriggerFlowOperator
 from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
@@ -220,55 +219,6 @@ def test_trigger_operator_checks_its_arguments_at_parse_time(kwargs, message):
         EnOSTriggerFlowOperator(task_id="start", flow_id=1, **kwargs)
 
 
-def test_notifier_cancels_given_ids(enos_conn):
-    EnOSCancelFlowInstanceNotifier(flow_inst_id=[env.RUNNING_ID, env.SUCCEEDED_ID]).notify({})
-    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.CANCEL
-    assert enos_conn.state.instance_status(env.SUCCEEDED_ID) == S.SUCCESS
-
-
-def test_notifier_never_raises(enos_conn):
-    EnOSCancelFlowInstanceNotifier(flow_inst_id="2438-000000000000").notify({})
-    EnOSCancelFlowInstanceNotifier(flow_inst_id="None").notify({})
-    assert enos_conn.state.count("flowInstances.cancel") == 1
-
-
-def test_notifier_cancels_on_the_event_loop_for_the_triggerer(enos_conn, caplog, capsys):
-    import asyncio
-
-    from tests.test_failure_logs import Said
-
-    notifier = EnOSCancelFlowInstanceNotifier(
-        flow_inst_id=[env.RUNNING_ID, env.SUCCEEDED_ID, "2438-000000000000"], max_concurrency=2
-    )
-    with caplog.at_level(logging.INFO):
-        asyncio.run(notifier.async_notify({}))  # never raises, like notify()
-    assert enos_conn.state.instance_status(env.RUNNING_ID) == S.CANCEL
-    assert enos_conn.state.instance_status(env.SUCCEEDED_ID) == S.SUCCESS
-    text = Said(caplog, capsys).text
-    assert f"EnOS flow instance {env.RUNNING_ID}: cancelled" in text
-    assert f"EnOS flow instance {env.SUCCEEDED_ID}: already_final (status SUCCESS)" in text
-    assert "Could not cancel EnOS flow instance 2438-000000000000" in text
-
-
-def test_notifier_checks_max_concurrency_at_parse_time():
-    with pytest.raises(EnOSValidationError, match="max_concurrency must be an integer from 1 to 256"):
-        EnOSCancelFlowInstanceNotifier(flow_inst_id="2438-201908081020", max_concurrency=0)
-
-
-@pytest.mark.parametrize(("status", "expected"), [("SUCCESS", True), ("RUNNING", False), ("WAIT", False)])
-def test_sensor_poke(enos_conn, status, expected):
-    enos_conn.state.set_instance_status(env.RUNNING_ID, status)
-    assert EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID).poke({}) is expected
-
-
-def test_sensor_fails_early_on_other_final_statuses(enos_conn):
-    enos_conn.state.set_instance_status(env.RUNNING_ID, "FAIL")
-    with pytest.raises(EnOSFlowInstanceError, match=r"is FAIL \(failed tasks: load\)"):
-        EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID).poke({})
-    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, failure_statuses=[])
-    assert sensor.poke({}) is False
-
-
 def test_trigger_operator_fails_with_the_status_and_the_failed_tasks(enos_conn):
     enos_conn.state.set_instance_status(env.RUNNING_ID, "FAIL")
     op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.FLOW_ID, poll_interval=0.01)
@@ -384,38 +334,3 @@ def test_cancel_operator_says_which_of_its_arguments_is_wrong():
         CancelFlowInstanceOperator(task_id="neither")
     with pytest.raises(EnOSValidationError, match="not both"):
         CancelFlowInstanceOperator(task_id="both", flow_inst_id="2438-1", flow_id=2438)
-
-
-def test_reschedule_race_is_named_below_twice_the_heartbeat_interval():
-    from airflow_enos_provider.sensors.flow_instance import _reschedule_race
-
-    race = _reschedule_race(5, 5)
-    assert race is not None
-    assert "poke_interval=5 s" in race and "[workers] min_heartbeat_interval=5 s" in race
-    assert "deferrable=True" in race and "at least 10 s" in race
-    assert _reschedule_race(9.5, 5) is not None
-    assert _reschedule_race(10, 5) is None and _reschedule_race(60, 5) is None
-    assert _reschedule_race(1, None) is None  # Airflow 2: no task supervisor
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "warned"),
-    [
-        ({"mode": "reschedule", "poke_interval": 5}, True),
-        ({"mode": "reschedule", "poke_interval": 30}, False),
-        ({"mode": "poke", "poke_interval": 5}, False),
-    ],
-)
-def test_the_sensor_warns_of_the_reschedule_race_in_its_log(enos_conn, caplog, capsys, kwargs, warned):
-    from tests.test_failure_logs import Said
-
-    if airflow.__version__.startswith("2."):
-        pytest.skip("Airflow 2 has no task supervisor, so no race (_reschedule_race(..., None) is None)")
-    enos_conn.state.set_instance_status(env.RUNNING_ID, "SUCCESS")
-    sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, **kwargs)
-    # What Airflow 3's reschedule mode asks of the task instance before the first poke.
-    ti = SimpleNamespace(get_first_reschedule_date=lambda context: None)
-    with caplog.at_level(logging.WARNING):
-        sensor.execute({"ti": ti})
-    text = Said(caplog, capsys).text
-    assert ("is not comfortably above [workers] min_heartbeat_interval" in text) is warned

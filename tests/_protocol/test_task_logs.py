@@ -21,7 +21,7 @@ from airflow_enos_provider._protocol.tokens import TokenCache
 from airflow_enos_provider._status import TaskRecord
 from airflow_enos_provider.exceptions import EnOSAPIError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
-from tests.test_protocol import Script, _warm, batch_reply, caller
+from tests._protocol.test_protocol import Script, _warm, batch_reply, caller
 
 FLOW_INST_ID = "2438-201908081020"
 LOAD = TaskRecord("load", "100002", "100002-201908081020", S.FAIL)
