@@ -70,11 +70,11 @@ MATRIX_TESTS := $(MATRIX:%=test-airflow-%)
 # 'svcs_registry'" from its in-process execution API, whose lifespan is tied to an object it drops at
 # once; reworked in 3.3), so the example DAG system tests and the dag.test() retry tests run on
 # 2.11, 3.0 and 3.3 only.
-MATRIX_PYTEST_ARGS_3.2 := --ignore=tests/test_example_dags.py --ignore=tests/test_retries.py
+MATRIX_PYTEST_ARGS_3.2 := --ignore=tests/test_example_dags.py --ignore=tests/operators/test_reattach_dag.py
 # Airflow 2.11: the browser test of its Flask webserver's FAB form (tests/ui picks it by version). Its
 # dag.test() lets AirflowTaskTimeout (a BaseException in 2.x) out of the run after the operator's
 # on_kill cancelled the instance, so the DAG test of execution_timeout runs on 3.x only (on_kill on a
-# timeout is Airflow's call; on_kill's cancel is tested in tests/test_operator.py).
+# timeout is Airflow's call; on_kill's cancel is tested in tests/operators/test_operators.py).
 MATRIX_UI_2.11 := yes
 MATRIX_PYTEST_ARGS_2.11 := \
 	--deselect tests/test_example_dags.py::test_execution_timeout_cancels_the_instance_in_a_worker_and_deferred

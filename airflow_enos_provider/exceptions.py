@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from airflow_enos_provider._compat import AirflowException, AirflowFailException
 
+__all__ = [
+    "EnOSAPIError",
+    "EnOSAuthenticationError",
+    "EnOSConnectionError",
+    "EnOSError",
+    "EnOSFlowInstanceError",
+    "EnOSValidationError",
+]
+
 #: The most characters of outside text (a reply's message, a library's error) an error or log quotes.
-TEXT_LIMIT = 2048
+_TEXT_LIMIT = 2048
 
 
-def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+def _clip(text: str, limit: int = _TEXT_LIMIT) -> str:
     """Return ``text``, or its first ``limit`` characters and how long it was.
 
     :param text: text that came from outside (the wire, a library).
@@ -39,7 +48,7 @@ class EnOSConnectionError(EnOSError):
     def __init__(self, message: str, *, maybe_sent: bool = True, tls: bool = False) -> None:
         self.maybe_sent = maybe_sent
         self.tls = tls
-        super().__init__(clip(message))
+        super().__init__(_clip(message))
 
 
 class EnOSAPIError(EnOSError):
@@ -69,13 +78,13 @@ class EnOSAPIError(EnOSError):
         retry_after: float | None = None,
         server_time: float | None = None,
     ) -> None:
-        self.message = clip(message)
+        self.message = _clip(message)
         self.retry_after = retry_after
         self.server_time = server_time
         self.operation = operation
         self.code = code
         self.http_status = http_status
-        self.request_id = None if request_id is None else clip(request_id, 200)
+        self.request_id = None if request_id is None else _clip(request_id, 200)
         self.flow_inst_id = flow_inst_id
         self.hint = hint
         super().__init__(self._describe())

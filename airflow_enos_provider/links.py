@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
+__all__ = ["CONSOLE_URL_XCOM_KEY", "EnOSFlowInstanceLink", "push_console_url"]
+
 #: The XCom key the flow instance's console URL is pushed under.
 CONSOLE_URL_XCOM_KEY = "flow_instance_url"
 
@@ -52,7 +54,7 @@ def push_console_url(task: Any, context: Context, flow_inst_id: str, flow_id: ob
     :param flow_inst_id: the flow instance.
     :param flow_id: its workflow id; when None and the template needs it, read from the instance.
     """
-    from airflow_enos_provider.connection import console_url
+    from airflow_enos_provider._connection import console_url
 
     ti = context.get("ti")
     try:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_enos_provider.protocol.signing import request_signature, token_encryption
+from airflow_enos_provider._protocol.signing import request_signature, token_encryption
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"

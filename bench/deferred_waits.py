@@ -47,8 +47,8 @@ async def _lag_monitor(samples: list[tuple[float, float, float]], period: float 
 
 
 async def run(url: str, control_url: str, ids: list[str], seconds: float, interval: float, mode: str) -> dict:
+    from airflow_enos_provider._transports.aio import aclose_clients as aclose_async_clients
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.transports.aio import aclose_clients as aclose_async_clients
     from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 
     # Warm-up with an id the triggers do not wait for: the shared client, the token, one connection.

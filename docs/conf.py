@@ -54,6 +54,9 @@ nitpick_ignore_regex = [
     ("py:class", r"Context|Connection|BaseOperator|TaskInstanceKey|asyncio\..+"),
     ("py:class", r"airflow_enos_provider\..+\.T|concurrent\.futures\..+"),  # a TypeVar; the stdlib
     ("py:obj", r"airflow_enos_provider\..+\.T"),
+    # Internal types in public signatures (a settings object, a failure report): not documented, so
+    # not linked; docs/api.rst documents the public names only.
+    ("py:class", r"airflow_enos_provider\.(.+\.)?_\w+\..+"),
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from airflow_enos_provider.emulator import EnOSEmulator
 from airflow_enos_provider.emulator import connection_json as emulator_connection_json
+from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 from airflow_enos_provider.testing.fixtures import running_emulator
 
 T = TypeVar("T")
@@ -73,7 +74,7 @@ def remember_secrets(emulator: EnOSEmulator) -> None:
 
 def run_async(awaitable: Awaitable[T]) -> T:
     """Run a coroutine in a fresh event loop, closing the loop's shared HTTP sessions afterwards."""
-    from airflow_enos_provider.transports.aio import aclose_clients as aclose_async_clients
+    from airflow_enos_provider._transports.aio import aclose_clients as aclose_async_clients
 
     async def run() -> T:
         try:
@@ -125,3 +126,14 @@ def assert_no_secret(text: str, where: str, secrets: Iterable[str] | None = None
         s[:6] + "..." for s in set(SECRETS_SEEN if secrets is None else secrets) if s and s in text
     )
     assert not leaked, f"secret material in {where}: {leaked}"
+
+
+def finish_when_read(state, status: str = "SUCCESS") -> None:
+    """Make every instance final at the next read that reaches the backend."""
+
+    def finish() -> None:
+        for instance_id in state.instance_ids():
+            if state.instance_status(instance_id) in {Status.RUNNING, Status.WAIT, Status.READY, Status.INIT}:
+                state.set_instance_status(instance_id, status)
+
+    state.after("flowInstances.get", finish)

@@ -143,8 +143,8 @@ def fail_when_started(emulator, flow_ids: list[int]) -> threading.Thread:
 
 
 def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, capfd):
+    from airflow_enos_provider._status import task_records
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.status import task_records
 
     log = "2026-12-02 03:00:01 INFO reading s3://lake/raw\n2026-12-02 03:00:09 ERROR column 'kwh' not found\n"
     for flow_id in (507, 508):
@@ -216,8 +216,8 @@ def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator, capfd):
 
 
 def test_sensor_fails_early_when_the_instance_fails(live_emulator, capfd):
+    from airflow_enos_provider._status import task_records
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.status import task_records
 
     live_emulator.state.set_instance_status(env.RUNNING_ID, "FAIL")
     load = task_records(EnOSHook().get_flow_instance(env.RUNNING_ID))[1]

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from airflow_enos_provider._protocol.tokens import TOKENS
+from airflow_enos_provider._transports.aio import clients_lease
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError, EnOSValidationError
 from airflow_enos_provider.hooks.enos import EnOSHook
-from airflow_enos_provider.protocol.tokens import TOKENS
-from airflow_enos_provider.transports.aio import clients_lease
 from tests import enos_env as env
 from tests.conftest import ROOT
 from tests.hostile_gateway import (
@@ -167,7 +167,7 @@ def test_a_trickling_gateway_meets_one_deadline_in_both_transports(gateway, head
 
 
 def test_on_kill_cancels_within_its_budget_against_a_trickling_gateway(gateway):
-    from airflow_enos_provider.operators.flow_instance import ON_KILL_TIMEOUT, EnOSTriggerFlowOperator
+    from airflow_enos_provider.operators.flow_instance import _ON_KILL_TIMEOUT, EnOSTriggerFlowOperator
 
     server = gateway(with_token(lambda seen: TRICKLE), timeout=30.0)
     operator = EnOSTriggerFlowOperator(task_id="start", flow_id=2438)
@@ -180,7 +180,7 @@ def test_on_kill_cancels_within_its_budget_against_a_trickling_gateway(gateway):
     ((sent, length),) = server.hang_ups(1)
     assert sent < length / 2  # cut at the deadline, not when the reply ended
     record(
-        "trickle on_kill cancel (budget 3 s)", seconds, budget=ON_KILL_TIMEOUT, requests=1, bytes_sent=sent
+        "trickle on_kill cancel (budget 3 s)", seconds, budget=_ON_KILL_TIMEOUT, requests=1, bytes_sent=sent
     )
 
 

@@ -24,7 +24,7 @@ import tomllib
 import pytest
 
 import airflow_enos_provider
-from airflow_enos_provider.get_provider_info import DOCUMENTATION_URL, PROJECT_URL, get_provider_info
+from airflow_enos_provider.get_provider_info import _DOCUMENTATION_URL, _PROJECT_URL, get_provider_info
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "airflow_enos_provider"
@@ -33,7 +33,9 @@ LISTED_KINDS = ("hooks", "operators", "sensors", "triggers")
 
 def _package_modules(kind: str) -> set[str]:
     package = __import__(f"airflow_enos_provider.{kind}", fromlist=["_"])
-    return {f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
+    # The public modules: private ones (``_reattach``) are no API of the provider.
+    modules = pkgutil.iter_modules(package.__path__)
+    return {f"{package.__name__}.{m.name}" for m in modules if not m.name.startswith("_")}
 
 
 @pytest.mark.parametrize("kind", LISTED_KINDS)
@@ -129,11 +131,11 @@ def test_every_deferrable_argument_defaults_the_way_airflows_check_expects():
 def test_the_project_urls_are_one_scheme_and_airflow_reads_the_documentation_url():
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
     assert set(urls) == {"Documentation", "Changelog", "Source", "Issue tracker"}
-    assert all(url.startswith(PROJECT_URL) for url in urls.values())
-    assert urls["Documentation"] == DOCUMENTATION_URL == get_provider_info()["documentation-url"]
+    assert all(url.startswith(_PROJECT_URL) for url in urls.values())
+    assert urls["Documentation"] == _DOCUMENTATION_URL == get_provider_info()["documentation-url"]
     # The installed distribution's metadata, where Airflow >= 3.2 reads "documentation-url" from.
     metadata = importlib.metadata.metadata("airflow-enos-provider").get_all("Project-URL")
-    assert f"Documentation, {DOCUMENTATION_URL}" in metadata
+    assert f"Documentation, {_DOCUMENTATION_URL}" in metadata
 
 
 def test_the_readme_links_are_absolute_so_they_work_on_the_package_index():
@@ -142,8 +144,8 @@ def test_the_readme_links_are_absolute_so_they_work_on_the_package_index():
     assert len(targets) > 20
     relative = [t for t in targets if not t.startswith(("https://", "http://", "#"))]
     assert relative == []
-    for target in (t for t in targets if t.startswith(PROJECT_URL + "/")):
-        path = re.sub(r"^/(blob|raw)/main/", "", target[len(PROJECT_URL) :]).split("#")[0]
+    for target in (t for t in targets if t.startswith(_PROJECT_URL + "/")):
+        path = re.sub(r"^/(blob|raw)/main/", "", target[len(_PROJECT_URL) :]).split("#")[0]
         assert (ROOT / path).exists(), target
 
 

@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from airflow_enos_provider import __version__
-from airflow_enos_provider.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from airflow_enos_provider._connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_enos_provider.get_provider_info import get_provider_info
 from airflow_enos_provider.hooks.enos import EnOSHook
 from tests.airflow_cli import airflow_cli, last_json_line
 

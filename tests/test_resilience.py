@@ -24,17 +24,6 @@ def no_hook_retries(enos_conn, monkeypatch):
     return enos_conn
 
 
-def _finish_when_read(state, status: str = "SUCCESS") -> None:
-    """Make every instance final at the next read that reaches the backend."""
-
-    def finish() -> None:
-        for instance_id in state.instance_ids():
-            if state.instance_status(instance_id) in {S.RUNNING, S.WAIT, S.READY, S.INIT}:
-                state.set_instance_status(instance_id, status)
-
-    state.after("flowInstances.get", finish)
-
-
 def _context(try_number: int = 1) -> dict:
     pushed: dict = {}
     ti = SimpleNamespace(start_date=None, try_number=try_number, map_index=-1, task_id="start")
@@ -46,7 +35,7 @@ def test_trigger_operator_waits_through_an_outage_longer_than_three_polls(no_hoo
     state = no_hook_retries.state
     state.inject("http_5xx", "flowInstances.get", status=503, times=6)
     state.inject("http_5xx", "flowInstances.get", status=504, times=2)
-    _finish_when_read(state)
+    env.finish_when_read(state)
     op = EnOSTriggerFlowOperator(task_id="start", flow_id=env.IDLE_FLOW_ID, poll_interval=0.01)
     flow_inst_id = op.execute(_context())
     assert state.instance_status(flow_inst_id) == S.SUCCESS
@@ -107,7 +96,7 @@ def test_sensor_gives_up_after_max_outage(no_hook_retries):
 def test_sensor_in_poke_mode_runs_through_an_outage_to_success(no_hook_retries):
     state = no_hook_retries.state
     state.inject("http_5xx", "flowInstances.get", status=503, times=4)
-    _finish_when_read(state)
+    env.finish_when_read(state)
     sensor = EnOSFlowInstanceSensor(task_id="s", flow_inst_id=env.RUNNING_ID, poke_interval=0.01, timeout=30)
     sensor.execute({"ti": SimpleNamespace(try_number=1, map_index=-1, task_id="s")})
     assert state.count("flowInstances.get") == 5

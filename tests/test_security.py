@@ -14,10 +14,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSValidationError
 from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
-from airflow_enos_provider.protocol import operations as ops
 from tests import enos_env as env
 
 # ids users actually produce by mistake, plus anything hypothesis finds

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from airflow_enos_provider._status import FlowInstanceWait, parse_statuses, status_list
+from airflow_enos_provider._validation import require_flow_inst_ids
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
-from airflow_enos_provider.status import FlowInstanceWait, parse_statuses, status_list
-from airflow_enos_provider.validation import require_flow_inst_ids
 
 
 def test_status_codes_match_enos():

@@ -28,6 +28,8 @@ from airflow_enos_provider.emulator.seed import DEMO_SEED, SEED_SCHEMA
 from airflow_enos_provider.emulator.server import EnOSEmulator
 from airflow_enos_provider.emulator.tenant import CANCEL_FINAL_CHOICES, TRIGGER_RULES
 
+__all__ = ["build_parser", "main", "show_instances", "show_requests"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""

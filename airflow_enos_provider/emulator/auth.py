@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.signing import request_signature
 from airflow_enos_provider.emulator.errors import AccessDenied
-from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.signing import request_signature
 
 if TYPE_CHECKING:
     from airflow_enos_provider.emulator.state import EmulatorState
+
+__all__ = ["BAD_SIGNATURE", "EXPIRED", "INVALID_CREDENTIALS", "STALE_TIMESTAMP", "check_access"]
 
 INVALID_CREDENTIALS: dict[str, Any] = {"message": "Invalid credentials"}
 BAD_SIGNATURE: dict[str, Any] = {"message": "Signature verification failed"}

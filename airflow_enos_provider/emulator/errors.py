@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_enos_provider.protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.codes import EnOSCode
+
+__all__ = ["AccessDenied", "ApiError", "invalid_parameter"]
 
 
 class ApiError(Exception):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+__all__ = ["UNDOCUMENTED_CODE", "Fault", "FaultKind", "FaultPlan", "FaultReply", "fault_reply"]
+
 #: A code no EnOS page documents, for clients' handling of the unexpected.
 UNDOCUMENTED_CODE = 99999
 

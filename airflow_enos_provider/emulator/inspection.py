@@ -17,6 +17,17 @@ from airflow_enos_provider.emulator.models import STATUS_NAMES
 from airflow_enos_provider.emulator.recorder import RecordedRequest
 from airflow_enos_provider.emulator.state import EmulatorState
 
+__all__ = [
+    "INSTANCES",
+    "PREFIX",
+    "REQUESTS",
+    "SIGNATURE_FIELDS",
+    "answer",
+    "instance_view",
+    "is_inspection",
+    "request_view",
+]
+
 PREFIX = "/_emulator"
 INSTANCES = PREFIX + "/instances"
 REQUESTS = PREFIX + "/requests"

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_enos_provider._protocol.codes import EnOSFlowType
+from airflow_enos_provider._protocol.contract import Kind
 from airflow_enos_provider.emulator.tasks import (
     COMPLETE,
     IN_PROGRESS,
@@ -24,9 +26,24 @@ from airflow_enos_provider.emulator.tasks import (
     format_time,
     task_runs,
 )
-from airflow_enos_provider.protocol.codes import EnOSFlowType
-from airflow_enos_provider.protocol.contract import Kind
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "NO_PARAMETERS",
+    "STATUS_CODES",
+    "STATUS_NAMES",
+    "App",
+    "Flow",
+    "Instance",
+    "ManualClock",
+    "Resolved",
+    "Token",
+    "User",
+    "parameters_string",
+    "parse_status",
+]
 
 STATUS_NAMES: dict[int, str] = {s.value: s.name for s in Status}
 STATUS_CODES: dict[str, int] = {s.name: s.value for s in Status}

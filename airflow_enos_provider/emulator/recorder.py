@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["RecordedRequest", "RequestRecorder", "masked_body"]
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -27,7 +29,7 @@ class RecordedRequest:
     :param peer_port: the client's source port of that connection.
     :param fault: the injected fault that hit this request, if any.
     :param violations: what the request broke of its documented contract, one line per field
-        (``protocol/contract.py``); empty when it kept it.
+        (``_protocol/contract.py``); empty when it kept it.
     """
 
     method: str

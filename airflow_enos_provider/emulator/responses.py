@@ -14,16 +14,47 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any, NamedTuple
 
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.contract import Contract, Kind, contract_for, loosely
 from airflow_enos_provider.emulator.auth import check_access
 from airflow_enos_provider.emulator.errors import ApiError, invalid_parameter
 from airflow_enos_provider.emulator.models import parameters_string
 from airflow_enos_provider.emulator.state import EmulatorState, SearchQuery, TriggerRequest
 from airflow_enos_provider.emulator.tokens import TokenRequest
-from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.contract import Contract, Kind, contract_for, loosely
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
-logger = logging.getLogger("airflow_enos_provider.emulator")
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "NOT_FOUND",
+    "SORT_FIELDS",
+    "TOKEN_BUSINESS",
+    "UNPARSEABLE",
+    "BatchHandler",
+    "Reply",
+    "Request",
+    "Responder",
+    "TokenHandler",
+    "batch_envelope",
+    "batch_route",
+    "cancel",
+    "current_time",
+    "get_flow",
+    "get_instance",
+    "get_task_instance",
+    "get_task_log",
+    "not_found",
+    "search",
+    "time_zone",
+    "token_get",
+    "token_refresh",
+    "token_route",
+    "trigger",
+    "trigger_from_task",
+    "update_and_trigger",
+]
+
+_logger = logging.getLogger("airflow_enos_provider.emulator")
 
 TOKEN_BUSINESS = "apim-token-service"
 # The largest page and the page a search without ``pagination`` gets are undocumented.
@@ -205,7 +236,7 @@ def get_task_log(state: EmulatorState, user_id: str, request: Request) -> dict[s
 
 
 def _check_contract(request: Request, action: str) -> None:
-    # Every operation's documented fields (protocol/contract.py, which names each one's page). A
+    # Every operation's documented fields (_protocol/contract.py, which names each one's page). A
     # body field refused is "Invalid request body." (enos-api.md section 2), a query field "Invalid
     # parameter"; either way the log and the recorded request name every field.
     contract = contract_for(request.method, request.path, action)
@@ -222,7 +253,7 @@ def _check_contract(request: Request, action: str) -> None:
 
 
 def _log_violations(contract: Contract, violations: tuple[str, ...]) -> None:
-    logger.warning(
+    _logger.warning(
         "%s refused, against %s: %s", contract.title, contract.page or "its contract", "; ".join(violations)
     )
 

@@ -2,7 +2,7 @@
 
 Like moto's ``urls.py``: one row per operation (``enos-api.md`` sections 1 and 3), nothing else
 decides where a request goes. A request no row names is refused, never sent to a near match.
-Every row has its contract in :data:`airflow_enos_provider.protocol.contract.CONTRACTS`, which
+Every row has its contract in :data:`airflow_enos_provider._protocol.contract.CONTRACTS`, which
 the responders check each request against.
 """
 
@@ -12,9 +12,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from airflow_enos_provider._protocol.codes import BATCH_PATH, TOKEN_PATH
 from airflow_enos_provider.emulator import responses
 from airflow_enos_provider.emulator.responses import Responder
-from airflow_enos_provider.protocol.codes import BATCH_PATH, TOKEN_PATH
+
+__all__ = ["BATCH_PREFIX", "ROUTES", "TOKEN_PREFIX", "Match", "Route", "operation_of", "resolve"]
 
 # The token service's operations are the last path segment ("token/get", "token/refresh").
 TOKEN_PREFIX = posixpath.dirname(TOKEN_PATH) + "/"

@@ -11,6 +11,21 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from airflow_enos_provider.emulator.tenant import Tenant
 
+__all__ = [
+    "DEMO_SEED",
+    "SEED_SCHEMA",
+    "Seed",
+    "SeedApp",
+    "SeedFlow",
+    "SeedInstance",
+    "SeedSettings",
+    "SeedTask",
+    "SeedUser",
+    "apply_seed",
+    "demo_seed",
+    "load_seed_file",
+]
+
 #: The demo tenant shipped in the package: what the command line serves without ``--seed``, and
 #: what the pytest plugin's ``enos_emulator`` starts with.
 DEMO_SEED: Path = Path(__file__).with_name("demo_seed.json")

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider.emulator import inspection, routes
 from airflow_enos_provider.emulator.faults import Fault, FaultKind, fault_reply
 from airflow_enos_provider.emulator.recorder import RecordedRequest, masked_body
@@ -31,13 +32,12 @@ from airflow_enos_provider.emulator.responses import UNPARSEABLE, Reply, Request
 from airflow_enos_provider.emulator.seed import load_seed_file
 from airflow_enos_provider.emulator.state import EmulatorState
 from airflow_enos_provider.emulator.tokens import DEFAULT_TOKEN_TTL
-from airflow_enos_provider.protocol.codes import EnOSCode
 
 __all__ = ["EnOSEmulator", "connection_json", "load_seed_file"]
 
-logger = logging.getLogger("airflow_enos_provider.emulator")
+_logger = logging.getLogger("airflow_enos_provider.emulator")
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
+_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 class _BadRequest(Exception):
@@ -70,7 +70,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that drop connections are normal in tests; keep stderr quiet.
-        logger.debug("error while serving %s", client_address, exc_info=True)
+        _logger.debug("error while serving %s", client_address, exc_info=True)
 
     def track(self, sock: socket.socket, is_open: bool) -> None:
         with self._open_lock:
@@ -111,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: Any) -> None:
         # The request line holds no secrets (tokens travel in headers, which are never logged).
-        logger.debug("%s - %s", self.address_string(), fmt % args)
+        _logger.debug("%s - %s", self.address_string(), fmt % args)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -162,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply = match.respond(state, request)
         except Exception:
-            logger.exception("emulator failed on %s %s", method, path)
+            _logger.exception("emulator failed on %s %s", method, path)
             reply = Reply(500, batch_envelope(EnOSCode.BP_INTERNAL, "Internal server exception"))
         self._finish(request, match.operation, reply, fault=fault)
 
@@ -202,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(raw_length)
         except ValueError:
             raise _BadRequest("Bad Content-Length") from None
-        if length < 0 or length > MAX_BODY_BYTES:
+        if length < 0 or length > _MAX_BODY_BYTES:
             raise _BadRequest("Request Entity Too Large")
         return self.rfile.read(length)
 
@@ -221,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return b"".join(chunks)
             total += size
-            if total > MAX_BODY_BYTES:
+            if total > _MAX_BODY_BYTES:
                 raise _BadRequest("Request Entity Too Large")
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
@@ -375,7 +375,7 @@ class EnOSEmulator:
         # A restart after stop() binds this port again: clients that knew the gateway find it back.
         self._port = int(server.server_address[1])
         self._server, self._thread = server, thread
-        logger.debug("EnOS emulator listening on %s", self.url)
+        _logger.debug("EnOS emulator listening on %s", self.url)
         return self
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider.emulator.errors import ApiError, invalid_parameter
 from airflow_enos_provider.emulator.faults import Fault, FaultKind, FaultPlan
 from airflow_enos_provider.emulator.models import Flow, Instance, Resolved
@@ -22,8 +23,9 @@ from airflow_enos_provider.emulator.recorder import RecordedRequest, RequestReco
 from airflow_enos_provider.emulator.tasks import TaskRun
 from airflow_enos_provider.emulator.tenant import TIME_ZONE, TRIGGER_REFUSED, Tenant
 from airflow_enos_provider.emulator.tokens import TokenRequest
-from airflow_enos_provider.protocol.codes import EnOSCode
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
+
+__all__ = ["DEFAULT_LOG_LENGTH", "EmulatorState", "SearchQuery", "TriggerRequest"]
 
 #: What Get Task Instance Log returns at most without ``maxLength`` (about 1 MiB, enos-api.md section 3).
 DEFAULT_LOG_LENGTH = 1024 * 1024

@@ -16,6 +16,20 @@ from typing import Any
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
+__all__ = [
+    "COMPLETE",
+    "FAILED",
+    "IN_PROGRESS",
+    "NOT_STARTED",
+    "RunState",
+    "Task",
+    "TaskRun",
+    "format_time",
+    "task_inst_id",
+    "task_runs",
+    "task_statuses",
+]
+
 IN_PROGRESS = frozenset({Status.RUNNING, Status.SUSPEND, Status.RERUN})
 FAILED = frozenset({Status.FAIL, Status.INTERNAL_ERROR, Status.TIMEOUT})
 NOT_STARTED = frozenset({Status.INIT, Status.WAIT, Status.READY})

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider.emulator.models import (
     NO_PARAMETERS,
     App,
@@ -25,8 +26,9 @@ from airflow_enos_provider.emulator.models import (
 from airflow_enos_provider.emulator.seed import apply_seed
 from airflow_enos_provider.emulator.tasks import FAILED, Task, TaskRun
 from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
-from airflow_enos_provider.protocol.codes import EnOSFlowType
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
+
+__all__ = ["CANCEL_FINAL_CHOICES", "FIRST_TASK_ID", "TIME_ZONE", "TRIGGER_REFUSED", "TRIGGER_RULES", "Tenant"]
 
 # Generated task ids are digits like the docs' samples ("104443"), numbered from here.
 FIRST_TASK_ID = 100001

@@ -10,10 +10,12 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.signing import token_encryption
 from airflow_enos_provider.emulator.errors import AccessDenied, ApiError
 from airflow_enos_provider.emulator.models import App, Token
-from airflow_enos_provider.protocol.codes import EnOSCode
-from airflow_enos_provider.protocol.signing import token_encryption
+
+__all__ = ["DEFAULT_TOKEN_TTL", "TokenRequest", "TokenService", "check_ttl"]
 
 DEFAULT_TOKEN_TTL = 7200.0
 

@@ -1,6 +1,6 @@
 """Make signed calls to the EnOS Batch Processing Service v2.1 through the API gateway.
 
-:class:`EnOSHook` is the Airflow face of the protocol core (:mod:`airflow_enos_provider.protocol`):
+:class:`EnOSHook` is the Airflow face of the protocol core (``airflow_enos_provider._protocol``):
 each method builds an operation and runs the core's flow for it, over the ``requests`` transport
 (sync methods) or the ``aiohttp`` one (``a``-prefixed); the connection, the form and the drivers are
 in :mod:`airflow_enos_provider.hooks.enos_base`.
@@ -14,23 +14,26 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_enos_provider._compat import mask_secret
+from airflow_enos_provider._protocol import batch
+from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.batch import Started
+from airflow_enos_provider._protocol.flow import Caller, Flow
+from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id
+from airflow_enos_provider._protocol.reattach import Found, candidate_times, own_instances
+from airflow_enos_provider._protocol.search import search
+from airflow_enos_provider._protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
+from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES
+from airflow_enos_provider._transports.drivers import Starter, run_each_sync, run_sync
+from airflow_enos_provider._transports.sync import MAX_CONCURRENCY
+from airflow_enos_provider._validation import require_flow_inst_id, require_flow_inst_ids, require_int
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
-from airflow_enos_provider.protocol import batch
-from airflow_enos_provider.protocol import operations as ops
-from airflow_enos_provider.protocol.batch import Started
-from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.inputs import to_epoch_ms, to_flow_id
-from airflow_enos_provider.protocol.reattach import Found, candidate_times, own_instances
-from airflow_enos_provider.protocol.search import search
-from airflow_enos_provider.protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
-from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, EnOSFlowInstanceStatus
-from airflow_enos_provider.transports.drivers import Starter, run_each_sync, run_sync
-from airflow_enos_provider.transports.sync import MAX_CONCURRENCY
-from airflow_enos_provider.validation import require_flow_inst_id, require_flow_inst_ids, require_int
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
-DEFAULT_MAX_CONCURRENCY = 16
-SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
+__all__ = ["EnOSHook", "Statuses"]
+
+_DEFAULT_MAX_CONCURRENCY = 16
+_SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
 
@@ -46,14 +49,14 @@ class EnOSHook(EnOSBaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the custom connection form fields (Airflow < 3.2; newer reads the provider info)."""
-        from airflow_enos_provider.get_provider_info import legacy_form_widgets
+        from airflow_enos_provider._connection_form import legacy_form_widgets
 
         return legacy_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Return the relabelled, hidden and placeholder fields (Airflow < 3.2)."""
-        from airflow_enos_provider.get_provider_info import legacy_field_behaviour
+        from airflow_enos_provider._connection_form import legacy_field_behaviour
 
         return legacy_field_behaviour()
 
@@ -128,7 +131,7 @@ class EnOSHook(EnOSBaseHook):
         flow_id: int | str | None = None,
         expression: str | None = None,
         only_active: bool = True,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
         user_id: str | None = None,
         org_id: str | None = None,
     ) -> dict[str, dict[str, Any] | EnOSError]:
@@ -171,7 +174,7 @@ class EnOSHook(EnOSBaseHook):
             found = run_sync(batch.with_flow_type(caller, query), self._transport, mask_secret)
             # An active-only search loses each instance it cancels, so later pages shift past some:
             # once the cancels are done, search again until a search finds nothing new.
-            for _ in range(SEARCH_PASSES if only_active else 1):
+            for _ in range(_SEARCH_PASSES if only_active else 1):
                 before = len(stop.started)
                 run_sync(batch.search_all(caller, found, 100, each_page), self._transport, mask_secret)
                 if len(stop.started) == before:
@@ -386,7 +389,7 @@ class EnOSHook(EnOSBaseHook):
         """Return the flow's instances a caller triggering at ``trigger_time`` may have started.
 
         One Get Timezone and one search over the trigger time's candidate minutes
-        (:func:`~airflow_enos_provider.protocol.reattach.candidate_times`); kept are the instances at
+        (:func:`~airflow_enos_provider._protocol.reattach.candidate_times`); kept are the instances at
         exactly one of them, editable by this user and not shown to have started before ``not_before``.
 
         :param flow_id: the workflow id.

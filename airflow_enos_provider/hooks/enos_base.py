@@ -16,20 +16,22 @@ from typing import Any, Self, TypeVar
 import requests
 
 from airflow_enos_provider._compat import BaseHook, amask_secret, mask_secret
-from airflow_enos_provider.connection import (
+from airflow_enos_provider._connection import (
     CONN_TYPE,
     EnOSConnectionSettings,
     shared_settings,
     warn_about_transport,
 )
-from airflow_enos_provider.protocol import batch
-from airflow_enos_provider.protocol import operations as ops
-from airflow_enos_provider.protocol.flow import Caller, Flow
-from airflow_enos_provider.protocol.retry import RetryCounter, RetryPolicy
-from airflow_enos_provider.transports.drivers import run_sync
-from airflow_enos_provider.transports.sync import RequestsTransport
+from airflow_enos_provider._protocol import batch
+from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.flow import Caller, Flow
+from airflow_enos_provider._protocol.retry import RetryCounter, RetryPolicy
+from airflow_enos_provider._transports.drivers import run_sync
+from airflow_enos_provider._transports.sync import RequestsTransport
 
-T = TypeVar("T")
+__all__ = ["EnOSBaseHook"]
+
+_T = TypeVar("_T")
 
 
 class EnOSBaseHook(BaseHook):
@@ -156,16 +158,16 @@ class EnOSBaseHook(BaseHook):
             del self.__dict__["_transport"]
 
     def _run(
-        self, procedure: Callable[[Caller], Flow[T]], user_id: str | None = None, org_id: str | None = None
-    ) -> T:
+        self, procedure: Callable[[Caller], Flow[_T]], user_id: str | None = None, org_id: str | None = None
+    ) -> _T:
         caller = self._caller(self.settings, user_id, org_id)
         return run_sync(procedure(caller), self._transport, mask_secret)
 
     async def _arun(
-        self, procedure: Callable[[Caller], Flow[T]], user_id: str | None = None, org_id: str | None = None
-    ) -> T:
-        from airflow_enos_provider.transports.aio import AiohttpTransport
-        from airflow_enos_provider.transports.drivers import run_async
+        self, procedure: Callable[[Caller], Flow[_T]], user_id: str | None = None, org_id: str | None = None
+    ) -> _T:
+        from airflow_enos_provider._transports.aio import AiohttpTransport
+        from airflow_enos_provider._transports.drivers import run_async
 
         caller = self._caller(await self.asettings(), user_id, org_id)
         return await run_async(procedure(caller), AiohttpTransport(caller.settings.verify), amask_secret)

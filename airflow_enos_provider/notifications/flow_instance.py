@@ -7,11 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_enos_provider._compat import BaseNotifier
+from airflow_enos_provider._validation import require_flow_inst_ids, require_int
 from airflow_enos_provider.exceptions import EnOSError
-from airflow_enos_provider.validation import require_flow_inst_ids, require_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+__all__ = ["EnOSCancelFlowInstanceNotifier"]
 
 
 class EnOSCancelFlowInstanceNotifier(BaseNotifier):
@@ -133,8 +136,8 @@ class EnOSCancelFlowInstanceNotifier(BaseNotifier):
         flow_inst_ids = self._flow_inst_ids(context)
         if flow_inst_ids is None:
             return
+        from airflow_enos_provider._transports.aio import clients_lease
         from airflow_enos_provider.hooks.enos import EnOSHook
-        from airflow_enos_provider.transports.aio import clients_lease
 
         hook = EnOSHook(self.enos_conn_id)
         slots = asyncio.Semaphore(self.max_concurrency)

@@ -12,17 +12,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
+from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FAILED_TASK_STATUSES, parse_statuses
+from airflow_enos_provider._validation import check_failure_log_bytes as check_failure_log_bytes
+from airflow_enos_provider._validation import require_int
+from airflow_enos_provider._validation import seconds as seconds
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
-from airflow_enos_provider.status import (
-    DEFAULT_FAILURE_LOG_BYTES,
-    FAILED_TASK_STATUSES,
-    EnOSFlowInstanceStatus,
-    parse_statuses,
-)
-from airflow_enos_provider.validation import check_failure_log_bytes as check_failure_log_bytes
-from airflow_enos_provider.validation import require_int
-from airflow_enos_provider.validation import seconds as seconds
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,12 +26,14 @@ if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook
     from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 
-IF_ALREADY_FINAL = ("skip", "fail")
+__all__ = ["CancelFlowInstanceOperator", "EnOSTriggerFlowOperator"]
+
+_IF_ALREADY_FINAL = ("skip", "fail")
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
-ON_KILL_TIMEOUT = 3.0
+_ON_KILL_TIMEOUT = 3.0
 
 
-def failure_with_logs(
+def _failure_with_logs(
     waiter: Any, event: dict[str, Any], failure_statuses: Iterable[str]
 ) -> EnOSFlowInstanceError:
     """Return the error for a failed wait, with its failed tasks' logs (written to the task log too).
@@ -44,7 +42,7 @@ def failure_with_logs(
     :param event: the wait's ``failed`` event.
     :param failure_statuses: the status names that failed the wait.
     """
-    from airflow_enos_provider.operators.failure_logs import failure_error
+    from airflow_enos_provider.operators._failure_logs import failure_error
 
     failing = set(failure_statuses)
     failed = [i for i in event["flow_inst_ids"] if event["statuses"].get(i) in failing]
@@ -208,7 +206,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.killed = False
 
     def execute(self, context: Context) -> str:
-        from airflow_enos_provider.operators.reattach import start_instance
+        from airflow_enos_provider.operators._reattach import start_instance
 
         flow_inst_id = start_instance(self, context)
         self.flow_inst_id = flow_inst_id
@@ -249,8 +247,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             )
         if event["status"] == "failed":
             final = {s.name for s in EnOSFlowInstanceStatus.final_statuses()}
-            raise failure_with_logs(self, event, final - set(self.success_statuses))
-        raise_for_event(event)
+            raise _failure_with_logs(self, event, final - set(self.success_statuses))
+        _raise_for_event(event)
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
         return flow_inst_id
 
@@ -261,7 +259,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         try:
             # The hook that started the instance has read the connection; reading it again here
             # would cost part of the 5 s a kill allows.
-            hook = self.hook.with_limits(timeout=ON_KILL_TIMEOUT, retries=0)
+            hook = self.hook.with_limits(timeout=_ON_KILL_TIMEOUT, retries=0)
             hook.cancel_flow_instance(self.flow_inst_id, user_id=self.user_id, org_id=self.org_id)
             self.log.info("Task killed: asked EnOS to cancel flow instance %s", self.flow_inst_id)
         except Exception as err:  # noqa: BLE001 - on_kill must never raise; the log says what happened
@@ -270,7 +268,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             )
 
 
-def raise_for_event(event: dict[str, Any]) -> None:
+def _raise_for_event(event: dict[str, Any]) -> None:
     """Raise the error a wait's event stands for; return when it succeeded.
 
     :param event: the payload of an
@@ -361,9 +359,9 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         super().__init__(**kwargs)
         self.max_outage = seconds(max_outage, "max_outage")
         self.cancel_timeout = seconds(cancel_timeout, "cancel_timeout")
-        if if_already_final not in IF_ALREADY_FINAL:
+        if if_already_final not in _IF_ALREADY_FINAL:
             raise EnOSValidationError(
-                f"if_already_final must be one of {', '.join(IF_ALREADY_FINAL)}, got {if_already_final!r}"
+                f"if_already_final must be one of {', '.join(_IF_ALREADY_FINAL)}, got {if_already_final!r}"
             )
         if flow_inst_id is None and flow_id is None and expression is None:
             raise EnOSValidationError(
@@ -396,7 +394,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         # The ids, the connection and the identity are checked before the first request (by
         # cancel_flow_instances), so a typo fails fast and clearly. A query's cancels start as soon as
         # each search page arrives.
-        from airflow_enos_provider.operators.cancel_attempts import cancel_within_budget
+        from airflow_enos_provider.operators._cancel_attempts import cancel_within_budget
 
         try:
             outcomes = cancel_within_budget(self)
@@ -468,7 +466,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         # one that failed on its own rather than being cancelled still deserves its reason shown.
         failed_names = {s.name for s in FAILED_TASK_STATUSES}
         if failed := [i for i, status in statuses.items() if status in failed_names]:
-            from airflow_enos_provider.operators.failure_logs import log_failed_tasks
+            from airflow_enos_provider.operators._failure_logs import log_failed_tasks
 
             log_failed_tasks(self, failed)
 

@@ -9,29 +9,31 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator, airflow_version, conf
+from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FlowInstanceWait
+from airflow_enos_provider._validation import require_flow_inst_id
 from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.operators.flow_instance import (
+    _failure_with_logs,
+    _raise_for_event,
     check_failure_log_bytes,
-    failure_with_logs,
-    raise_for_event,
     seconds,
 )
-from airflow_enos_provider.status import DEFAULT_FAILURE_LOG_BYTES, FlowInstanceWait
-from airflow_enos_provider.validation import require_flow_inst_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_enos_provider._protocol.retry import Outage
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.protocol.retry import Outage
 
+
+__all__ = ["EnOSFlowInstanceSensor"]
 
 # How many times [workers] min_heartbeat_interval a reschedule-mode poke_interval must be to be safe.
-RESCHEDULE_MARGIN = 2
+_RESCHEDULE_MARGIN = 2
 
 
-def reschedule_race(poke_interval: float, min_heartbeat_interval: float | None) -> str | None:
+def _reschedule_race(poke_interval: float, min_heartbeat_interval: float | None) -> str | None:
     """Return why a reschedule-mode ``poke_interval`` risks Airflow's reschedule race, or None.
 
     Airflow 3's task supervisor (``airflow/sdk/execution_time/supervisor.py``, the same loop in
@@ -46,7 +48,7 @@ def reschedule_race(poke_interval: float, min_heartbeat_interval: float | None) 
     """
     if min_heartbeat_interval is None:
         return None
-    safe = RESCHEDULE_MARGIN * min_heartbeat_interval
+    safe = _RESCHEDULE_MARGIN * min_heartbeat_interval
     if poke_interval >= safe:
         return None
     return (
@@ -89,7 +91,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
 
     In ``mode="reschedule"`` on Airflow 3, keep ``poke_interval`` at least twice
     ``[workers] min_heartbeat_interval`` (default 5 s, so 10 s), or use ``deferrable=True``: the
-    sensor logs a warning otherwise (:func:`reschedule_race` says why).
+    sensor logs a warning otherwise (``_reschedule_race`` in its module says why).
     """
 
     template_fields: Sequence[str] = ("flow_inst_id", "user_id", "org_id", "enos_conn_id")
@@ -135,7 +137,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
 
     @cached_property
     def _outage(self) -> Outage:
-        from airflow_enos_provider.protocol.retry import Outage
+        from airflow_enos_provider._protocol.retry import Outage
 
         # Airflow times the pokes: only the outage clock and the give-up verdict are used here.
         return Outage(self.max_outage, poll_interval=0.0)
@@ -162,7 +164,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failure is not None:
-            from airflow_enos_provider.operators.failure_logs import failure_error
+            from airflow_enos_provider.operators._failure_logs import failure_error
 
             raise failure_error(self, [flow_inst_id], failure, {flow_inst_id: status.name})
         return verdict == "success"
@@ -172,7 +174,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         if not self.deferrable:
             if self.mode == "reschedule":
                 interval = seconds(self.poke_interval, "poke_interval")
-                race = reschedule_race(interval, _min_heartbeat_interval())
+                race = _reschedule_race(interval, _min_heartbeat_interval())
                 if race is not None:
                     self.log.warning("EnOS flow instance %s: %s", self.flow_inst_id, race)
             return super().execute(context)
@@ -199,6 +201,6 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"Sensor timed out: {event['message']}")
         if event["status"] == "failed":
-            raise failure_with_logs(self, event, self.failure_statuses)
-        raise_for_event(event)
+            raise _failure_with_logs(self, event, self.failure_statuses)
+        _raise_for_event(event)
         self.log.info("EnOS flow instance %s reached %s", self.flow_inst_id, event["statuses"])

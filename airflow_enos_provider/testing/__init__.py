@@ -8,3 +8,6 @@ a test asks for a fixture; :mod:`.fixtures` holds the parts that do.
 """
 
 from __future__ import annotations
+
+# The API is in the modules: the plugin and its fixtures.
+__all__: list[str] = []

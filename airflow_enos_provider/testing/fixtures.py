@@ -15,6 +15,8 @@ from typing import Any
 from airflow_enos_provider.emulator.seed import load_seed_file
 from airflow_enos_provider.emulator.server import EnOSEmulator, connection_json
 
+__all__ = ["DEFAULT_CONN_ID", "EnOSTestConnection", "connection_for", "running_emulator"]
+
 DEFAULT_CONN_ID = "enos_default"
 
 
@@ -31,7 +33,7 @@ def running_emulator(
     :param kwargs: more :class:`~airflow_enos_provider.emulator.server.EnOSEmulator` keywords
         (``clock=None`` for wall time, ``tls``...).
     """
-    from airflow_enos_provider.protocol.tokens import TOKENS
+    from airflow_enos_provider._protocol.tokens import TOKENS
 
     kwargs.setdefault("clock", "manual")
     TOKENS.clear()

@@ -34,6 +34,15 @@ if TYPE_CHECKING:
     from airflow_enos_provider.emulator.server import EnOSEmulator
     from airflow_enos_provider.testing.fixtures import EnOSTestConnection
 
+__all__ = [
+    "SeedSource",
+    "enos_connection",
+    "enos_connection_factory",
+    "enos_emulator",
+    "enos_seed",
+    "pytest_configure",
+]
+
 SeedSource = dict[str, Any] | str | os.PathLike[str] | None
 
 

@@ -10,15 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_enos_provider._status import FlowInstanceWait
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 if TYPE_CHECKING:
+    from airflow_enos_provider._protocol.retry import Outage
     from airflow_enos_provider.hooks.enos import EnOSHook
-    from airflow_enos_provider.protocol.retry import Outage
+
+__all__ = ["EnOSFlowInstanceTrigger"]
 
 # Seconds allowed for the one cancel request on_kill sends; Airflow gives the triggerer 30 s in all.
-KILL_CANCEL_TIMEOUT = 10.0
+_KILL_CANCEL_TIMEOUT = 10.0
 
 
 class EnOSFlowInstanceTrigger(BaseTrigger):
@@ -116,7 +119,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_enos_provider.transports.aio import clients_lease as async_clients_lease
+        from airflow_enos_provider._transports.aio import clients_lease as async_clients_lease
 
         async with async_clients_lease():
             async for event in self._poll():
@@ -125,7 +128,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
         # Imported when the trigger runs: DAG files that import this module never need it.
-        from airflow_enos_provider.protocol.retry import Outage
+        from airflow_enos_provider._protocol.retry import Outage
 
         hook = self._hook()
         statuses: dict[str, str] = {}
@@ -230,9 +233,9 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Send one best-effort cancel per instance when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
-        from airflow_enos_provider.transports.aio import clients_lease as async_clients_lease
+        from airflow_enos_provider._transports.aio import clients_lease as async_clients_lease
 
-        hook = self._hook(timeout=KILL_CANCEL_TIMEOUT, retries=0)
+        hook = self._hook(timeout=_KILL_CANCEL_TIMEOUT, retries=0)
         async with async_clients_lease():
             await self._cancel_all(hook)
 
@@ -254,7 +257,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         """Run this wait in the calling process (when not deferring) and return the event payload."""
 
         async def first_event() -> dict[str, Any]:
-            from airflow_enos_provider.transports.aio import aclose_clients as aclose_async_clients
+            from airflow_enos_provider._transports.aio import aclose_clients as aclose_async_clients
 
             try:
                 async for event in self.run():

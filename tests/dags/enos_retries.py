@@ -1,4 +1,4 @@
-"""DAGs whose trigger task Airflow retries, for tests/test_retries.py (flow id from the run's conf)."""
+"""DAGs whose trigger task Airflow retries (flow id from the conf): tests/operators/test_reattach_dag.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,136 @@
+"""Start a trigger-flow task's EnOS instance at its DAG run's due time, or, on a retry, find the one an
+earlier try started.
+
+Imported when the task runs, not at DAG parse. The decisions are in
+:mod:`airflow_enos_provider._protocol.reattach`; this module reads the context and the instances.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_enos_provider.exceptions import EnOSError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+
+#: The task state store's key (Airflow 3.3+) for the instance this task instance started last.
+STORE_KEY = "enos_flow_inst_id"
+
+
+def due_time(dag_run: Any) -> datetime | None:
+    """Return the time a DAG run is due: the trigger time (business time) its EnOS instance gets.
+
+    The end of its data interval when the interval has a length (``CronDataIntervalTimetable``,
+    Airflow 2's schedules), else its logical date (``CronTriggerTimetable``, a manual run with one),
+    else its ``run_after`` (Airflow 3's manual and asset-triggered runs without a logical date).
+    Never the run's start, which is the wall clock (a catch-up run starts long after it was due).
+
+    :param dag_run: the context's ``dag_run``.
+    """
+    start = getattr(dag_run, "data_interval_start", None)
+    end = getattr(dag_run, "data_interval_end", None)
+    if start is not None and end is not None and end > start:
+        return end  # type: ignore[no-any-return]
+    logical = getattr(dag_run, "logical_date", None)
+    if logical is not None:
+        return logical  # type: ignore[no-any-return]
+    return getattr(dag_run, "run_after", None)
+
+
+def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
+    """Return the instance this try waits on: the earlier try's (re-attach), or a new one.
+
+    :param op: the operator.
+    :param context: the task's context (``ti``, ``dag_run``, ``task_state_store`` on Airflow 3.3+).
+    """
+    from airflow_enos_provider._protocol.inputs import to_epoch_ms
+    from airflow_enos_provider._protocol.reattach import plan
+
+    dag_run = context.get("dag_run")
+    chosen = op.trigger_time if op.trigger_time is not None else due_time(dag_run)
+    requested = None if chosen is None else to_epoch_ms(chosen)
+    store: Any = context.get("task_state_store")
+    if requested is None:
+        op.log.warning(
+            "EnOS flow %s: the context has no DAG run due time, so this try triggers at the current "
+            "time and a retry cannot find its instance by it",
+            op.flow_id,
+        )
+    not_before = getattr(dag_run, "start_date", None)
+    retry = (getattr(context.get("ti"), "try_number", 1) or 1) > 1
+    start_task_id = op.start_task_id
+    if op.reattach_on_retry and retry and requested is not None:
+        decision = plan(
+            _earlier(op, store, requested, not_before), op.success_statuses, op.retry_from_failure
+        )
+        op.log.info("EnOS flow %s, retry: %s", op.flow_id, decision.note)
+        if decision.attach is not None:
+            return decision.attach
+        start_task_id = decision.start_task_id or start_task_id
+    started = op.hook.start_flow_instance(
+        op.flow_id,
+        trigger_time=requested,
+        parameters=op.parameters,
+        start_task_id=start_task_id,
+        not_before=not_before,
+        user_id=op.user_id,
+        org_id=op.org_id,
+    )
+    if store is not None:
+        # Before any wait or defer: a retry of a try that dies from here on finds it without a search.
+        store.set(STORE_KEY, started.flow_inst_id)
+    _log_started(op, started, start_task_id)
+    return started.flow_inst_id
+
+
+def _earlier(
+    op: EnOSTriggerFlowOperator, store: Any, requested: int, not_before: datetime | None
+) -> dict[str, Any] | None:
+    """Return the instance an earlier try of this task instance started, as Get Flow Instance reads it."""
+    from airflow_enos_provider._protocol.reattach import ambiguity
+
+    stored = store.get(STORE_KEY) if store is not None else None
+    if stored:
+        zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
+        instance = op.hook.get_flow_instance(str(stored), user_id=op.user_id, org_id=op.org_id)
+        op.log.info(
+            "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s in "
+            "EnOS's zone %s; no search)",
+            op.flow_id, stored, instance.get("triggerTime"), zone,
+        )  # fmt: skip
+        return instance
+    found = op.hook.find_own_flow_instances(
+        op.flow_id, requested, not_before=not_before, user_id=op.user_id, org_id=op.org_id
+    )
+    op.log.info(
+        "Retry of EnOS flow %s: searched for this task instance's instances (%s): found %s%s",
+        op.flow_id, found.compared, [i.get("instanceId") for i in found.own] or "none",
+        f"; not this task instance's: {found.dropped}" if found.dropped else "",
+    )  # fmt: skip
+    if len(found.own) > 1:
+        raise EnOSError(f"EnOS flow {op.flow_id}: {ambiguity(found)}")
+    if not found.own:
+        return None
+    flow_inst_id = str(found.own[0].get("instanceId"))
+    return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
+
+
+def _log_started(op: EnOSTriggerFlowOperator, started: Any, start_task_id: str | None) -> None:
+    from airflow_enos_provider._protocol.reattach import describe
+
+    zone: timezone = UTC
+    try:
+        zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
+    except EnOSError as err:
+        op.log.warning("Could not read EnOS's time zone (%s): the business date below is UTC's", err)
+    moved = started.trigger_ms != started.requested_ms
+    op.log.info(
+        "Started EnOS flow %s as %s, trigger time %s%s%s",
+        op.flow_id, started.flow_inst_id, describe(started.trigger_ms, zone),
+        f", moved from {describe(started.requested_ms, zone)}" if moved else "",
+        f", from task {start_task_id}" if start_task_id else "",
+    )  # fmt: skip
