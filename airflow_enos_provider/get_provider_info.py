@@ -107,9 +107,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": _modules(
-                    "operators", "cancel_attempts", "failure_logs", "flow_instance", "reattach"
-                ),
+                "python-modules": _modules("operators", "failure_logs", "flow_instance", "reattach"),
             }
         ],
         "sensors": [

@@ -143,7 +143,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                     yield self._event("error", statuses, pause)
                     return
             else:
-                self._recovered(outage)
+                outage.read_again(self.log, ", ".join(self.flow_inst_ids), time.monotonic())
                 event = self._judge(pending, reads, statuses)
                 if event is not None:
                     yield event
@@ -165,7 +165,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         if not isinstance(err, EnOSError):
             raise err
         ids = ", ".join(self.flow_inst_ids)
-        step = outage.failed(err, time.monotonic())
+        step = outage.read_failed(self.log, ids, err, time.monotonic())
         if step.give_up:
             self.log.error(
                 "Giving up reading EnOS flow instance(s) %s after an outage of %.0f s (%s); the instance(s) "
@@ -173,21 +173,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 ids, step.lasted, step.reason, err,
             )  # fmt: skip
             return f"could not read EnOS flow instance(s) {ids} ({step.reason}; not cancelled): {err}"
-        self.log.warning(
-            "Reading EnOS flow instance(s) %s failed (%s); outage %.0f s so far, %s failed poll(s), "
-            "next poll in %.1f s, max_outage %s: %s",
-            ids, step.reason, step.lasted, outage.failures, step.pause,
-            "until the deadline" if self.max_outage is None else f"{self.max_outage:g} s", err,
-        )  # fmt: skip
         return step.pause
-
-    def _recovered(self, outage: Outage) -> None:
-        ended = outage.recovered(time.monotonic())
-        if ended is not None:
-            self.log.info(
-                "EnOS flow instance(s) %s readable again after an outage of %.0f s (%s failed poll(s))",
-                ", ".join(self.flow_inst_ids), ended[1], ended[0],
-            )  # fmt: skip
 
     def _judge(self, pending: list[str], reads: list[Any], statuses: dict[str, str]) -> TriggerEvent | None:
         """Record each read's status; return the final event when the wait is over, else None."""
