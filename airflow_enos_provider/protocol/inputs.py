@@ -9,7 +9,7 @@ from datetime import datetime
 
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.protocol.codes import EnOSFlowType
-from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_list
+from airflow_enos_provider.status import EnOSFlowInstanceStatus, status_codes, status_list
 
 
 def to_flow_id(value: object) -> int:
@@ -75,7 +75,7 @@ def statuses(value: object) -> str:
 
     :param value: one status or several (codes, names or members).
     """
-    return ",".join(str(int(s)) for s in _statuses(value))
+    return status_codes(_statuses(value))
 
 
 def to_parameters(value: object) -> list[dict[str, str]]:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus, FlowInstanceWait
+from airflow_enos_provider.validation import seconds
 
 if TYPE_CHECKING:
     from airflow_enos_provider.hooks.enos import EnOSHook
@@ -75,11 +76,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         self.deadline = deadline
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
-        self.max_outage = max_outage.total_seconds() if isinstance(max_outage, timedelta) else max_outage
-        if self.max_outage is not None and not self.max_outage > 0:
-            raise EnOSValidationError(
-                f"max_outage must be a positive number of seconds, a timedelta or None, got {max_outage!r}"
-            )
+        self.max_outage = seconds(max_outage, "max_outage")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
