@@ -125,6 +125,19 @@ class TaskRecord(NamedTuple):
 DEFAULT_FAILURE_LOG_BYTES = 16 * 1024
 MAX_FAILURE_LOG_BYTES = 1024 * 1024
 
+
+def status_codes(statuses: Iterable[EnOSFlowInstanceStatus]) -> str:
+    """Return statuses as the comma-separated codes a search takes, in the order given.
+
+    :param statuses: the statuses.
+    """
+    return ",".join(str(int(s)) for s in statuses)
+
+
+#: Every status, as a search's ``status`` field: what "no status filter" is on the wire.
+ALL_STATUSES = status_codes(sorted(EnOSFlowInstanceStatus))
+
+
 FAILED_TASK_STATUSES = frozenset(
     {EnOSFlowInstanceStatus.FAIL, EnOSFlowInstanceStatus.INTERNAL_ERROR, EnOSFlowInstanceStatus.TIMEOUT}
 )
@@ -184,7 +197,15 @@ def failing_tasks(instance: dict[str, Any]) -> list[str]:
 
     :param instance: a FlowInstance as EnOS returns it.
     """
-    return [t.label for t in task_records(instance) if t.status in FAILED_TASK_STATUSES]
+    return [t.label for t in failed_tasks(instance)]
+
+
+def failed_tasks(instance: Mapping[str, Any]) -> list[TaskRecord]:
+    """Return the tasks of an instance's graph whose status is a failure, in graph order.
+
+    :param instance: a FlowInstance as EnOS returns it.
+    """
+    return [t for t in task_records(instance) if t.status in FAILED_TASK_STATUSES]
 
 
 def describe_failure(flow_inst_id: str, status: EnOSFlowInstanceStatus, instance: dict[str, Any]) -> str:

@@ -44,12 +44,10 @@ PUBLIC_API = {
         "token_route "
         "trigger trigger_from_task update_and_trigger"
     ),
-    "airflow_enos_provider.emulator.routes": (
-        "BATCH_PREFIX Match ROUTES Route TOKEN_PREFIX operation_of resolve"
-    ),
+    "airflow_enos_provider.emulator.routes": ("BATCH_PREFIX Match ROUTES Route operation_of resolve"),
     "airflow_enos_provider.emulator.seed": (
         "DEMO_SEED SEED_SCHEMA Seed SeedApp SeedFlow SeedInstance SeedSettings SeedTask SeedUser "
-        "apply_seed demo_seed load_seed_file"
+        "check_keys demo_seed load_seed_file"
     ),
     "airflow_enos_provider.emulator.server": "EnOSEmulator connection_json load_seed_file",
     "airflow_enos_provider.emulator.state": ("DEFAULT_LOG_LENGTH EmulatorState SearchQuery TriggerRequest"),

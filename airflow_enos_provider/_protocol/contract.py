@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_enos_provider._protocol.codes import BATCH_PATH, TOKEN_PATH
-from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider._status import ALL_STATUSES
 
 DOCS = "EnvisionDoc/api_en dataflow_service/v2.1/"
 TOKEN_DOCS = "EnvisionDoc/api_en token/ (enos-api.md section 1a)"
@@ -162,7 +162,7 @@ def loosely(kind: Kind, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if value == "":
-            return ",".join(str(int(status)) for status in sorted(EnOSFlowInstanceStatus))
+            return ALL_STATUSES
     if kind is Kind.KEY_VALUES:
         if isinstance(value, str):
             try:

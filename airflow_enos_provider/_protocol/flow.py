@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from airflow_enos_provider._connection import EnOSConnectionSettings
 from airflow_enos_provider._protocol.codes import EnOSCode
@@ -24,7 +24,7 @@ from airflow_enos_provider._protocol.operations import (
     prepare,
     token_request,
 )
-from airflow_enos_provider._protocol.retry import RetryCounter, RetryPolicy, retry_reason
+from airflow_enos_provider._protocol.retry import Logger, RetryCounter, RetryPolicy, retry_reason
 from airflow_enos_provider._protocol.tokens import TOKENS, TokenCache, TokenKey
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError, EnOSError
 
@@ -74,16 +74,6 @@ class FetchToken:
 
 Action = Send | Sleep | FetchToken
 Flow = Generator[Action, Any, T]
-
-
-class Logger(Protocol):
-    """The logging calls a flow makes (an Airflow hook's ``log`` has them)."""
-
-    def info(self, msg: Any, /, *args: Any) -> object:
-        """Log an event worth knowing."""
-
-    def warning(self, msg: Any, /, *args: Any) -> object:
-        """Log a failure that was handled."""
 
 
 @dataclass(frozen=True)
@@ -171,16 +161,22 @@ class Caller:
                     done = yield from before_repeat(failure)
                     if done is not None:
                         return done
-                self._log_retry(op, attempt, failure, delay)
+                self._log_retry(op, attempt, failure, delay, waited)
                 yield Sleep(delay)
                 waited += delay
                 attempt += 1
         except EnOSAPIError as err:
             raise explain_clock_skew(err) from None
 
-    def _log_retry(self, op: Operation, attempt: int, err: EnOSError, delay: float) -> None:
+    def _log_retry(self, op: Operation, attempt: int, err: EnOSError, delay: float, waited: float) -> None:
         self.retry_count.add()
         what = op.name if op.flow_inst_id is None else f"{op.name} of flow instance {op.flow_inst_id}"
+        if self.policy.name is not None:  # a call that outlasts outages: its budget is what counts
+            self.log.warning(
+                "%s attempt %s of EnOS %s failed (%s) after %.0f s of waiting, of %.0f s; retrying in %.2f s",
+                self.policy.name, attempt, what, retry_reason(err, True), waited, self.policy.max_wait, delay,
+            )  # fmt: skip
+            return
         self.log.warning(
             "EnOS %s failed on attempt %s of %s (%s); retrying in %.2f s",
             what, attempt, self.policy.retries + 1, retry_reason(err, True), delay,

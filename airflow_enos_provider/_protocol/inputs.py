@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
-from airflow_enos_provider._status import status_list
+from airflow_enos_provider._status import status_codes, status_list
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
@@ -76,7 +76,7 @@ def statuses(value: object) -> str:
 
     :param value: one status or several (codes, names or members).
     """
-    return ",".join(str(int(s)) for s in _statuses(value))
+    return status_codes(_statuses(value))
 
 
 def to_parameters(value: object) -> list[dict[str, str]]:

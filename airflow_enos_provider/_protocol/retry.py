@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSConnectionError, EnOSError
@@ -45,20 +45,49 @@ def retry_reason(err: EnOSError, idempotent: bool) -> str | None:
     return None
 
 
+class Logger(Protocol):
+    """The logging calls the retry machinery makes (an Airflow hook's or operator's ``log`` has them)."""
+
+    def info(self, msg: Any, /, *args: Any) -> object:
+        """Log an event worth knowing."""
+
+    def warning(self, msg: Any, /, *args: Any) -> object:
+        """Log a failure that was handled."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how long to wait before repeating a failed call.
+
+    The one retry policy: a hook's calls use the connection's (:meth:`outlasting` gives the longer
+    budget of a cancel that must outlast an outage).
 
     :param retries: how many times a call is repeated at most.
     :param max_wait: the most seconds spent waiting between the attempts of one call.
     :param base_delay: the first backoff; it doubles each time, with full jitter, up to ``max_delay``.
     :param max_delay: the longest single backoff (and the cap on ``Retry-After``).
+    :param name: what the log calls an attempt under this policy (``"Cancel"``), for a policy that
+        outlasts outages; None for a connection's own.
     """
 
     retries: int
     max_wait: float
     base_delay: float = 0.5
     max_delay: float = 30.0
+    name: str | None = None
+
+    @classmethod
+    def outlasting(cls, name: str, budget: float, longest_pause: float) -> RetryPolicy:
+        """Return the policy of calls that must outlast an outage: repeated for ``budget`` seconds.
+
+        The pause starts at :data:`OUTAGE_FIRST_PAUSE` and doubles (with jitter) up to ``longest_pause``;
+        the budget bounds the attempts, and ``retries`` is only a backstop.
+
+        :param name: what the log calls an attempt (``"Cancel"``).
+        :param budget: the most seconds spent waiting between attempts of one call.
+        :param longest_pause: the longest single pause.
+        """
+        return cls(MAX_OUTLASTING_ATTEMPTS, budget, OUTAGE_FIRST_PAUSE, longest_pause, name)
 
     def delay(self, attempt: int, err: EnOSError, idempotent: bool, waited: float) -> float | None:
         """Return the seconds to wait before the next attempt, or None to give up.
@@ -80,6 +109,8 @@ class RetryPolicy:
 
 #: The pause after a wait's first failed poll; it doubles with each failure, up to the poll interval.
 OUTAGE_FIRST_PAUSE = 1.0
+#: A backstop on the attempts of a call that outlasts an outage (its budget ends it first).
+MAX_OUTLASTING_ATTEMPTS = 100_000
 
 
 class OutageStep(NamedTuple):
@@ -108,13 +139,50 @@ class Outage:
 
     :param max_outage: the most seconds to poll through transient failures; None for no limit
         (the wait's own deadline still applies).
-    :param poll_interval: seconds between good polls; the longest pause after a failure.
+    :param poll_interval: seconds between good polls; the longest pause after a failure; 0 when
+        Airflow times the polls (a sensor's pokes).
+    :param unit: what the log calls a poll (``"poll"``, ``"poke"``).
     """
 
     max_outage: float | None
     poll_interval: float
+    unit: str = "poll"
     since: float | None = None
     failures: int = 0
+
+    def read_failed(self, log: Logger, ids: str, err: EnOSError, now: float) -> OutageStep:
+        """Record a failed read of flow instances, log it when the wait goes on, and say what to do.
+
+        The trigger and the sensor log an outage through this and :meth:`read_again`, with one text.
+
+        :param log: where to log.
+        :param ids: the instance ids read, for the log.
+        :param err: how the read failed.
+        :param now: the time of the failure (a monotonic clock, in seconds).
+        """
+        step = self.failed(err, now)
+        if not step.give_up:
+            after = f"next {self.unit} in {step.pause:.1f} s" if self.poll_interval else "not yet"
+            limit = "until the deadline" if self.max_outage is None else f"{self.max_outage:g} s"
+            log.warning(
+                "Reading EnOS flow instance(s) %s failed (%s); outage %.0f s so far, %s failed %s(s), "
+                "%s, max_outage %s: %s",
+                ids, step.reason, step.lasted, self.failures, self.unit, after, limit, err,
+            )  # fmt: skip
+        return step
+
+    def read_again(self, log: Logger, ids: str, now: float) -> None:
+        """End the outage after a good read, logging it once if there was one.
+
+        :param log: where to log.
+        :param ids: the instance ids read, for the log.
+        :param now: the time of the good read.
+        """
+        if (ended := self.recovered(now)) is not None:
+            log.info(
+                "EnOS flow instance(s) %s readable again after an outage of %.0f s (%s failed %s(s))",
+                ids, ended[1], ended[0], self.unit,
+            )  # fmt: skip
 
     def failed(self, err: EnOSError, now: float) -> OutageStep:
         """Record a failed poll and say whether, and after how long, to poll again.

@@ -14,9 +14,9 @@ from typing import Any
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider._protocol.inputs import flow_types, statuses, to_epoch_ms, to_flow_id
+from airflow_enos_provider._status import ALL_STATUSES
 from airflow_enos_provider._validation import require_text
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 # list_flow_instances keyword -> search body field
 LIST_FILTERS = {
@@ -28,7 +28,6 @@ LIST_FILTERS = {
     "toTriggerTime": "toTriggerTime",
     "sorters": "sorters",
 }
-ALL_STATUSES = ",".join(str(int(s)) for s in sorted(EnOSFlowInstanceStatus))
 ALL_FLOW_TYPES = tuple(int(t) for t in EnOSFlowType)
 # A window that holds any trigger time an instance can have: long ago, and (queued) far ahead.
 EARLIEST_TRIGGER_MS = 0

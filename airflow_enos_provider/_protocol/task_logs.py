@@ -9,18 +9,16 @@ said to be possibly cut by EnOS.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.flow import Caller, Flow
 from airflow_enos_provider._status import (
     DEFAULT_FAILURE_LOG_BYTES,
-    FAILED_TASK_STATUSES,
     TaskRecord,
-    task_records,
+    failed_tasks,
 )
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 
@@ -64,14 +62,6 @@ class FailureReport:
     unread: tuple[TaskRecord, ...] = ()
     problem: str | None = None
     max_bytes: int = DEFAULT_FAILURE_LOG_BYTES
-
-
-def failed_tasks(instance: Mapping[str, Any]) -> list[TaskRecord]:
-    """Return the tasks of an instance's graph whose status is a failure, in graph order.
-
-    :param instance: a FlowInstance as EnOS returns it.
-    """
-    return [t for t in task_records(instance) if t.status in FAILED_TASK_STATUSES]
 
 
 def tail_bytes(text: str, max_bytes: int) -> tuple[str, bool]:

@@ -1,9 +1,9 @@
 """The routing table: which method, path and action each emulated operation answers on.
 
-Like moto's ``urls.py``: one row per operation (``enos-api.md`` sections 1 and 3), nothing else
-decides where a request goes. A request no row names is refused, never sent to a near match.
-Every row has its contract in :data:`airflow_enos_provider._protocol.contract.CONTRACTS`, which
-the responders check each request against.
+Like moto's ``urls.py``: one route per contract of
+:data:`airflow_enos_provider._protocol.contract.CONTRACTS` (``enos-api.md`` sections 1 and 3), which
+says the method, path and action; this module adds only who answers. Nothing else decides where a
+request goes: a request no route names is refused, never sent to a near match.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import posixpath
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from airflow_enos_provider._protocol.codes import BATCH_PATH, TOKEN_PATH
+from airflow_enos_provider._protocol.codes import BATCH_PATH
+from airflow_enos_provider._protocol.contract import CONTRACTS, Contract
 from airflow_enos_provider.emulator import responses
 from airflow_enos_provider.emulator.responses import Responder
 
-__all__ = ["BATCH_PREFIX", "ROUTES", "TOKEN_PREFIX", "Match", "Route", "operation_of", "resolve"]
+__all__ = ["BATCH_PREFIX", "ROUTES", "Match", "Route", "operation_of", "resolve"]
 
-# The token service's operations are the last path segment ("token/get", "token/refresh").
-TOKEN_PREFIX = posixpath.dirname(TOKEN_PATH) + "/"
 BATCH_PREFIX = BATCH_PATH + "/"
 
 
@@ -43,25 +42,32 @@ class Route:
         return f"{self.resource}.{self.action}" if self.action is not None else f"token.{self.resource}"
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("POST", TOKEN_PREFIX, "get", None, responses.token_route(responses.token_get)),
-    Route("POST", TOKEN_PREFIX, "refresh", None, responses.token_route(responses.token_refresh)),
-    Route("POST", BATCH_PREFIX, "flowInstances", "cancel", responses.batch_route(responses.cancel)),
-    Route("GET", BATCH_PREFIX, "flowInstances", "get", responses.batch_route(responses.get_instance)),
-    Route("POST", BATCH_PREFIX, "flowInstances", "search", responses.batch_route(responses.search)),
-    Route("POST", BATCH_PREFIX, "flows", "trigger", responses.batch_route(responses.trigger)),
-    Route(
-        "POST", BATCH_PREFIX, "flows", "updateAndTrigger", responses.batch_route(responses.update_and_trigger)
-    ),
-    Route(
-        "POST", BATCH_PREFIX, "flows", "triggerFromTask", responses.batch_route(responses.trigger_from_task)
-    ),
-    Route("GET", BATCH_PREFIX, "flows", "get", responses.batch_route(responses.get_flow)),
-    Route("GET", BATCH_PREFIX, "time", "getCurrentTime", responses.batch_route(responses.current_time)),
-    Route("GET", BATCH_PREFIX, "time", "getTimeZone", responses.batch_route(responses.time_zone)),
-    Route("GET", BATCH_PREFIX, "taskInstances", "get", responses.batch_route(responses.get_task_instance)),
-    Route("GET", BATCH_PREFIX, "taskInstances", "getLog", responses.batch_route(responses.get_task_log)),
-)
+# Who answers each operation (named as in the request log); where it is served comes from its contract.
+_RESPONDERS: dict[str, Responder] = {
+    "token.get": responses.token_route(responses.token_get),
+    "token.refresh": responses.token_route(responses.token_refresh),
+    "flowInstances.cancel": responses.batch_route(responses.cancel),
+    "flowInstances.get": responses.batch_route(responses.get_instance),
+    "flowInstances.search": responses.batch_route(responses.search),
+    "flows.trigger": responses.batch_route(responses.trigger),
+    "flows.updateAndTrigger": responses.batch_route(responses.update_and_trigger),
+    "flows.triggerFromTask": responses.batch_route(responses.trigger_from_task),
+    "flows.get": responses.batch_route(responses.get_flow),
+    "time.getCurrentTime": responses.batch_route(responses.current_time),
+    "time.getTimeZone": responses.batch_route(responses.time_zone),
+    "taskInstances.get": responses.batch_route(responses.get_task_instance),
+    "taskInstances.getLog": responses.batch_route(responses.get_task_log),
+}
+
+
+def _route(contract: Contract) -> Route:
+    prefix, resource = posixpath.dirname(contract.path) + "/", posixpath.basename(contract.path)
+    operation = f"{resource}.{contract.action}" if contract.action is not None else f"token.{resource}"
+    return Route(contract.method, prefix, resource, contract.action, _RESPONDERS[operation])
+
+
+#: One route per contract: the method, path and action are the contract's, written once.
+ROUTES: tuple[Route, ...] = tuple(_route(contract) for contract in CONTRACTS)
 
 _BY_KEY: dict[tuple[str, str, str | None], Route] = {
     (route.method, route.prefix + route.resource, route.action): route for route in ROUTES

@@ -6,10 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
-
-if TYPE_CHECKING:
-    from airflow_enos_provider.emulator.tenant import Tenant
+from typing import Any, TypedDict
 
 __all__ = [
     "DEMO_SEED",
@@ -21,7 +18,7 @@ __all__ = [
     "SeedSettings",
     "SeedTask",
     "SeedUser",
-    "apply_seed",
+    "check_keys",
     "demo_seed",
     "load_seed_file",
 ]
@@ -166,62 +163,17 @@ def load_seed_file(seed: dict[str, Any] | str | os.PathLike[str]) -> dict[str, A
     return document
 
 
-def apply_seed(state: Tenant, seed: Mapping[str, Any]) -> None:
-    """Add everything a seed document describes to a tenant, and apply its settings.
-
-    :param state: the tenant (its lock is held by the caller).
-    :param seed: a :class:`Seed` mapping.
-    :raises ValueError: on unknown keys, duplicates or references to unknown flows.
-    """
-    seed = _check_keys("document", seed, Seed.__annotations__)
-    for item in seed.get("apps") or []:
-        app = _check_keys("app", item, SeedApp.__annotations__, ("access_key", "secret_key"))
-        state.add_app(app["access_key"], app["secret_key"])
-    for item in seed.get("users") or []:
-        user = _check_keys("user", item, SeedUser.__annotations__, ("user_id", "org_id"))
-        state.add_user(
-            user["user_id"], user["org_id"], locked=bool(user.get("locked", False)), name=user.get("name")
-        )
-    for item in seed.get("flows") or []:
-        flow = _check_keys("flow", item, SeedFlow.__annotations__, ("flow_id",))
-        state.add_flow(
-            int(flow["flow_id"]),
-            name=flow.get("name"),
-            owner=flow.get("owner"),
-            locked=bool(flow.get("locked", False)),
-            init_seconds=float(flow.get("init_seconds", 1.0)),
-            run_seconds=float(flow.get("run_seconds", 30.0)),
-            tasks=flow.get("tasks"),
-            type=int(flow.get("type", 0)),
-            parameters=flow.get("parameters"),
-            end_status=flow.get("end_status"),
-            fail_task=flow.get("fail_task"),
-        )
-    for item in seed.get("instances") or []:
-        inst = _check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))
-        state.add_instance(
-            inst["instance_id"],
-            int(inst["flow_id"]),
-            status=inst.get("status", "RUNNING"),
-            owner=inst.get("owner"),
-            trigger_time_ms=inst.get("trigger_time"),
-            parameters=inst.get("parameters"),
-            type=int(inst["type"]) if "type" in inst else None,
-        )
-    settings = _check_keys("settings", seed.get("settings") or {}, SeedSettings.__annotations__)
-    if "cancel_final" in settings:
-        state.cancel_final = settings["cancel_final"]
-    if "token_ttl" in settings:
-        state.token_ttl = settings["token_ttl"]
-    if "trigger_rule" in settings:
-        state.trigger_rule = settings["trigger_rule"]
-    if "trigger_interval" in settings:
-        state.trigger_interval = settings["trigger_interval"]
-
-
-def _check_keys(
+def check_keys(
     kind: str, item: object, allowed: Iterable[str], required: Iterable[str] = ()
 ) -> Mapping[str, Any]:
+    """Return a seed item when it is an object with only ``allowed`` keys and every ``required`` one.
+
+    :param kind: what the item is, for errors.
+    :param item: the item.
+    :param allowed: the keys it may have.
+    :param required: the keys it must have.
+    :raises ValueError: naming the item and the keys.
+    """
     if not isinstance(item, Mapping):
         raise ValueError(f"seed {kind} must be an object, not {item!r}")
     unknown = set(item) - set(allowed)

@@ -23,7 +23,15 @@ from airflow_enos_provider.emulator.models import (
     parameters_string,
     parse_status,
 )
-from airflow_enos_provider.emulator.seed import apply_seed
+from airflow_enos_provider.emulator.seed import (
+    Seed,
+    SeedApp,
+    SeedFlow,
+    SeedInstance,
+    SeedSettings,
+    SeedUser,
+    check_keys,
+)
 from airflow_enos_provider.emulator.tasks import FAILED, Task, TaskRun
 from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
@@ -177,7 +185,53 @@ class Tenant:
         :raises ValueError: on unknown keys, duplicates or references to unknown flows.
         """
         with self.lock:
-            apply_seed(self, seed)
+            seed = check_keys("document", seed, Seed.__annotations__)
+            for item in seed.get("apps") or []:
+                app = check_keys("app", item, SeedApp.__annotations__, ("access_key", "secret_key"))
+                self.add_app(app["access_key"], app["secret_key"])
+            for item in seed.get("users") or []:
+                user = check_keys("user", item, SeedUser.__annotations__, ("user_id", "org_id"))
+                self.add_user(
+                    user["user_id"],
+                    user["org_id"],
+                    locked=bool(user.get("locked", False)),
+                    name=user.get("name"),
+                )
+            for item in seed.get("flows") or []:
+                flow = check_keys("flow", item, SeedFlow.__annotations__, ("flow_id",))
+                self.add_flow(
+                    int(flow["flow_id"]),
+                    name=flow.get("name"),
+                    owner=flow.get("owner"),
+                    locked=bool(flow.get("locked", False)),
+                    init_seconds=float(flow.get("init_seconds", 1.0)),
+                    run_seconds=float(flow.get("run_seconds", 30.0)),
+                    tasks=flow.get("tasks"),
+                    type=int(flow.get("type", 0)),
+                    parameters=flow.get("parameters"),
+                    end_status=flow.get("end_status"),
+                    fail_task=flow.get("fail_task"),
+                )
+            for item in seed.get("instances") or []:
+                inst = check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))
+                self.add_instance(
+                    inst["instance_id"],
+                    int(inst["flow_id"]),
+                    status=inst.get("status", "RUNNING"),
+                    owner=inst.get("owner"),
+                    trigger_time_ms=inst.get("trigger_time"),
+                    parameters=inst.get("parameters"),
+                    type=int(inst["type"]) if "type" in inst else None,
+                )
+            settings = check_keys("settings", seed.get("settings") or {}, SeedSettings.__annotations__)
+            if "cancel_final" in settings:
+                self.cancel_final = settings["cancel_final"]
+            if "token_ttl" in settings:
+                self.token_ttl = settings["token_ttl"]
+            if "trigger_rule" in settings:
+                self.trigger_rule = settings["trigger_rule"]
+            if "trigger_interval" in settings:
+                self.trigger_interval = settings["trigger_interval"]
 
     def add_app(self, access_key: str, secret_key: str) -> None:
         """Register an application key pair (replacing the secret of an existing key).

@@ -47,6 +47,7 @@ class EnOSBaseHook(BaseHook):
     :param retries: overrides the connection's ``retries`` extra (default 3).
     :param retry_max_wait: overrides the connection's ``retry_max_wait`` extra (default 60 s).
     :param retry_base_delay: the first backoff in seconds; later ones double, with full jitter.
+    :param retry_policy: instead of the four above, this policy (a cancel's that outlasts outages).
     """
 
     conn_name_attr = "enos_conn_id"
@@ -62,6 +63,7 @@ class EnOSBaseHook(BaseHook):
         retries: int | None = None,
         retry_max_wait: float | None = None,
         retry_base_delay: float = 0.5,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
         self.enos_conn_id = enos_conn_id
@@ -69,6 +71,7 @@ class EnOSBaseHook(BaseHook):
         self.retries_override = retries
         self.retry_max_wait_override = retry_max_wait
         self.retry_base_delay = retry_base_delay
+        self.retry_policy_override = retry_policy
         self.retry_count = RetryCounter()
 
     # ----------------------------------------------------------------- connection -> settings
@@ -100,11 +103,14 @@ class EnOSBaseHook(BaseHook):
         warn_about_transport(settings, self.log)
         return settings
 
-    def with_limits(self, *, timeout: float | None = None, retries: int | None = None) -> Self:
+    def with_limits(
+        self, *, timeout: float | None = None, retries: int | None = None, policy: RetryPolicy | None = None
+    ) -> Self:
         """Return a hook on the same connection with other limits, reusing the settings already read.
 
         :param timeout: seconds per request (None: the connection's ``timeout`` extra).
         :param retries: how many times a call is repeated (None: the connection's ``retries`` extra).
+        :param policy: instead of ``retries``, this retry policy.
         """
         hook = type(self)(
             self.enos_conn_id,
@@ -112,6 +118,7 @@ class EnOSBaseHook(BaseHook):
             retries=retries,
             retry_max_wait=self.retry_max_wait_override,
             retry_base_delay=self.retry_base_delay,
+            retry_policy=policy,
         )
         if "settings" in self.__dict__:
             # Immutable, so sharing is safe; the new hook gets its own session and retry counter.
@@ -124,6 +131,8 @@ class EnOSBaseHook(BaseHook):
         return self._policy(self.settings)
 
     def _policy(self, settings: EnOSConnectionSettings) -> RetryPolicy:
+        if self.retry_policy_override is not None:
+            return self.retry_policy_override
         return RetryPolicy(
             retries=settings.retries if self.retries_override is None else self.retries_override,
             max_wait=settings.retry_max_wait

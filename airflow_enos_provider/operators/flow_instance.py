@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FAILED_TASK_STATUSES, parse_statuses
 from airflow_enos_provider._validation import check_failure_log_bytes as check_failure_log_bytes
-from airflow_enos_provider._validation import require_int
+from airflow_enos_provider._validation import require_flow_inst_ids, require_int
 from airflow_enos_provider._validation import seconds as seconds
 from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
@@ -315,7 +315,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     :param cancel_timeout: seconds (or a timedelta) the cancels keep being repeated through transient
         failures (gateway down, 429, 5xx, 62109) before the task fails, since a cancel given up leaves
         remote work running; the pause between attempts doubles from 1 s up to ``poll_interval``,
-        and every attempt is logged. Each attempt also has the connection's own retries.
+        and every attempt is logged. This budget replaces the connection's ``retries`` for the cancels
+        (and a query's search): one retry policy with a longer budget.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param failure_log_bytes: when the wait sees an instance end FAIL, INTERNAL_ERROR or TIMEOUT
         instead of cancelled, show this many bytes of the end of each failed task's log in the task
@@ -391,19 +392,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
         if (one_id := self._single_id()) is not None:
             push_console_url(self, context, one_id)
-        # The ids, the connection and the identity are checked before the first request (by
-        # cancel_flow_instances), so a typo fails fast and clearly. A query's cancels start as soon as
-        # each search page arrives.
-        from airflow_enos_provider.operators._cancel_attempts import cancel_within_budget
-
-        try:
-            outcomes = cancel_within_budget(self)
-            self.log.info(
-                "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
-                len(outcomes), self.hook.retry_count.value,
-            )  # fmt: skip
-        finally:
-            self.hook.close()
+        outcomes = self._cancel()
         results: dict[str, dict[str, Any]] = {}
         failures: dict[str, str] = {}
         for flow_inst_id, outcome in outcomes.items():
@@ -454,6 +443,48 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 if status is None or not EnOSFlowInstanceStatus[status].is_final:
                     failures[flow_inst_id] = f"cancel accepted but not final: {event['message']}"
         return self._finish(results, failures)
+
+    def _cancel(self) -> dict[str, dict[str, Any] | EnOSError]:
+        """Send the cancels, each repeated through transient failures for ``cancel_timeout`` seconds.
+
+        A cancel given up leaves remote work running, so its calls (and a query's search) run under
+        the retry policy with that longer budget (:meth:`~.retry.RetryPolicy.outlasting`). The ids,
+        the connection and the identity are checked before the first request; a query's cancels start
+        as soon as each search page arrives.
+        """
+        from airflow_enos_provider._protocol.retry import RetryPolicy, retry_reason
+
+        policy = RetryPolicy.outlasting("Cancel", self.cancel_timeout, self.poll_interval)
+        hook = self.hook.with_limits(policy=policy)
+        hook.retry_count = self.hook.retry_count  # the task's one count of retries
+        by_query = self.flow_inst_id is None
+        try:
+            outcomes = hook.cancel_flow_instances(
+                None if by_query else require_flow_inst_ids(self.flow_inst_id),
+                flow_id=self.flow_id,
+                expression=self.expression,
+                only_active=self.only_active,
+                max_concurrency=self.max_concurrency,
+                user_id=self.user_id,
+                org_id=self.org_id,
+            )
+        finally:
+            hook.close()
+        if by_query:
+            self.log.info(
+                "Found %s %sEnOS flow instance(s) for flow_id=%s expression=%s: %s",
+                len(outcomes), "active " if self.only_active else "", self.flow_id, self.expression,
+                ", ".join(outcomes) or "none",
+            )  # fmt: skip
+        retries = hook.retry_count.value
+        transient = any(isinstance(e, EnOSError) and retry_reason(e, True) for e in outcomes.values())
+        if retries and not transient:
+            self.log.info("Cancel attempts reached EnOS for every flow instance after %s retries", retries)
+        self.log.info(
+            "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
+            len(outcomes), retries,
+        )  # fmt: skip
+        return outcomes
 
     def _single_id(self) -> str | None:
         value: object = self.flow_inst_id

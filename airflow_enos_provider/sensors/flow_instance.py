@@ -140,27 +140,17 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         from airflow_enos_provider._protocol.retry import Outage
 
         # Airflow times the pokes: only the outage clock and the give-up verdict are used here.
-        return Outage(self.max_outage, poll_interval=0.0)
+        return Outage(self.max_outage, poll_interval=0.0, unit="poke")
 
     def poke(self, context: Context) -> bool:
         flow_inst_id = self.flow_inst_id  # the hook checks it before any request
         try:
             instance = self.hook.get_flow_instance(flow_inst_id, user_id=self.user_id, org_id=self.org_id)
         except EnOSError as err:
-            step = self._outage.failed(err, time.monotonic())
-            if step.give_up:
+            if self._outage.read_failed(self.log, flow_inst_id, err, time.monotonic()).give_up:
                 raise
-            self.log.warning(
-                "Reading EnOS flow instance %s failed (%s); outage %.0f s so far, %s failed poke(s); "
-                "not yet: %s",
-                flow_inst_id, step.reason, step.lasted, self._outage.failures, err,
-            )  # fmt: skip
             return False
-        if (ended := self._outage.recovered(time.monotonic())) is not None:
-            self.log.info(
-                "EnOS flow instance %s readable again after an outage of %.0f s (%s failed poke(s))",
-                flow_inst_id, ended[1], ended[0],
-            )  # fmt: skip
+        self._outage.read_again(self.log, flow_inst_id, time.monotonic())
         status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failure is not None:

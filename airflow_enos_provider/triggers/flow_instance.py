@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_enos_provider._status import FlowInstanceWait
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider._validation import seconds
+from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 if TYPE_CHECKING:
@@ -78,11 +79,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         self.deadline = deadline
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
-        self.max_outage = max_outage.total_seconds() if isinstance(max_outage, timedelta) else max_outage
-        if self.max_outage is not None and not self.max_outage > 0:
-            raise EnOSValidationError(
-                f"max_outage must be a positive number of seconds, a timedelta or None, got {max_outage!r}"
-            )
+        self.max_outage = seconds(max_outage, "max_outage")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -146,7 +143,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                     yield self._event("error", statuses, pause)
                     return
             else:
-                self._recovered(outage)
+                outage.read_again(self.log, ", ".join(self.flow_inst_ids), time.monotonic())
                 event = self._judge(pending, reads, statuses)
                 if event is not None:
                     yield event
@@ -168,7 +165,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
         if not isinstance(err, EnOSError):
             raise err
         ids = ", ".join(self.flow_inst_ids)
-        step = outage.failed(err, time.monotonic())
+        step = outage.read_failed(self.log, ids, err, time.monotonic())
         if step.give_up:
             self.log.error(
                 "Giving up reading EnOS flow instance(s) %s after an outage of %.0f s (%s); the instance(s) "
@@ -176,21 +173,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                 ids, step.lasted, step.reason, err,
             )  # fmt: skip
             return f"could not read EnOS flow instance(s) {ids} ({step.reason}; not cancelled): {err}"
-        self.log.warning(
-            "Reading EnOS flow instance(s) %s failed (%s); outage %.0f s so far, %s failed poll(s), "
-            "next poll in %.1f s, max_outage %s: %s",
-            ids, step.reason, step.lasted, outage.failures, step.pause,
-            "until the deadline" if self.max_outage is None else f"{self.max_outage:g} s", err,
-        )  # fmt: skip
         return step.pause
-
-    def _recovered(self, outage: Outage) -> None:
-        ended = outage.recovered(time.monotonic())
-        if ended is not None:
-            self.log.info(
-                "EnOS flow instance(s) %s readable again after an outage of %.0f s (%s failed poll(s))",
-                ", ".join(self.flow_inst_ids), ended[1], ended[0],
-            )  # fmt: skip
 
     def _judge(self, pending: list[str], reads: list[Any], statuses: dict[str, str]) -> TriggerEvent | None:
         """Record each read's status; return the final event when the wait is over, else None."""

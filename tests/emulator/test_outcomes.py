@@ -36,7 +36,7 @@ def enos_seed():
 
 
 def graph_statuses(hook, flow_inst_id):
-    from airflow_enos_provider._protocol.task_logs import task_records
+    from airflow_enos_provider._status import task_records
 
     return [(t.name, t.status.name) for t in task_records(hook.get_flow_instance(flow_inst_id))]
 
