@@ -129,6 +129,7 @@ class Caller:
         identity = self.settings.batch_identity(self.user_id, self.org_id) if op.authenticated else None
         repeatable = op.idempotent or before_repeat is not None
         attempt, waited, refreshed, token, stale = 1, 0.0, False, None, None
+        started = time.monotonic()
         try:
             while True:
                 if op.authenticated:
@@ -154,14 +155,17 @@ class Caller:
                         "EnOS refused the access token for %s (expired); getting a new one", op.name
                     )
                     continue
-                delay = self.policy.delay(attempt, failure, repeatable, waited)
+                # A budget that must bound the caller (the cancel's cancel_timeout) counts the requests'
+                # own time too, not only the pauses between them.
+                spent = time.monotonic() - started if self.policy.name is not None else waited
+                delay = self.policy.delay(attempt, failure, repeatable, spent)
                 if delay is None:
                     raise failure
                 if before_repeat is not None and retry_reason(failure, op.idempotent) is None:
                     done = yield from before_repeat(failure)
                     if done is not None:
                         return done
-                self._log_retry(op, attempt, failure, delay, waited)
+                self._log_retry(op, attempt, failure, delay, spent)
                 yield Sleep(delay)
                 waited += delay
                 attempt += 1

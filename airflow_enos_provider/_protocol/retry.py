@@ -84,7 +84,8 @@ class RetryPolicy:
         the budget bounds the attempts, and ``retries`` is only a backstop.
 
         :param name: what the log calls an attempt (``"Cancel"``).
-        :param budget: the most seconds spent waiting between attempts of one call.
+        :param budget: the most seconds one call may take, its requests and the pauses between them
+            (a pause that would end past it is not taken).
         :param longest_pause: the longest single pause.
         """
         return cls(MAX_OUTLASTING_ATTEMPTS, budget, OUTAGE_FIRST_PAUSE, longest_pause, name)
