@@ -388,8 +388,8 @@ class EnOSHook(EnOSBaseHook):
     ) -> Found:
         """Return the flow's instances a caller triggering at ``trigger_time`` may have started.
 
-        One Get Timezone and one search over the trigger time's candidate minutes
-        (:func:`~airflow_enos_provider._protocol.reattach.candidate_times`); kept are the instances at
+        One Get Timezone and one search over the trigger time's candidate minutes (it and the later
+        minutes of its hour); kept are the instances at
         exactly one of them, editable by this user and not shown to have started before ``not_before``.
 
         :param flow_id: the workflow id.
