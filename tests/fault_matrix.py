@@ -126,6 +126,11 @@ HOSTILE: dict[str, Hostile] = {
         "test_a_cancel_answered_without_an_envelope_is_not_reported_cancelled, "
         "tests/_protocol/test_reply_properties.py",
     ),
+    "a trigger's code-0 reply without a usable `flowInstanceId` (missing, a number, other shapes)": Hostile(
+        "`EnOSAPIError`: no instance is reported triggered",
+        "1 request, not repeated",
+        "test_a_trigger_reply_without_a_usable_instance_id_is_no_trigger",
+    ),
     'bad tokens (CR LF, non-ASCII, 5,000 characters, not text; `expire` `"7200s"`, `true`, -1)': Hostile(
         "`EnOSAPIError` from `get_access_token` that describes the token without quoting it",
         "no Batch call is made with it",

@@ -290,6 +290,14 @@ def test_a_cancel_answered_without_an_envelope_is_not_reported_cancelled(gateway
     record("non-envelope reply to a cancel", seconds, requests=len(server.seen))
 
 
+@pytest.mark.parametrize("instance_id", [None, "", 2440, "../2440-1", "2440-2026 12", "x" * 100])
+def test_a_trigger_reply_without_a_usable_instance_id_is_no_trigger(gateway, instance_id):
+    server = gateway(with_token(lambda seen: Reply(body=envelope({"flowInstanceId": instance_id}))))
+    with pytest.raises(EnOSAPIError, match="flowInstanceId in the documented shape"):
+        EnOSHook().trigger_flow(2440, trigger_time=1_796_342_400_000)
+    assert server.count("trigger") == 1  # a code-0 reply: nothing to repeat, and nothing reported
+
+
 # ------------------------------------------------------------------------------------- bad tokens
 
 BAD_TOKENS = {

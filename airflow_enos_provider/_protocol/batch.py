@@ -278,8 +278,12 @@ def _trigger_once(caller: Caller, op: Operation, since: int) -> Flow[str]:
 
     data = yield from caller.call(op, before_repeat=started_without_reply)
     instance_id = data.get("flowInstanceId") if isinstance(data, Mapping) else None
-    if not isinstance(instance_id, str) or not instance_id:
-        raise EnOSAPIError(f"the reply has no flowInstanceId: {data!r:.200}", operation="trigger_flow")
+    if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+        # Never report "triggered" with an id no later call could use (digits, a dash, digits).
+        what = f"{data!r:.200}"
+        raise EnOSAPIError(
+            f"the reply has no flowInstanceId in the documented shape: {what}", operation="trigger_flow"
+        )
     return instance_id
 
 
