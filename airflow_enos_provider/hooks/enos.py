@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_enos_provider._compat import mask_secret
+from airflow_enos_provider._failure_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.batch import Started
@@ -21,7 +22,6 @@ from airflow_enos_provider._protocol.flow import Caller, Flow
 from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id
 from airflow_enos_provider._protocol.reattach import Found, candidate_times, own_instances
 from airflow_enos_provider._protocol.search import search
-from airflow_enos_provider._protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES
 from airflow_enos_provider._transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider._transports.sync import MAX_CONCURRENCY

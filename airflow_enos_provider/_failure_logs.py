@@ -1,4 +1,11 @@
-"""Why a flow instance failed: its failed tasks, the end of each one's log, and how to show them.
+"""Why a flow instance failed, said once: its failed tasks, the end of each one's log, and the error.
+
+Reading (:func:`read_failure_report`, run by ``EnOSHook.get_failed_task_logs``) picks the failed tasks
+from the instance's graph and bounds each log; the worker side (:func:`raise_for_event`,
+:func:`log_failed_tasks`) writes them to the task log and quotes the first in the error. It runs in
+the worker (after an inline wait, or when a deferred task resumes), never in the triggerer: the
+trigger's event carries only statuses and a message. Operators and the sensor import it when a wait
+has ended, not at DAG parse time.
 
 Get Task Instance Log (get_task_instance_log.md) takes ``maxLength``, "the maximum length of the
 queried log", and no offset; the page does not say which end of a longer log it keeps. So the read asks
@@ -9,9 +16,11 @@ said to be possibly cut by EnOS.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+from airflow_enos_provider._compat import redact
 from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.flow import Caller, Flow
@@ -20,7 +29,7 @@ from airflow_enos_provider._status import (
     TaskRecord,
     failed_tasks,
 )
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
 
 MAX_FAILED_TASKS = 5
 #: About how many characters of the first failed task's log the error message quotes.
@@ -179,3 +188,129 @@ def _read_task_log(caller: Caller, task: TaskRecord, max_bytes: int) -> Flow[Tas
         return TaskLog(task, None, "EnOS returned an empty log")
     tail, cut = tail_bytes(text, max_bytes)
     return TaskLog(task, tail, None, cut, len(text) >= LOG_READ_LENGTH)
+
+
+class _LogReader(Protocol):
+    """The hook's method this module needs (typed here, so the hook can import this module)."""
+
+    def get_failed_task_logs(
+        self,
+        flow_inst_id: str,
+        *,
+        max_bytes: int = ...,
+        max_tasks: int = ...,
+        user_id: str | None = ...,
+        org_id: str | None = ...,
+    ) -> FailureReport: ...
+
+
+class FlowInstanceWaiter(Protocol):
+    """What an operator or sensor that waited on instances offers here."""
+
+    @property
+    def hook(self) -> _LogReader: ...
+    @property
+    def log(self) -> Any: ...
+
+    user_id: str | None
+    org_id: str | None
+    failure_log_bytes: int
+
+
+def raise_for_event(
+    waiter: FlowInstanceWaiter, event: dict[str, Any], failure_statuses: Iterable[str]
+) -> None:
+    """Raise the error a wait's event stands for, with the failed tasks' logs; return when it succeeded.
+
+    :param waiter: the operator or sensor that waited (its hook, log, identity, failure_log_bytes).
+    :param event: the payload of an
+        :class:`~airflow_enos_provider.triggers.flow_instance.EnOSFlowInstanceTrigger` event.
+    :param failure_statuses: the status names that fail the wait.
+    """
+    if event["status"] == "success":
+        return
+    if event["status"] == "failed":
+        failing = set(failure_statuses)
+        failed = [i for i in event["flow_inst_ids"] if event["statuses"].get(i) in failing]
+        raise failure_error(waiter, failed, event["message"], event["statuses"])
+    if event["status"] == "timeout":
+        cancelled = event.get("cancelled") or {}
+        note = "; ".join(f"{i}: {outcome}" for i, outcome in cancelled.items())
+        raise EnOSFlowInstanceError(
+            event["message"] + (f"; cancel: {note}" if note else ""), event["statuses"]
+        )
+    raise EnOSError(event["message"])
+
+
+def failure_error(
+    waiter: FlowInstanceWaiter, failed_ids: Iterable[str], message: str, statuses: Mapping[str, str]
+) -> EnOSFlowInstanceError:
+    """Write the failed tasks' logs to the task log and return the error to raise, quoting them.
+
+    :param waiter: the operator or sensor whose wait ended in a failure status.
+    :param failed_ids: the instances that ended in a failure status.
+    :param message: which instance ended how (the event's or the judgement's message).
+    :param statuses: every waited-on instance's status name, for the error.
+    """
+    parts = [f"EnOS flow instance ended badly: {message}"]
+    for report in log_failed_tasks(waiter, failed_ids):
+        parts.append(report_message(report))
+    return EnOSFlowInstanceError("\n".join(parts), dict(statuses))
+
+
+def log_failed_tasks(waiter: FlowInstanceWaiter, flow_inst_ids: Iterable[str]) -> list[FailureReport]:
+    """Read each instance's failed tasks' logs and write them to the task log; never raises for a read.
+
+    :param waiter: the operator or sensor (its hook, log, identity and ``failure_log_bytes``).
+    :param flow_inst_ids: the instances that ended in a failure status.
+    :return: one report per instance, its texts masked; none when ``failure_log_bytes`` is 0.
+    """
+    if not waiter.failure_log_bytes:
+        return []
+    reports = []
+    for flow_inst_id in flow_inst_ids:
+        try:
+            report = waiter.hook.get_failed_task_logs(
+                flow_inst_id, max_bytes=waiter.failure_log_bytes, user_id=waiter.user_id, org_id=waiter.org_id
+            )
+        except EnOSError as err:  # e.g. the connection cannot be read: the failure itself still stands
+            report = FailureReport(flow_inst_id, (), problem=str(err), max_bytes=waiter.failure_log_bytes)
+        report = _masked(report)
+        _write(waiter.log, report)
+        reports.append(report)
+    return reports
+
+
+def _masked(report: FailureReport) -> FailureReport:
+    # Masked here as well as by the log handlers: the error's text also reaches failure callbacks
+    # and notifiers, which may send it anywhere.
+    def mask(text: str | None) -> str | None:
+        return None if text is None else str(redact(text))
+
+    logs = tuple(
+        TaskLog(log.task, mask(log.text), mask(log.problem), log.cut, log.at_read_limit)
+        for log in report.logs
+    )
+    return FailureReport(report.flow_inst_id, logs, report.unread, mask(report.problem), report.max_bytes)
+
+
+def _write(log: Any, report: FailureReport) -> None:
+    flow_inst_id = report.flow_inst_id
+    if report.problem is not None:
+        log.warning(
+            "Could not read the failed tasks of EnOS flow instance %s: %s", flow_inst_id, report.problem
+        )
+        return
+    if not report.logs:
+        log.warning("EnOS flow instance %s failed but its graph names no failed task", flow_inst_id)
+    for task_log in report.logs:
+        header = log_header(flow_inst_id, task_log, report.max_bytes)
+        if task_log.text is None:
+            log.warning("%s", header)
+        else:
+            log.error("%s\n%s", header, task_log.text.rstrip("\n"))
+    if report.unread:
+        log.warning(
+            "EnOS flow instance %s: %s more failed task(s) not read (at most %s): %s",
+            flow_inst_id, len(report.unread), len(report.logs), ", ".join(t.label for t in report.unread),
+        )  # fmt: skip

@@ -1,16 +1,15 @@
-"""Failed tasks' logs without HTTP: which tasks are read, how logs are bounded, what the error says."""
+"""Failed tasks' logs (_failure_logs.py) without HTTP: which tasks are read, how logs are cut, the error."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_enos_provider._protocol.task_logs import (
+from airflow_enos_provider._failure_logs import (
     LOG_READ_LENGTH,
     MAX_FAILED_TASKS,
     FailureReport,
     TaskLog,
-    failed_tasks,
     last_lines,
     log_header,
     read_failure_report,
@@ -18,7 +17,7 @@ from airflow_enos_provider._protocol.task_logs import (
     tail_bytes,
 )
 from airflow_enos_provider._protocol.tokens import TokenCache
-from airflow_enos_provider._status import TaskRecord
+from airflow_enos_provider._status import TaskRecord, failed_tasks
 from airflow_enos_provider.exceptions import EnOSAPIError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests._protocol.test_protocol import Script, _warm, batch_reply, caller
