@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
-from airflow_enos_provider._protocol.inputs import flow_types, statuses, to_epoch_ms, to_flow_id
 from airflow_enos_provider._status import ALL_STATUSES
-from airflow_enos_provider._validation import require_text
+from airflow_enos_provider._validation import flow_types, require_text, statuses, to_epoch_ms, to_flow_id
 from airflow_enos_provider.exceptions import EnOSValidationError
 
 # list_flow_instances keyword -> search body field

@@ -19,13 +19,18 @@ from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.batch import Started
 from airflow_enos_provider._protocol.flow import Caller, Flow
-from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id
 from airflow_enos_provider._protocol.reattach import Found, candidate_times, own_instances
 from airflow_enos_provider._protocol.search import search
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES
 from airflow_enos_provider._transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider._transports.sync import MAX_CONCURRENCY
-from airflow_enos_provider._validation import require_flow_inst_id, require_flow_inst_ids, require_int
+from airflow_enos_provider._validation import (
+    require_flow_inst_id,
+    require_flow_inst_ids,
+    require_int,
+    to_epoch_ms,
+    to_flow_id,
+)
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
