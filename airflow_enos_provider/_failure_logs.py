@@ -1,11 +1,11 @@
 """Why a flow instance failed, said once: its failed tasks, the end of each one's log, and the error.
 
-Reading (:func:`read_failure_report`, run by ``EnOSHook.get_failed_task_logs``) picks the failed tasks
-from the instance's graph and bounds each log; the worker side (:func:`raise_for_event`,
-:func:`log_failed_tasks`) writes them to the task log and quotes the first in the error. It runs in
-the worker (after an inline wait, or when a deferred task resumes), never in the triggerer: the
-trigger's event carries only statuses and a message. Operators and the sensor import it when a wait
-has ended, not at DAG parse time.
+Reading (:func:`read_failure_report`, ``EnOSHook.get_failed_task_logs``, over the hook's reads)
+picks the failed tasks from the instance's graph and bounds each log; the worker side
+(:func:`raise_for_event`, :func:`log_failed_tasks`) writes them to the task log and quotes the first
+in the error. It runs in the worker (after an inline wait, or when a deferred task resumes), never in
+the triggerer: the trigger's event carries only statuses and a message. Operators and the sensor
+import it when a wait has ended, not at DAG parse time.
 
 Get Task Instance Log (get_task_instance_log.md) takes ``maxLength``, "the maximum length of the
 queried log", and no offset; the page does not say which end of a longer log it keeps. So the read asks
@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from airflow_enos_provider._compat import redact
-from airflow_enos_provider._protocol import batch
-from airflow_enos_provider._protocol import operations as ops
-from airflow_enos_provider._protocol.flow import Caller, Flow
 from airflow_enos_provider._status import (
     DEFAULT_FAILURE_LOG_BYTES,
     TaskRecord,
@@ -156,38 +153,62 @@ def report_message(report: FailureReport, max_chars: int = MESSAGE_LOG_CHARS) ->
 
 
 def read_failure_report(
-    caller: Caller, flow_inst_id: str, max_bytes: int, max_tasks: int = MAX_FAILED_TASKS
-) -> Flow[FailureReport]:
+    reader: _Reader,
+    flow_inst_id: str,
+    max_bytes: int,
+    max_tasks: int = MAX_FAILED_TASKS,
+    user_id: str | None = None,
+    org_id: str | None = None,
+) -> FailureReport:
     """Read an instance's graph and the end of each failed task's log; a failed read is reported.
 
-    :param caller: the hook call's context.
+    :param reader: the hook that makes the calls.
     :param flow_inst_id: the instance, already checked.
     :param max_bytes: the most bytes of each log to keep.
     :param max_tasks: the most failed tasks whose logs are read.
+    :param user_id: the EnOS user id; None for the connection's.
+    :param org_id: the OU id; None for the connection's.
     """
     try:
-        instance = yield from batch.read_object(caller, ops.get_flow_instance(flow_inst_id))
+        instance = reader.get_flow_instance(flow_inst_id, user_id=user_id, org_id=org_id)
     except EnOSError as err:
         return FailureReport(flow_inst_id, (), problem=str(err), max_bytes=max_bytes)
     tasks = failed_tasks(instance)
-    logs = []
-    for task in tasks[:max_tasks]:
-        logs.append((yield from _read_task_log(caller, task, max_bytes)))
+    logs = [_read_task_log(reader, task, max_bytes, user_id, org_id) for task in tasks[:max_tasks]]
     return FailureReport(flow_inst_id, tuple(logs), tuple(tasks[max_tasks:]), max_bytes=max_bytes)
 
 
-def _read_task_log(caller: Caller, task: TaskRecord, max_bytes: int) -> Flow[TaskLog]:
+def _read_task_log(
+    reader: _Reader, task: TaskRecord, max_bytes: int, user_id: str | None, org_id: str | None
+) -> TaskLog:
     if task.task_inst_id is None:
         return TaskLog(task, None, "the graph gives no task instance id")
     try:
-        op = ops.get_task_instance_log(task.task_inst_id, LOG_READ_LENGTH)
-        text = yield from batch.task_log(caller, op)
+        text = reader.get_task_instance_log(
+            task.task_inst_id, max_length=LOG_READ_LENGTH, user_id=user_id, org_id=org_id
+        )
     except (EnOSError, EnOSValidationError) as err:  # an id in the graph that is no instance id
         return TaskLog(task, None, str(err))
     if not text.strip():
         return TaskLog(task, None, "EnOS returned an empty log")
     tail, cut = tail_bytes(text, max_bytes)
     return TaskLog(task, tail, None, cut, len(text) >= LOG_READ_LENGTH)
+
+
+class _Reader(Protocol):
+    """The hook's reads this module makes (typed here, so the hook can import this module)."""
+
+    def get_flow_instance(
+        self, flow_inst_id: str, *, user_id: str | None = ..., org_id: str | None = ...
+    ) -> dict[str, Any]: ...
+    def get_task_instance_log(
+        self,
+        task_inst_id: str,
+        *,
+        max_length: int | None = ...,
+        user_id: str | None = ...,
+        org_id: str | None = ...,
+    ) -> str: ...
 
 
 class _LogReader(Protocol):

@@ -247,3 +247,17 @@ def prepare(
     return PreparedRequest(
         op.method, url, payload, headers, timeout, op.name, op.flow_inst_id, settings.gateway_url
     )
+
+
+@dataclass(frozen=True)
+class Started:
+    """A trigger's outcome: the new instance and the trigger time it got.
+
+    :param flow_inst_id: the instance id EnOS returned.
+    :param trigger_ms: the trigger time sent with the accepted trigger.
+    :param requested_ms: the trigger time asked for (differs only when EnOS refused that minute).
+    """
+
+    flow_inst_id: str
+    trigger_ms: int
+    requested_ms: int
