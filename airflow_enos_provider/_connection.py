@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import string
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from airflow_enos_provider._validation import require_text
+from airflow_enos_provider._validation import require_int, require_text, seconds
 from airflow_enos_provider.exceptions import EnOSValidationError
 
 if TYPE_CHECKING:
@@ -229,29 +230,20 @@ def _verify(value: Any, where: str) -> bool | str:
 def _seconds(value: Any, name: str, default: float, where: str) -> float:
     if value is None:
         return default
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if isinstance(value, bool) or not 0 < seconds < float("inf"):
-        raise EnOSValidationError(
-            f"{where}: extra '{name}' must be a positive number of seconds, got {value!r}"
-        )
-    return seconds
+    if isinstance(value, str):  # an extra may hold the number as text
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    checked: float = seconds(value, f"{where}: extra '{name}'")
+    return checked
 
 
 def _retries(value: Any, where: str) -> int:
     if value is None:
         return DEFAULT_RETRIES
-    try:
-        retries = int(value)
-    except (TypeError, ValueError):
-        retries = -1
-    if isinstance(value, (bool, float)) or not 0 <= retries <= 20:
-        raise EnOSValidationError(
-            f"{where}: extra 'retries' must be a whole number from 0 to 20, got {value!r}"
-        )
-    return retries
+    if isinstance(value, str):  # an extra may hold the number as text
+        with contextlib.suppress(ValueError):
+            value = int(value)
+    return require_int(value, f"{where}: extra 'retries'", 0, 20)
 
 
 # Settings of the async path, per event loop and connection id, kept SETTINGS_TTL seconds: a thousand

@@ -54,7 +54,7 @@ class Kind(Enum):
         if self is Kind.STATUS_LIST:
             return isinstance(value, str) and all(p.strip().lstrip("-").isdigit() for p in value.split(","))
         if self is Kind.KEY_VALUES:
-            return isinstance(value, list) and all(_is_key_value(item) for item in value)
+            return isinstance(value, list) and all(is_wire_parameter(item) for item in value)
         if self is Kind.PAGINATION:
             return isinstance(value, Mapping) and _is_pagination(value)
         return isinstance(value, str)
@@ -176,12 +176,16 @@ def loosely(kind: Kind, value: Any) -> Any:
     return value
 
 
-def _is_key_value(item: Any) -> bool:
+#: One workflow parameter on the wire: an object of exactly these two strings (update_and_trigger_flow.md).
+PARAMETER_FIELDS = frozenset({"key", "value"})
+
+
+def is_wire_parameter(item: Any) -> bool:
+    """Say whether ``item`` is one parameter as EnOS takes it: ``{"key": str, "value": str}``."""
     return (
         isinstance(item, Mapping)
-        and set(item) == {"key", "value"}
-        and isinstance(item["key"], str)
-        and isinstance(item["value"], str)
+        and set(item) == PARAMETER_FIELDS
+        and all(isinstance(item[name], str) for name in PARAMETER_FIELDS)
     )
 
 

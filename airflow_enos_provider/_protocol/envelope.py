@@ -13,6 +13,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from airflow_enos_provider._protocol.codes import AUTH_CODES
 from airflow_enos_provider._protocol.codes import EnOSCode as C
+from airflow_enos_provider._protocol.operations import Operation
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSAuthenticationError
 
 # What a user can do about each refusal; messages from EnOS alone rarely say.
@@ -284,3 +285,16 @@ def _excerpt(body: bytes) -> str:
     text = re.sub(r"<[^>]+>", " ", head.decode("utf-8", "replace"))  # an HTML page says more without tags
     text = " ".join(text.split())
     return repr(text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")) if text else "(no body)"
+
+
+def expect_dict(data: Any, op: Operation) -> dict[str, Any]:
+    """Return a reply's ``data`` when it is an object, else raise naming the call.
+
+    :param data: the reply's ``data``.
+    :param op: the call.
+    """
+    if not isinstance(data, Mapping):
+        raise EnOSAPIError(
+            f"expected an object in data, got {data!r:.200}", operation=op.name, flow_inst_id=op.flow_inst_id
+        )
+    return dict(data)

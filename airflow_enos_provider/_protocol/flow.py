@@ -1,10 +1,11 @@
 """The call flow, written once: get a token, send, refresh an expired token once, retry with backoff.
 
-A flow is a generator. It does no I/O: it yields what it needs done (:class:`Send`, :class:`Sleep`,
-:class:`FetchToken`) and receives the result, or has the failure thrown in where it yielded.
-``airflow_enos_provider._transports.drivers`` runs flows, with blocking or with async I/O; procedures
-such as "cancel, then read the instance if EnOS refused" are flows built from flows with
-``yield from``, so they too exist once for both.
+One request's flow is a generator, the package's only flow (as httpx's auth flow): it does no
+I/O, it yields what it needs done (:class:`Send`, :class:`Sleep`, :class:`FetchToken`) and receives
+the result, or has the failure thrown in where it yielded. ``airflow_enos_provider._transports.drivers``
+runs it with blocking or with async I/O, so the sync and async hook methods share it. Procedures of
+several calls ("cancel, then read the instance if EnOS refused", the search's pages, the trigger) are
+plain hook methods that make one call after another (``airflow_enos_provider.hooks.enos``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Caller:
             token = yield FetchToken(self, stale)
         return token
 
-    def call(self, op: Operation, before_repeat: Callable[[EnOSError], Flow[Any]] | None = None) -> Flow[Any]:
+    def call(self, op: Operation, before_repeat: Callable[[EnOSError], Any] | None = None) -> Flow[Any]:
         """Run one EnOS call until it succeeds or the policy gives up, and return the reply's ``data``.
 
         A token refused as expired is replaced once without counting as an attempt. A token that
@@ -124,7 +125,8 @@ class Caller:
         :param before_repeat: for a call that is not idempotent: run before repeating it after a
             failure that may have reached EnOS; a result other than None is taken as the call's (the
             work was done although the reply was lost), and None makes repeating safe. Such repeats
-            share the one attempt count and wait budget of the policy.
+            share the one attempt count and wait budget of the policy. It makes calls of its own
+            (blocking: only the sync driver runs a flow that has one, the trigger's).
         """
         identity = self.settings.batch_identity(self.user_id, self.org_id) if op.authenticated else None
         repeatable = op.idempotent or before_repeat is not None
@@ -162,7 +164,7 @@ class Caller:
                 if delay is None:
                     raise failure
                 if before_repeat is not None and retry_reason(failure, op.idempotent) is None:
-                    done = yield from before_repeat(failure)
+                    done = before_repeat(failure)
                     if done is not None:
                         return done
                 self._log_retry(op, attempt, failure, delay, spent)

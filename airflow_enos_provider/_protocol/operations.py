@@ -13,13 +13,15 @@ from urllib.parse import quote, urlencode
 from airflow_enos_provider import __version__
 from airflow_enos_provider._connection import EnOSConnectionSettings
 from airflow_enos_provider._protocol.contract import CONTRACTS, Contract
-from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id, to_parameters
 from airflow_enos_provider._protocol.signing import request_signature, token_encryption
 from airflow_enos_provider._validation import (
     require_flow_inst_id,
     require_instance_id,
     require_int,
     require_text,
+    to_epoch_ms,
+    to_flow_id,
+    to_parameters,
 )
 from airflow_enos_provider.exceptions import EnOSValidationError
 
@@ -158,7 +160,7 @@ def trigger_flow(
     :param flow_id: the workflow id.
     :param trigger_time: the logical trigger time; None for now.
     :param parameters: run with these parameters (Update And Trigger; see
-        :func:`~.inputs.to_parameters`).
+        :func:`~airflow_enos_provider._validation.to_parameters`).
     :param start_task_id: start from this task (Trigger From Task).
     """
     body: dict[str, Any] = {
@@ -245,3 +247,17 @@ def prepare(
     return PreparedRequest(
         op.method, url, payload, headers, timeout, op.name, op.flow_inst_id, settings.gateway_url
     )
+
+
+@dataclass(frozen=True)
+class Started:
+    """A trigger's outcome: the new instance and the trigger time it got.
+
+    :param flow_inst_id: the instance id EnOS returned.
+    :param trigger_ms: the trigger time sent with the accepted trigger.
+    :param requested_ms: the trigger time asked for (differs only when EnOS refused that minute).
+    """
+
+    flow_inst_id: str
+    trigger_ms: int
+    requested_ms: int

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
-from airflow_enos_provider._protocol.inputs import flow_types, statuses, to_epoch_ms, to_flow_id
+from airflow_enos_provider._protocol.operations import Operation
 from airflow_enos_provider._status import ALL_STATUSES
-from airflow_enos_provider._validation import require_text
-from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider._validation import (
+    INSTANCE_ID,
+    flow_types,
+    require_text,
+    statuses,
+    to_epoch_ms,
+    to_flow_id,
+)
+from airflow_enos_provider.exceptions import EnOSAPIError, EnOSValidationError
 
 # list_flow_instances keyword -> search body field
 LIST_FILTERS = {
@@ -190,3 +197,30 @@ def _total(count: object, page_length: int) -> int | None:
     if isinstance(count, int) and count > page_length:
         return count
     return None
+
+
+def instances_of(data: Mapping[str, Any], op: Operation) -> list[dict[str, Any]]:
+    """Return a search reply's instances, each an object with an instance id of the documented shape.
+
+    :param data: the reply's ``data``.
+    :param op: the search call, for errors.
+    """
+    page = data.get("flowInsts")
+    if page is None:
+        return []
+    if not isinstance(page, list):
+        raise EnOSAPIError(f"flowInsts is not a list: {page!r:.200}", operation=op.name)
+    for index, instance in enumerate(page):
+        instance_id = instance.get("instanceId") if isinstance(instance, Mapping) else None
+        if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+            raise EnOSAPIError(
+                f"flowInsts[{index}] has no instance id of the documented shape: {instance!r:.200}",
+                operation=op.name,
+            )
+    return page
+
+
+def of_flow(instance: Mapping[str, Any], flow_id: int | None) -> bool:
+    """Say whether a found instance is the workflow's own (or no workflow was asked for)."""
+    # EnOS matches ids only fuzzily ("2438-" also finds 12438-...): keep the flow's own.
+    return flow_id is None or str(instance.get("flowId")) == str(flow_id)

@@ -1,4 +1,4 @@
-"""The two drivers of a call flow: the same loop with blocking I/O and with async I/O.
+"""The two drivers of one call's flow: the same loop with blocking I/O and with async I/O.
 
 Each runs a flow (:mod:`airflow_enos_provider._protocol.flow`) by doing what it yields: send a
 request, sleep, or fetch a token under the cache's lock. A failure is thrown back into the flow,
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -58,52 +57,6 @@ async def run_async(flow: Flow[T], transport: AsyncTransport, mask: Callable[[st
                         await mask(token := await run_async(action.fetch(), transport, mask))
                     run.result = token
     return run.value
-
-
-class Starter(Generic[T]):
-    """Start one flow per key in a thread pool; a repeated key runs once."""
-
-    def __init__(self, pool: ThreadPoolExecutor, run: Callable[[str], T | EnOSError]) -> None:
-        self.pool, self.run = pool, run
-        self.started: dict[str, Future[T | EnOSError]] = {}
-
-    def __call__(self, key: str) -> None:
-        """Start the flow of ``key`` unless it was started before."""
-        if key not in self.started:
-            self.started[key] = self.pool.submit(self.run, key)
-
-    def settle(self) -> None:
-        """Wait until every flow started so far has ended."""
-        wait(list(self.started.values()))
-
-
-def run_each_sync(
-    feed: Callable[[Starter[T]], None],
-    flow_for: Callable[[str], Flow[T]],
-    transport: SyncTransport,
-    mask: Callable[[str], None],
-    max_concurrency: int,
-) -> dict[str, T | EnOSError]:
-    """Run one flow per key that ``feed`` names, each as soon as it is named, some at once.
-
-    :param feed: called with a :class:`Starter`, which it calls with each key.
-    :param flow_for: the flow of a key.
-    :param transport: sends every flow's requests (its pool is shared by the threads).
-    :param mask: called with each new access token.
-    :param max_concurrency: the most flows in flight at once.
-    :return: per key, in the order named, its flow's result or the EnOS error that ended it.
-    """
-
-    def run(key: str) -> T | EnOSError:
-        try:
-            return run_sync(flow_for(key), transport, mask)
-        except EnOSError as err:  # one key's failure does not stop the others
-            return err
-
-    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="enos-cancel") as pool:
-        start = Starter(pool, run)
-        feed(start)
-    return {key: future.result() for key, future in start.started.items()}
 
 
 class _Stepper(Generic[T]):

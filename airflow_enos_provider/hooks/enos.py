@@ -9,24 +9,43 @@ in :mod:`airflow_enos_provider.hooks.enos_base`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_enos_provider._compat import mask_secret
-from airflow_enos_provider._protocol import batch
+from airflow_enos_provider._failure_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._protocol import operations as ops
-from airflow_enos_provider._protocol.batch import Started
-from airflow_enos_provider._protocol.flow import Caller, Flow
-from airflow_enos_provider._protocol.inputs import to_epoch_ms, to_flow_id
-from airflow_enos_provider._protocol.reattach import Found, candidate_times, own_instances
-from airflow_enos_provider._protocol.search import search
-from airflow_enos_provider._protocol.task_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
+from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.flow import Caller
+from airflow_enos_provider._protocol.operations import Operation, Started
+from airflow_enos_provider._protocol.reattach import (
+    MINUTE_MS,
+    Found,
+    ambiguity,
+    candidate_times,
+    describe,
+    own_instances,
+    parse_zone,
+)
+from airflow_enos_provider._protocol.search import Paging, Search, flow_type_of, instances_of, of_flow, search
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES
-from airflow_enos_provider._transports.drivers import Starter, run_each_sync, run_sync
 from airflow_enos_provider._transports.sync import MAX_CONCURRENCY
-from airflow_enos_provider._validation import require_flow_inst_id, require_flow_inst_ids, require_int
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider._validation import (
+    INSTANCE_ID,
+    require_flow_inst_id,
+    require_flow_inst_ids,
+    require_int,
+    to_epoch_ms,
+    to_flow_id,
+)
+from airflow_enos_provider.exceptions import (
+    EnOSAPIError,
+    EnOSAuthenticationError,
+    EnOSError,
+    EnOSValidationError,
+)
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
@@ -34,6 +53,11 @@ __all__ = ["EnOSHook", "Statuses"]
 
 _DEFAULT_MAX_CONCURRENCY = 16
 _SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
+# Refusals after which reading the instance cannot change the verdict of a cancel.
+_NOT_WORTH_A_READ = frozenset({EnOSCode.BP_USER_MISMATCH, EnOSCode.BP_LOCKED})
+#: Waits (s) before a trigger refused for the same workflow "repeatedly in 1 minute" is sent again
+#: (trigger_flow_from_task, the support site's error table): 62 s in all, past any one-minute rule.
+_WALL_CLOCK_WAITS = (2.0, 4.0, 8.0, 16.0, 32.0)
 Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowInstanceStatus]
 
 
@@ -70,15 +94,13 @@ class EnOSHook(EnOSBaseHook):
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         :raises EnOSAPIError: when EnOS refuses (the error names the code and what to do).
         """
-        op = ops.cancel_flow_instance(flow_inst_id)
-        self._run(lambda caller: caller.call(op), user_id, org_id)
+        self._call(ops.cancel_flow_instance(flow_inst_id), user_id, org_id)
 
     async def acancel_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
     ) -> None:
         """Ask EnOS to cancel a flow instance (async; see :meth:`cancel_flow_instance`)."""
-        op = ops.cancel_flow_instance(flow_inst_id)
-        await self._arun(lambda caller: caller.call(op), user_id, org_id)
+        await self._acall(ops.cancel_flow_instance(flow_inst_id), user_id, org_id)
 
     def get_flow_instance(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -95,8 +117,7 @@ class EnOSHook(EnOSBaseHook):
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
     ) -> dict[str, Any]:
         """Return a flow instance (async; see :meth:`get_flow_instance`)."""
-        op = ops.get_flow_instance(flow_inst_id)
-        return await self._arun(lambda caller: batch.read_object(caller, op), user_id, org_id)
+        return await self._aread(ops.get_flow_instance(flow_inst_id), user_id, org_id)
 
     def ensure_flow_instance_stopped(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -115,14 +136,53 @@ class EnOSHook(EnOSBaseHook):
         :raises EnOSAPIError: the cancel's refusal, when the instance is still active or unreadable.
         """
         flow_inst_id = require_flow_inst_id(flow_inst_id)
-        return self._run(lambda caller: batch.ensure_stopped(caller, flow_inst_id), user_id, org_id)
+        try:
+            self._call(ops.cancel_flow_instance(flow_inst_id), user_id, org_id)
+        except EnOSAPIError as refusal:
+            if not _worth_a_read(refusal):
+                raise
+            instance: dict[str, Any] | EnOSError
+            try:
+                instance = self._read(ops.get_flow_instance(flow_inst_id), user_id, org_id)
+            except EnOSError as read_error:
+                instance = read_error
+            return self._outcome_after_refusal(flow_inst_id, refusal, instance)
+        return _stopped(flow_inst_id, "cancelled", None)
 
     async def aensure_flow_instance_stopped(
         self, flow_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
     ) -> dict[str, Any]:
         """Cancel a flow instance or confirm it finished (async; see :meth:`ensure_flow_instance_stopped`)."""
         flow_inst_id = require_flow_inst_id(flow_inst_id)
-        return await self._arun(lambda caller: batch.ensure_stopped(caller, flow_inst_id), user_id, org_id)
+        try:
+            await self._acall(ops.cancel_flow_instance(flow_inst_id), user_id, org_id)
+        except EnOSAPIError as refusal:
+            if not _worth_a_read(refusal):
+                raise
+            instance: dict[str, Any] | EnOSError
+            try:
+                instance = await self._aread(ops.get_flow_instance(flow_inst_id), user_id, org_id)
+            except EnOSError as read_error:
+                instance = read_error
+            return self._outcome_after_refusal(flow_inst_id, refusal, instance)
+        return _stopped(flow_inst_id, "cancelled", None)
+
+    def _outcome_after_refusal(
+        self, flow_inst_id: str, refusal: EnOSAPIError, instance: dict[str, Any] | EnOSError
+    ) -> dict[str, Any]:
+        if isinstance(instance, EnOSError):
+            self.log.warning(
+                "EnOS refused to cancel flow instance %s (code %s) and reading it failed too: %s",
+                flow_inst_id, refusal.code, instance,
+            )  # fmt: skip
+            raise refusal
+        try:
+            status = EnOSFlowInstanceStatus.parse(instance.get("status"), "status")
+        except EnOSValidationError:
+            raise refusal from None
+        if not status.is_final:
+            raise refusal
+        return _stopped(flow_inst_id, "already_final", status)
 
     def cancel_flow_instances(
         self,
@@ -157,34 +217,38 @@ class EnOSHook(EnOSBaseHook):
         active = sorted(EnOSFlowInstanceStatus.active_statuses()) if only_active else None
         query = None if ids is not None else search(active, expression, flow_id, {})
         require_int(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
-        caller = self._caller(self.settings, user_id, org_id)
         self.settings.batch_identity(user_id, org_id)  # checked before any request
         self._run(Caller.token)  # once, before the threads fan out
 
-        def feed(stop: Starter[dict[str, Any]]) -> None:
+        def stop(flow_inst_id: str) -> dict[str, Any] | EnOSError:
+            try:
+                return self.ensure_flow_instance_stopped(flow_inst_id, user_id=user_id, org_id=org_id)
+            except EnOSError as err:  # one id's failure does not stop the others
+                return err
+
+        started: dict[str, Future[dict[str, Any] | EnOSError]] = {}
+        with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="enos-cancel") as pool:
+
+            def start(page: Iterable[str]) -> None:
+                for flow_inst_id in page:  # each id once, as soon as it is known
+                    if flow_inst_id not in started:
+                        started[flow_inst_id] = pool.submit(stop, flow_inst_id)
+
             if query is None:
-                for flow_inst_id in ids or ():
-                    stop(flow_inst_id)
-                return
-
-            def each_page(page: list[dict[str, Any]]) -> None:
-                for instance in page:
-                    stop(str(instance["instanceId"]))
-
-            found = run_sync(batch.with_flow_type(caller, query), self._transport, mask_secret)
-            # An active-only search loses each instance it cancels, so later pages shift past some:
-            # once the cancels are done, search again until a search finds nothing new.
-            for _ in range(_SEARCH_PASSES if only_active else 1):
-                before = len(stop.started)
-                run_sync(batch.search_all(caller, found, 100, each_page), self._transport, mask_secret)
-                if len(stop.started) == before:
-                    return
-                stop.settle()
-
-        def stop(flow_inst_id: str) -> Flow[dict[str, Any]]:
-            return batch.ensure_stopped(caller, require_flow_inst_id(flow_inst_id))
-
-        return run_each_sync(feed, stop, self._transport, mask_secret, max_concurrency)
+                start(ids or ())
+            else:
+                found = self._with_flow_type(query, user_id, org_id)
+                # An active-only search loses each instance it cancels, so later pages shift past
+                # some: once the cancels are done, search again until a search finds nothing new.
+                for _ in range(_SEARCH_PASSES if only_active else 1):
+                    before = len(started)
+                    self._search_all(
+                        found, 100, lambda page: start(str(i["instanceId"]) for i in page), user_id, org_id
+                    )
+                    if len(started) == before:
+                        break
+                    wait(list(started.values()))
+        return {flow_inst_id: future.result() for flow_inst_id, future in started.items()}
 
     def find_flow_instances(
         self,
@@ -243,7 +307,58 @@ class EnOSHook(EnOSBaseHook):
         """
         require_int(page_size, "page_size", 1, 1000)
         query = search(status, expression, flow_id, filters)
-        return self._run(lambda caller: batch.search_all(caller, query, page_size), user_id, org_id)
+        return self._search_all(query, page_size, None, user_id, org_id)
+
+    def _search_all(
+        self,
+        query: Search,
+        page_size: int,
+        on_page: Callable[[list[dict[str, Any]]], None] | None,
+        user_id: str | None,
+        org_id: str | None,
+    ) -> list[dict[str, Any]]:
+        """Return every flow instance a search matches, following all pages of each scheduling type.
+
+        :param on_page: called with each page's new matching instances as soon as the page arrives.
+        """
+        query = self._with_flow_type(query, user_id, org_id)
+        found: dict[str, dict[str, Any]] = {}
+        for flow_type in query.types or ():
+            paging = Paging(page_size)
+            while paging.ended is None:
+                op = ops.search_flow_instances(
+                    query.body(flow_type), paging.page_no, page_size, query.sorters
+                )
+                data = self._read(op, user_id, org_id)
+                page = paging.take(instances_of(data, op), data.get("count"))
+                new = [i for i in page if str(i["instanceId"]) not in found and of_flow(i, query.flow_id)]
+                found.update((str(i["instanceId"]), i) for i in new)
+                if on_page is not None and new:
+                    on_page(new)
+            if paging.ended == "cap":
+                self.log.warning(
+                    "EnOS search of type %s stopped after %s pages of %s (its cap): the gateway kept sending "
+                    "new instances beyond what count said; the result may be incomplete",
+                    flow_type, paging.page_no - 1, page_size,
+                )  # fmt: skip
+        return list(found.values())
+
+    def _with_flow_type(self, query: Search, user_id: str | None, org_id: str | None) -> Search:
+        # A search without types is one workflow's: its own type is read with Get Flow.
+        if query.types is not None:
+            return query
+        assert query.flow_id is not None
+        return replace(query, types=flow_type_of(self._read(ops.get_flow(query.flow_id), user_id, org_id)))
+
+    def _instances_at(
+        self, flow_id: int, times: Sequence[int], user_id: str | None, org_id: str | None
+    ) -> list[dict[str, Any]]:
+        # The flow's instances whose trigger time lies in the seconds of ``times`` (ascending).
+        window = {
+            "from_trigger_time": times[0] - times[0] % 1000,
+            "to_trigger_time": times[-1] - times[-1] % 1000 + 999,
+        }
+        return self._search_all(search(flow_id=flow_id, filters=window), 100, None, user_id, org_id)
 
     def get_task_instance(
         self, task_inst_id: str, *, user_id: str | None = None, org_id: str | None = None
@@ -272,7 +387,11 @@ class EnOSHook(EnOSBaseHook):
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
         op = ops.get_task_instance_log(task_inst_id, max_length)
-        return self._run(lambda caller: batch.task_log(caller, op), user_id, org_id)
+        data = self._read(op, user_id, org_id)
+        log = data.get("log")
+        if not isinstance(log, str):
+            raise EnOSAPIError(f"the reply has no log text: {data!r:.200}", operation=op.name)
+        return log
 
     def get_failed_task_logs(
         self,
@@ -295,9 +414,7 @@ class EnOSHook(EnOSBaseHook):
         """
         flow_inst_id = require_flow_inst_id(flow_inst_id)
         require_int(max_bytes, "max_bytes", 1, 2**31 - 1)
-        return self._run(
-            lambda caller: read_failure_report(caller, flow_inst_id, max_bytes, max_tasks), user_id, org_id
-        )
+        return read_failure_report(self, flow_inst_id, max_bytes, max_tasks, user_id, org_id)
 
     def trigger_flow(
         self,
@@ -364,10 +481,89 @@ class EnOSHook(EnOSBaseHook):
         since = None if not_before is None else to_epoch_ms(not_before, "not_before")
         ops.trigger_flow(flow_id, requested, parameters, start_task_id)  # checks the input before any request
 
-        def make_op(at: int) -> ops.Operation:
-            return ops.trigger_flow(flow_id, at, parameters, start_task_id)
+        waits = _WALL_CLOCK_WAITS
+        times = candidate_times(requested)
+        since = int(time.time() * 1000) - MINUTE_MS if since is None else since
+        index, waited = 0, 0
+        while True:
+            at = times[index]
+            op = ops.trigger_flow(flow_id, at, parameters, start_task_id)
+            try:
+                return Started(self._trigger_once(op, since, user_id, org_id), at, requested)
+            except EnOSAPIError as refusal:
+                if refusal.code != EnOSCode.BP_INVALID_PARAMETER or isinstance(
+                    refusal, EnOSAuthenticationError
+                ):
+                    raise
+                flow = op.body["flowId"]  # type: ignore[index]
+                taken = self._instances_at(flow, [at], user_id, org_id)
+                if taken and index + 1 < len(times):
+                    index += 1
+                    self.log.warning(
+                        "EnOS refused flow %s at trigger time %s (%s), which instance %s already has; "
+                        "triggering at %s instead, the next minute of that hour (asked for %s)",
+                        flow, describe(at), refusal.message, taken[0].get("instanceId"),
+                        describe(times[index]), describe(requested),
+                    )  # fmt: skip
+                    continue
+                if taken and waited >= len(waits):
+                    raise EnOSError(
+                        f"EnOS refused flow {flow} at every minute from {describe(requested)} to the end "
+                        f"of that hour ({refusal.message}); the last, {describe(at)}, has instance "
+                        f"{taken[0].get('instanceId')}, and the hour has no later minute left. Give this "
+                        "task a trigger_time of its own"
+                    ) from refusal
+                if waited >= len(waits):
+                    raise EnOSError(
+                        f"EnOS kept refusing flow {flow} at trigger time {describe(at)} for "
+                        f"{sum(waits):.0f} s ({refusal.message}) although no instance has that time: "
+                        "check that the flow (and the start task) exist"
+                    ) from refusal
+                # No instance at this minute (or none left to try): a one-minute rule on the wall clock.
+                # Minutes passed over as taken may have been refused by that rule too: start again
+                # from the time asked for once it has passed.
+                self.log.warning(
+                    "EnOS refused flow %s at trigger time %s (%s)%s: waiting %.0f s (EnOS may refuse a "
+                    "second trigger of a flow within one minute), then triggering at %s again",
+                    flow, describe(at), refusal.message, "" if taken else " and no instance has that time",
+                    waits[waited], describe(requested),
+                )  # fmt: skip
+                time.sleep(waits[waited])
+                index, waited = 0, waited + 1
 
-        return self._run(lambda caller: batch.trigger(caller, make_op, requested, since), user_id, org_id)
+    def _trigger_once(self, op: Operation, since: int, user_id: str | None, org_id: str | None) -> str:
+        assert op.body is not None  # a trigger always has one
+        flow_id, trigger_ms = op.body["flowId"], op.body["triggerTime"]
+
+        def started_without_reply(err: EnOSError) -> dict[str, Any] | None:
+            # The trigger may have started the flow although no reply came: find that instance
+            # instead of starting a second one. Only when EnOS shows none is repeating safe.
+            zone = self.get_time_zone(user_id=user_id, org_id=org_id)
+            found = own_instances(
+                self._instances_at(flow_id, [trigger_ms], user_id, org_id), [trigger_ms], zone, since
+            )
+            if not found.own:
+                return None
+            if len(found.own) > 1:
+                raise EnOSError(
+                    f"EnOS trigger of flow {flow_id} got no reply ({err}); {ambiguity(found)}"
+                ) from err
+            started = str(found.own[0].get("instanceId"))
+            self.log.warning(
+                "EnOS trigger of flow %s got no reply (%s) but started flow instance %s (%s); using it",
+                flow_id, err, started, found.compared,
+            )  # fmt: skip
+            return {"flowInstanceId": started}
+
+        data = self._call(op, user_id, org_id, before_repeat=started_without_reply)
+        instance_id = data.get("flowInstanceId") if isinstance(data, Mapping) else None
+        if not isinstance(instance_id, str) or not INSTANCE_ID.match(instance_id):
+            # Never report "triggered" with an id no later call could use (digits, a dash, digits).
+            what = f"{data!r:.200}"
+            raise EnOSAPIError(
+                f"the reply has no flowInstanceId in the documented shape: {what}", operation="trigger_flow"
+            )
+        return instance_id
 
     def get_time_zone(self, *, user_id: str | None = None, org_id: str | None = None) -> timezone:
         """Return the zone EnOS writes its time strings in (Get Timezone, e.g. ``GMT+8``).
@@ -375,7 +571,12 @@ class EnOSHook(EnOSBaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        return self._run(batch.time_zone, user_id, org_id)
+        op = ops.GET_TIME_ZONE
+        data = self._read(op, user_id, org_id)
+        try:
+            return parse_zone(data.get("timezone"))
+        except ValueError as err:
+            raise EnOSAPIError(f"the reply has no readable timezone: {err}", operation=op.name) from None
 
     def find_own_flow_instances(
         self,
@@ -401,13 +602,8 @@ class EnOSHook(EnOSBaseHook):
         times = candidate_times(to_epoch_ms(trigger_time))
         since = None if not_before is None else to_epoch_ms(not_before, "not_before")
         flow = to_flow_id(flow_id)
-
-        def find(caller: Caller) -> Flow[Found]:
-            zone = yield from batch.time_zone(caller)
-            instances = yield from batch.instances_at(caller, flow, times)
-            return own_instances(instances, times, zone, since)
-
-        return self._run(find, user_id, org_id)
+        zone = self.get_time_zone(user_id=user_id, org_id=org_id)
+        return own_instances(self._instances_at(flow, times, user_id, org_id), times, zone, since)
 
     def get_flow(
         self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
@@ -420,3 +616,12 @@ class EnOSHook(EnOSBaseHook):
         :return: the flow as EnOS describes it, including its ``locked`` and ``isUserLocked`` flags.
         """
         return self._read(ops.get_flow(flow_id), user_id, org_id)
+
+
+def _worth_a_read(refusal: EnOSAPIError) -> bool:
+    # Credentials, another user's instance or a locked flow: reading the instance changes nothing.
+    return not isinstance(refusal, EnOSAuthenticationError) and refusal.code not in _NOT_WORTH_A_READ
+
+
+def _stopped(flow_inst_id: str, outcome: str, status: EnOSFlowInstanceStatus | None) -> dict[str, Any]:
+    return {"flow_inst_id": flow_inst_id, "outcome": outcome, "status": status.name if status else None}

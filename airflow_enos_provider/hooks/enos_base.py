@@ -22,12 +22,14 @@ from airflow_enos_provider._connection import (
     shared_settings,
     warn_about_transport,
 )
-from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.envelope import expect_dict
 from airflow_enos_provider._protocol.flow import Caller, Flow
+from airflow_enos_provider._protocol.operations import Operation
 from airflow_enos_provider._protocol.retry import RetryCounter, RetryPolicy
 from airflow_enos_provider._transports.drivers import run_sync
 from airflow_enos_provider._transports.sync import RequestsTransport
+from airflow_enos_provider.exceptions import EnOSAPIError, EnOSError
 
 __all__ = ["EnOSBaseHook"]
 
@@ -181,8 +183,26 @@ class EnOSBaseHook(BaseHook):
         caller = self._caller(await self.asettings(), user_id, org_id)
         return await run_async(procedure(caller), AiohttpTransport(caller.settings.verify), amask_secret)
 
-    def _read(self, op: ops.Operation, user_id: str | None, org_id: str | None) -> dict[str, Any]:
-        return self._run(lambda caller: batch.read_object(caller, op), user_id, org_id)
+    def _call(
+        self,
+        op: Operation,
+        user_id: str | None = None,
+        org_id: str | None = None,
+        before_repeat: Callable[[EnOSError], Any] | None = None,
+    ) -> Any:
+        """Run one EnOS call (:meth:`~.flow.Caller.call`) and return its reply's ``data``."""
+        return self._run(lambda caller: caller.call(op, before_repeat), user_id, org_id)
+
+    async def _acall(self, op: Operation, user_id: str | None = None, org_id: str | None = None) -> Any:
+        return await self._arun(lambda caller: caller.call(op), user_id, org_id)
+
+    def _read(self, op: Operation, user_id: str | None = None, org_id: str | None = None) -> dict[str, Any]:
+        return expect_dict(self._call(op, user_id, org_id), op)
+
+    async def _aread(
+        self, op: Operation, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        return expect_dict(await self._acall(op, user_id, org_id), op)
 
     def get_server_time(self, *, user_id: str | None = None, org_id: str | None = None) -> int:
         """Return EnOS's current time in milliseconds since the epoch (UTC).
@@ -190,7 +210,13 @@ class EnOSBaseHook(BaseHook):
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
-        return self._run(batch.server_time, user_id, org_id)
+        data = self._call(ops.GET_CURRENT_TIME, user_id, org_id)
+        try:
+            return int(data)
+        except (TypeError, ValueError):
+            raise EnOSAPIError(
+                f"the reply is not a time in ms: {data!r:.200}", operation="get_server_time"
+            ) from None
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials, then that the connection can make Batch calls; never raises."""

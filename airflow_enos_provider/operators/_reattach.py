@@ -47,8 +47,8 @@ def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
     :param op: the operator.
     :param context: the task's context (``ti``, ``dag_run``, ``task_state_store`` on Airflow 3.3+).
     """
-    from airflow_enos_provider._protocol.inputs import to_epoch_ms
     from airflow_enos_provider._protocol.reattach import plan
+    from airflow_enos_provider._validation import to_epoch_ms
 
     dag_run = context.get("dag_run")
     chosen = op.trigger_time if op.trigger_time is not None else due_time(dag_run)

@@ -6,17 +6,20 @@ Imported on every DAG parse: the hook (HTTP stack) and the trigger are imported 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FAILED_TASK_STATUSES, parse_statuses
-from airflow_enos_provider._validation import check_failure_log_bytes as check_failure_log_bytes
-from airflow_enos_provider._validation import require_flow_inst_ids, require_int
-from airflow_enos_provider._validation import seconds as seconds
-from airflow_enos_provider.exceptions import EnOSError, EnOSFlowInstanceError, EnOSValidationError
+from airflow_enos_provider._validation import (
+    check_failure_log_bytes,
+    require_flow_inst_ids,
+    require_int,
+    seconds,
+)
+from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
@@ -31,22 +34,6 @@ __all__ = ["CancelFlowInstanceOperator", "EnOSTriggerFlowOperator"]
 _IF_ALREADY_FINAL = ("skip", "fail")
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 _ON_KILL_TIMEOUT = 3.0
-
-
-def _failure_with_logs(
-    waiter: Any, event: dict[str, Any], failure_statuses: Iterable[str]
-) -> EnOSFlowInstanceError:
-    """Return the error for a failed wait, with its failed tasks' logs (written to the task log too).
-
-    :param waiter: the operator or sensor that waited (its hook, log, identity, failure_log_bytes).
-    :param event: the wait's ``failed`` event.
-    :param failure_statuses: the status names that failed the wait.
-    """
-    from airflow_enos_provider.operators._failure_logs import failure_error
-
-    failing = set(failure_statuses)
-    failed = [i for i in event["flow_inst_ids"] if event["statuses"].get(i) in failing]
-    return failure_error(waiter, failed, event["message"], event["statuses"])
 
 
 class _EnOSOperator(BaseOperator):
@@ -245,10 +232,11 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             raise EnOSError(
                 f"Task killed: EnOS flow instance {flow_inst_id} was asked to cancel and is {status}"
             )
-        if event["status"] == "failed":
+        if event["status"] != "success":
+            from airflow_enos_provider._failure_logs import raise_for_event
+
             final = {s.name for s in EnOSFlowInstanceStatus.final_statuses()}
-            raise _failure_with_logs(self, event, final - set(self.success_statuses))
-        _raise_for_event(event)
+            raise_for_event(self, event, final - set(self.success_statuses))
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
         return flow_inst_id
 
@@ -266,25 +254,6 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             self.log.warning(
                 "Task killed: could not cancel EnOS flow instance %s: %s", self.flow_inst_id, err
             )
-
-
-def _raise_for_event(event: dict[str, Any]) -> None:
-    """Raise the error a wait's event stands for; return when it succeeded.
-
-    :param event: the payload of an
-        :class:`~airflow_enos_provider.triggers.flow_instance.EnOSFlowInstanceTrigger` event.
-    """
-    if event["status"] == "success":
-        return
-    if event["status"] == "timeout":
-        cancelled = event.get("cancelled") or {}
-        note = "; ".join(f"{i}: {outcome}" for i, outcome in cancelled.items())
-        raise EnOSFlowInstanceError(
-            event["message"] + (f"; cancel: {note}" if note else ""), event["statuses"]
-        )
-    if event["status"] == "failed":
-        raise EnOSFlowInstanceError(f"EnOS flow instance ended badly: {event['message']}", event["statuses"])
-    raise EnOSError(event["message"])
 
 
 class CancelFlowInstanceOperator(_EnOSOperator):
@@ -497,7 +466,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         # one that failed on its own rather than being cancelled still deserves its reason shown.
         failed_names = {s.name for s in FAILED_TASK_STATUSES}
         if failed := [i for i, status in statuses.items() if status in failed_names]:
-            from airflow_enos_provider.operators._failure_logs import log_failed_tasks
+            from airflow_enos_provider._failure_logs import log_failed_tasks
 
             log_failed_tasks(self, failed)
 

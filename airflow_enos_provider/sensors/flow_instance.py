@@ -10,15 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_enos_provider._compat import AirflowSensorTimeout, BaseSensorOperator, airflow_version, conf
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FlowInstanceWait
-from airflow_enos_provider._validation import require_flow_inst_id
+from airflow_enos_provider._validation import check_failure_log_bytes, require_flow_inst_id, seconds
 from airflow_enos_provider.exceptions import EnOSError
 from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
-from airflow_enos_provider.operators.flow_instance import (
-    _failure_with_logs,
-    _raise_for_event,
-    check_failure_log_bytes,
-    seconds,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -154,7 +148,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         status, verdict, failure = self._wait.judge(flow_inst_id, instance)
         self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failure is not None:
-            from airflow_enos_provider.operators._failure_logs import failure_error
+            from airflow_enos_provider._failure_logs import failure_error
 
             raise failure_error(self, [flow_inst_id], failure, {flow_inst_id: status.name})
         return verdict == "success"
@@ -190,7 +184,7 @@ class EnOSFlowInstanceSensor(BaseSensorOperator):
         """Finish after the deferred wait: succeed, or fail saying how the instance ended."""
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"Sensor timed out: {event['message']}")
-        if event["status"] == "failed":
-            raise _failure_with_logs(self, event, self.failure_statuses)
-        _raise_for_event(event)
+        from airflow_enos_provider._failure_logs import raise_for_event
+
+        raise_for_event(self, event, self.failure_statuses)
         self.log.info("EnOS flow instance %s reached %s", self.flow_inst_id, event["statuses"])

@@ -14,10 +14,10 @@ from airflow_enos_provider._connection import EnOSConnectionSettings
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.contract import CONTRACTS, contract_for
 from airflow_enos_provider._protocol.envelope import parse_reply
-from airflow_enos_provider._protocol.inputs import to_parameters
 from airflow_enos_provider._protocol.operations import Operation, PreparedRequest
 from airflow_enos_provider._protocol.search import ALL_STATUSES, LATEST_TRIGGER_MS, search
 from airflow_enos_provider._status import failing_tasks, task_records
+from airflow_enos_provider._validation import to_parameters
 from airflow_enos_provider.exceptions import EnOSAPIError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 

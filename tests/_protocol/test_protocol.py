@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 import pytest
 
 from airflow_enos_provider._connection import EnOSConnectionSettings
-from airflow_enos_provider._protocol import batch
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.flow import Caller, FetchToken, Flow, Send, Sleep
 from airflow_enos_provider._protocol.operations import PreparedRequest, RawReply
@@ -32,6 +32,7 @@ from airflow_enos_provider.exceptions import (
     EnOSConnectionError,
     EnOSError,
 )
+from airflow_enos_provider.hooks.enos import EnOSHook
 
 PACKAGE = Path(__file__).resolve().parents[2] / "airflow_enos_provider"
 SETTINGS = EnOSConnectionSettings(
@@ -68,6 +69,43 @@ def caller(retries: int = 3, max_wait: float = 60.0, tokens: TokenCache | None =
         retry_count=RetryCounter(),
         tokens=tokens or TokenCache(),
     )
+
+
+class ScriptedTransport:
+    """A sync transport that answers each request from a list and records the requests."""
+
+    def __init__(self, replies: list[Reply]) -> None:
+        self.replies = list(replies)
+        self.sent: list[PreparedRequest] = []
+
+    def send(self, request: PreparedRequest) -> RawReply:
+        self.sent.append(request)
+        reply = self.replies.pop(0)
+        if isinstance(reply, EnOSError):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        pass
+
+    def names(self) -> list[str]:
+        return [r.operation for r in self.sent]
+
+
+def scripted_hook(
+    monkeypatch: pytest.MonkeyPatch, replies: list[Reply], retries: int = 3
+) -> tuple[EnOSHook, ScriptedTransport, list[float]]:
+    """An EnOSHook on SETTINGS whose requests get ``replies``, with a warm token; sleeps are recorded."""
+    from airflow_enos_provider._protocol.tokens import TOKENS
+    from airflow_enos_provider._transports import drivers
+
+    slept: list[float] = []
+    monkeypatch.setattr(drivers, "time", types.SimpleNamespace(sleep=slept.append))
+    _warm(TOKENS)
+    hook = EnOSHook("scripted", retries=retries, retry_max_wait=60.0)
+    transport = ScriptedTransport(replies)
+    hook.__dict__.update(settings=SETTINGS, _transport=transport)
+    return hook, transport, slept
 
 
 class Script:
@@ -157,45 +195,6 @@ def _warm(tokens: TokenCache) -> TokenCache:
     return tokens
 
 
-def _make(flow_id: int = 2440):
-    return lambda at: ops.trigger_flow(flow_id, at, None, None)
-
-
-def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated():
-    run = caller(tokens=_warm(TokenCache()))
-    mine = {"instanceId": "2440-202311142213", "flowId": 2440, "triggerTime": "2023-11-14 22:13:20"}
-    other = {**mine, "instanceId": "2440-20231114221320", "hasEditPri": False}  # another user's, same time
-    found = {"count": 2, "flowInsts": [mine, other]}
-    zone = batch_reply({"timezone": "GMT+0"})
-    script = Script([lost(), zone, batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)])
-    started = script.run(batch.trigger(run, _make(), 1_700_000_000_000, None))
-    assert (started.flow_inst_id, started.trigger_ms) == ("2440-202311142213", 1_700_000_000_000)
-    assert script.names() == ["trigger_flow", "get_time_zone", "get_flow", "list_flow_instances"]
-    search = json.loads(script.sent[3].body or b"")
-    assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_700_000_000_000, 1_700_000_000_999)
-    assert search["type"] == 1  # the flow's own scheduling type, from Get Flow
-    assert script.slept == []
-
-
-def test_a_trigger_whose_reply_was_lost_is_repeated_when_enos_shows_no_instance():
-    run = caller(tokens=_warm(TokenCache()))
-    nothing = batch_reply({"count": 0, "flowInsts": []})
-    zone = batch_reply({"timezone": "GMT+8"})
-    script = Script(
-        [lost(), zone, batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})]
-    )
-    assert script.run(batch.trigger(run, _make(), 1_700_000_000_000, None)).flow_inst_id == "2440-2"
-    assert script.names() == [
-        "trigger_flow",
-        "get_time_zone",
-        "get_flow",
-        "list_flow_instances",
-        "trigger_flow",
-    ]
-    assert len(script.slept) == 1
-    assert run.retry_count.value == 1
-
-
 def test_a_trigger_refused_after_processing_is_never_repeated_blindly():
     # a 500 may come after EnOS started the flow: without a search before it, no repeat is safe
     run = caller(tokens=_warm(TokenCache()))
@@ -208,7 +207,7 @@ def test_a_trigger_refused_after_processing_is_never_repeated_blindly():
 def test_429_waits_as_long_as_retry_after_asks():
     run = caller(tokens=_warm(TokenCache()))
     script = Script([batch_reply(http_status=429, code=None, **{"Retry-After": "7"}), batch_reply(123)])
-    assert script.run(batch.server_time(run)) == 123
+    assert script.run(run.call(ops.GET_CURRENT_TIME)) == 123
     assert script.slept == [7.0]
     assert run.retry_count.value == 1
 
@@ -240,15 +239,6 @@ def test_a_token_that_cannot_be_had_is_not_retried_by_the_call():
         script.run(caller().call(ops.cancel_flow_instance("2438-1")))
     assert caught.value.code == 1003
     assert script.names() == ["get_access_token"]
-
-
-def test_a_refused_cancel_of_a_finished_instance_is_already_final():
-    run = caller(tokens=_warm(TokenCache()))
-    instance = {"instanceId": "2438-1", "status": 1}
-    script = Script([batch_reply(code=62102), batch_reply(instance)])
-    outcome = script.run(batch.ensure_stopped(run, "2438-1"))
-    assert outcome == {"flow_inst_id": "2438-1", "outcome": "already_final", "status": "SUCCESS"}
-    assert script.names() == ["cancel_flow_instance", "get_flow_instance"]
 
 
 class _SyncScript:
@@ -292,7 +282,7 @@ def _run_both(make_flow: Callable[[Caller], Flow[Any]]) -> tuple[Any, ...]:
 
 
 def test_the_sync_and_async_drivers_run_the_same_flow():
-    flow = lambda c: batch.read_object(c, ops.get_flow_instance("2438-1"))  # noqa: E731
+    flow = lambda c: c.call(ops.get_flow_instance("2438-1"))  # noqa: E731
     sync_result, async_result, sync_sent, async_sent, masked = _run_both(flow)
     assert sync_result == async_result == {"instanceId": "2438-1", "status": 2}
     expected = ["get_access_token", "get_flow_instance", "get_access_token", "get_flow_instance"]
@@ -319,7 +309,7 @@ def test_the_core_imports_no_airflow_and_no_http_library():
     code = (
         # Airflow 2.11's own `import airflow` loads requests: only what the core adds counts.
         "import sys, airflow; loaded = set(sys.modules);"
-        "import airflow_enos_provider._protocol.batch, airflow_enos_provider._transports.drivers;"
+        "import airflow_enos_provider._protocol.flow, airflow_enos_provider._transports.drivers;"
         "print(sorted(m for m in ('requests', 'aiohttp') if m in sys.modules and m not in loaded))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""EnOSHook against the emulator over loopback: every method, tokens, errors."""
+"""EnOSHook against the emulator over loopback (every method, tokens, errors) and scripted replies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from airflow_enos_provider.exceptions import (
 from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
+from tests._protocol.test_protocol import batch_reply, lost, scripted_hook
 
 
 def test_get_server_time_is_the_emulator_clock(hook, emulator):
@@ -394,3 +395,47 @@ def test_test_connection_asks_for_one_new_token_and_keeps_it(hook, emulator):
     assert ok and emulator.state.count("token.get") == before + 1
     hook.get_server_time()
     assert emulator.state.count("token.get") == before + 1  # the new token was kept
+
+
+# ----------------------------------------------------------------- procedures, against scripted replies
+
+
+def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated(monkeypatch):
+    mine = {"instanceId": "2440-202311142213", "flowId": 2440, "triggerTime": "2023-11-14 22:13:20"}
+    other = {**mine, "instanceId": "2440-20231114221320", "hasEditPri": False}  # another user's, same time
+    found = {"count": 2, "flowInsts": [mine, other]}
+    zone = batch_reply({"timezone": "GMT+0"})
+    replies = [lost(), zone, batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)]
+    hook, script, slept = scripted_hook(monkeypatch, replies)
+    started = hook.start_flow_instance(2440, trigger_time=1_700_000_000_000)
+    assert (started.flow_inst_id, started.trigger_ms) == ("2440-202311142213", 1_700_000_000_000)
+    assert script.names() == ["trigger_flow", "get_time_zone", "get_flow", "list_flow_instances"]
+    search = json.loads(script.sent[3].body or b"")
+    assert (search["fromTriggerTime"], search["toTriggerTime"]) == (1_700_000_000_000, 1_700_000_000_999)
+    assert search["type"] == 1  # the flow's own scheduling type, from Get Flow
+    assert slept == []
+
+
+def test_a_trigger_whose_reply_was_lost_is_repeated_when_enos_shows_no_instance(monkeypatch):
+    nothing = batch_reply({"count": 0, "flowInsts": []})
+    zone = batch_reply({"timezone": "GMT+8"})
+    replies = [lost(), zone, batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})]
+    hook, script, slept = scripted_hook(monkeypatch, replies)
+    assert hook.start_flow_instance(2440, trigger_time=1_700_000_000_000).flow_inst_id == "2440-2"
+    assert script.names() == [
+        "trigger_flow",
+        "get_time_zone",
+        "get_flow",
+        "list_flow_instances",
+        "trigger_flow",
+    ]
+    assert len(slept) == 1
+    assert hook.retry_count.value == 1
+
+
+def test_a_refused_cancel_of_a_finished_instance_is_already_final(monkeypatch):
+    instance = {"instanceId": "2438-1", "status": 1}
+    hook, script, _ = scripted_hook(monkeypatch, [batch_reply(code=62102), batch_reply(instance)])
+    outcome = hook.ensure_flow_instance_stopped("2438-1")
+    assert outcome == {"flow_inst_id": "2438-1", "outcome": "already_final", "status": "SUCCESS"}
+    assert script.names() == ["cancel_flow_instance", "get_flow_instance"]

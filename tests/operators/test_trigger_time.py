@@ -206,10 +206,10 @@ def test_a_users_trigger_time_is_sent_as_given(enos):
 
 
 def test_the_hour_with_no_minute_left_fails_clearly(enos, monkeypatch):
-    from airflow_enos_provider._protocol import batch
+    from airflow_enos_provider.hooks import enos as hook_module
 
     # The last minute's refusal might still be a wall-clock rule: it is waited out first (shortened).
-    monkeypatch.setattr(batch, "WALL_CLOCK_WAITS", (0.01,))
+    monkeypatch.setattr(hook_module, "_WALL_CLOCK_WAITS", (0.01,))
     state = enos.state
     if state.trigger_rule != "same_minute_ids":
         pytest.skip("only a refusal per minute uses the hour up")

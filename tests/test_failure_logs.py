@@ -1,27 +1,24 @@
-"""Failed tasks' logs without HTTP: which tasks are read, how logs are bounded, what the error says."""
+"""Failed tasks' logs (_failure_logs.py) without HTTP: which tasks are read, how logs are cut, the error."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_enos_provider._protocol.task_logs import (
+from airflow_enos_provider._failure_logs import (
     LOG_READ_LENGTH,
     MAX_FAILED_TASKS,
     FailureReport,
     TaskLog,
-    failed_tasks,
     last_lines,
     log_header,
-    read_failure_report,
     report_message,
     tail_bytes,
 )
-from airflow_enos_provider._protocol.tokens import TokenCache
-from airflow_enos_provider._status import TaskRecord
+from airflow_enos_provider._status import TaskRecord, failed_tasks
 from airflow_enos_provider.exceptions import EnOSAPIError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
-from tests._protocol.test_protocol import Script, _warm, batch_reply, caller
+from tests._protocol.test_protocol import batch_reply, scripted_hook
 
 FLOW_INST_ID = "2438-201908081020"
 LOAD = TaskRecord("load", "100002", "100002-201908081020", S.FAIL)
@@ -104,14 +101,14 @@ def _log_reply(text: str):
     return batch_reply({"log": text})
 
 
-def test_at_most_five_logs_are_read_each_asking_for_the_read_limit():
+def test_at_most_five_logs_are_read_each_asking_for_the_read_limit(monkeypatch):
     tasks = [(f"t{i}", "FAIL") for i in range(7)]
     replies = [
         batch_reply(instance(*tasks)),
         *(_log_reply(f"log of t{i}\n") for i in range(MAX_FAILED_TASKS)),
     ]
-    script = Script(replies)
-    report = script.run(read_failure_report(caller(tokens=_warm(TokenCache())), FLOW_INST_ID, 1024))
+    hook, script, _ = scripted_hook(monkeypatch, replies)
+    report = hook.get_failed_task_logs(FLOW_INST_ID, max_bytes=1024)
     assert script.names() == ["get_flow_instance", *["get_task_instance_log"] * MAX_FAILED_TASKS]
     assert [log.text for log in report.logs] == [f"log of t{i}\n" for i in range(MAX_FAILED_TASKS)]
     assert [t.label for t in report.unread] == ["t5", "t6"]
@@ -119,18 +116,20 @@ def test_at_most_five_logs_are_read_each_asking_for_the_read_limit():
     assert query["maxLength"] == [str(LOG_READ_LENGTH)] and query["taskInstId"] == ["100001-201908081020"]
 
 
-def test_a_log_that_cannot_be_read_or_is_empty_is_reported_and_the_others_still_read():
+def test_a_log_that_cannot_be_read_or_is_empty_is_reported_and_the_others_still_read(monkeypatch):
     graph = instance(("a", "FAIL"), ("b", "FAIL"), ("c", "INTERNAL_ERROR"))
     not_found = EnOSAPIError("Not Found (HTTP 404)", operation="get_task_instance_log")
-    script = Script([batch_reply(graph), not_found, _log_reply("  \n"), _log_reply("x" * LOG_READ_LENGTH)])
-    report = script.run(read_failure_report(caller(tokens=_warm(TokenCache())), FLOW_INST_ID, 100))
+    replies = [batch_reply(graph), not_found, _log_reply("  \n"), _log_reply("x" * LOG_READ_LENGTH)]
+    hook, _, _ = scripted_hook(monkeypatch, replies)
+    report = hook.get_failed_task_logs(FLOW_INST_ID, max_bytes=100)
     a, b, c = report.logs
     assert a.text is None and a.problem is not None and "Not Found (HTTP 404)" in a.problem
     assert b.text is None and b.problem == "EnOS returned an empty log"
     assert c.text == "x" * 100 and c.cut and c.at_read_limit
 
 
-def test_a_graph_that_cannot_be_read_is_a_report_not_an_error():
-    script = Script([EnOSAPIError("Service Unavailable (HTTP 503)", operation="get_flow_instance")])
-    report = script.run(read_failure_report(caller(tokens=_warm(TokenCache())), FLOW_INST_ID, 100))
+def test_a_graph_that_cannot_be_read_is_a_report_not_an_error(monkeypatch):
+    replies = [EnOSAPIError("Service Unavailable (HTTP 503)", operation="get_flow_instance")]
+    hook, _, _ = scripted_hook(monkeypatch, replies)
+    report = hook.get_failed_task_logs(FLOW_INST_ID, max_bytes=100)
     assert report.logs == () and report.problem is not None and "HTTP 503" in report.problem
