@@ -112,7 +112,7 @@ def test_the_teardown_cancel_lands_after_a_one_minute_outage(airflow: AirflowSta
     seen = crash.logged(
         airflow,
         {
-            "failed": f"of EnOS flow instance(s) {flow_inst_id} failed",
+            "failed": f"of EnOS cancel_flow_instance of flow instance {flow_inst_id} failed",
             "landed": "reached EnOS for every flow instance",
         },
     )
