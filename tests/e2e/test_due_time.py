@@ -26,7 +26,7 @@ CATCHUP, MIDNIGHT_TWO_TASKS, RETRIED_RUNS = (
     "e2e_enos_midnight_two_tasks",
     "e2e_enos_retried_runs",
 )
-CATCHUP_FLOW = 5401  # the catch-up DAG names its flow; the others take it from the run's conf
+CATCHUP_FLOW = 5701  # the catch-up DAG names its flow; the others take it from the run's conf
 SEARCH = "flowInstances.search"
 pytestmark = pytest.mark.timeout(420)
 
@@ -122,7 +122,7 @@ def test_a_midnight_run_keeps_its_business_date_across_tasks_and_retries(
 ):
     """Two trigger tasks of one flow in a run due at midnight; the first one's instance fails and the
     task retries. Every trigger stays in the midnight hour: the business date is yesterday's."""
-    dag_id, flow_id, midnight = MIDNIGHT_TWO_TASKS, 5402, _midnight()
+    dag_id, flow_id, midnight = MIDNIGHT_TWO_TASKS, 5702, _midnight()
     airflow.wait_dags([dag_id], timeout=120)
     crash.add_flows(enos, [flow_id], tasks=[{"name": "extract", "id": "540201"}])
     run_id = _trigger_run(airflow, dag_id, flow_id, midnight)
@@ -176,7 +176,7 @@ def test_two_runs_two_minutes_apart_each_retry_reattaches_to_its_own_instance(
 ):
     """Runs due two minutes apart; each task process is SIGKILLed mid-wait and Airflow retries it.
     Each retry waits on its own run's instance; on 3.3 the task state store names it (no search)."""
-    dag_id, flow_id = RETRIED_RUNS, 5403
+    dag_id, flow_id = RETRIED_RUNS, 5703
     airflow.wait_dags([dag_id], timeout=120)
     crash.add_flows(enos, [flow_id])
     now = datetime.now(UTC).replace(microsecond=0)

@@ -27,7 +27,7 @@ with DAG(
     catchup=True,
     tags=["e2e"],
 ):
-    EnOSTriggerFlowOperator(task_id="start", flow_id=5401, deferrable=False, poll_interval=1)
+    EnOSTriggerFlowOperator(task_id="start", flow_id=5701, deferrable=False, poll_interval=1)
 
 for dag_id, task_ids in {
     "e2e_enos_midnight_two_tasks": ("first", "second"),
