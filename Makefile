@@ -115,7 +115,7 @@ E2E_MATRIX := 2.11
 test-e2e-matrix: $(E2E_MATRIX:%=.venv-airflow-%/.installed)
 	for version in $(E2E_MATRIX); do \
 		ENOS_E2E_LOG_DIR=build/e2e/airflow-$$version .venv-airflow-$$version/bin/pytest -p no:cacheprovider \
-			tests/e2e/test_real_scheduler_kill.py || exit 1; \
+			tests/e2e/test_real_scheduler_kill.py tests/e2e/test_due_time.py || exit 1; \
 	done
 
 bench: $(BENCH_STAMP)

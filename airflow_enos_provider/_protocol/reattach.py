@@ -187,6 +187,24 @@ def plan(instance: Mapping[str, Any] | None, success: Iterable[str], retry_from_
     return Plan(None, start, f"{flow_inst_id} ended {status.name}: triggering again {where}")
 
 
+def newest_own(found: Found, sole_task: bool, earlier_tries: int) -> dict[str, Any] | None:
+    """Return the instance the latest earlier try started, or None when the search cannot tell.
+
+    One instance found is that try's. Several are all this task instance's when its DAG has no
+    other trigger task that may start this flow and it is not mapped (so no sibling in this run
+    triggers at this due time), and no more were found than it had earlier tries (each starts at
+    most one): then the newest, last in the order the trigger takes minutes and EnOS creates
+    instances, is the latest try's.
+
+    :param found: the search's result (:func:`own_instances`).
+    :param sole_task: whether the task is its DAG's only, unmapped, trigger task of this flow.
+    :param earlier_tries: how many tries of the task instance came before this one.
+    """
+    if len(found.own) == 1 or (sole_task and 1 < len(found.own) <= earlier_tries):
+        return found.own[-1]
+    return None
+
+
 def ambiguity(found: Found) -> str:
     """Return the error for a search that found several instances this task instance may have started."""
     ids = ", ".join(str(i.get("instanceId")) for i in found.own)

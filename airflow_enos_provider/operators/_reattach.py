@@ -61,12 +61,13 @@ def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
             op.flow_id,
         )
     not_before = getattr(dag_run, "start_date", None)
-    retry = (getattr(context.get("ti"), "try_number", 1) or 1) > 1
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", 1) or 1
     start_task_id = op.start_task_id
-    if op.reattach_on_retry and retry and requested is not None:
-        decision = plan(
-            _earlier(op, store, requested, not_before), op.success_statuses, op.retry_from_failure
-        )
+    if op.reattach_on_retry and try_number > 1 and requested is not None:
+        sole = sole_trigger_task(op, getattr(ti, "map_index", -1))
+        earlier = _earlier(op, store, requested, not_before, sole, try_number - 1)
+        decision = plan(earlier, op.success_statuses, op.retry_from_failure)
         op.log.info("EnOS flow %s, retry: %s", op.flow_id, decision.note)
         if decision.attach is not None:
             return decision.attach
@@ -87,11 +88,48 @@ def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
     return started.flow_inst_id
 
 
+def sole_trigger_task(op: EnOSTriggerFlowOperator, map_index: int | None) -> bool:
+    """Whether ``op`` is unmapped and no other task of its DAG may trigger its flow.
+
+    Another trigger task counts unless its ``flow_id`` is a literal id other than this one's (a
+    template may render to this flow); a mapped task of the trigger operator's class always counts.
+
+    :param op: the operator (its ``flow_id`` rendered).
+    :param map_index: the task instance's map index (-1 or None when unmapped).
+    """
+    from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+
+    dag = op.dag if op.has_dag() else None  # type: ignore[no-untyped-call]  # untyped in Airflow
+    if dag is None or map_index not in (-1, None):
+        return False
+    for task in dag.tasks:
+        if task.task_id == op.task_id:
+            continue
+        cls = getattr(task, "operator_class", type(task))  # a mapped task: the class it maps
+        if not isinstance(cls, type):
+            return False  # a mapped task whose class cannot be read: it may trigger this flow
+        if not issubclass(cls, EnOSTriggerFlowOperator):
+            continue
+        flow = str(getattr(task, "flow_id", ""))
+        if cls is not type(task) or not flow.isdigit() or flow == str(op.flow_id):
+            return False
+    return True
+
+
 def _earlier(
-    op: EnOSTriggerFlowOperator, store: Any, requested: int, not_before: datetime | None
+    op: EnOSTriggerFlowOperator,
+    store: Any,
+    requested: int,
+    not_before: datetime | None,
+    sole: bool,
+    earlier_tries: int,
 ) -> dict[str, Any] | None:
-    """Return the instance an earlier try of this task instance started, as Get Flow Instance reads it."""
-    from airflow_enos_provider._protocol.reattach import ambiguity
+    """Return the instance an earlier try of this task instance started, as Get Flow Instance reads it.
+
+    :param sole: whether the task is its DAG's only, unmapped, trigger task of this flow.
+    :param earlier_tries: how many tries came before this one.
+    """
+    from airflow_enos_provider._protocol.reattach import ambiguity, newest_own
 
     stored = store.get(STORE_KEY) if store is not None else None
     if stored:
@@ -111,11 +149,19 @@ def _earlier(
         op.flow_id, found.compared, [i.get("instanceId") for i in found.own] or "none",
         f"; not this task instance's: {found.dropped}" if found.dropped else "",
     )  # fmt: skip
-    if len(found.own) > 1:
-        raise EnOSError(f"EnOS flow {op.flow_id}: {ambiguity(found)}")
     if not found.own:
         return None
-    flow_inst_id = str(found.own[0].get("instanceId"))
+    latest = newest_own(found, sole, earlier_tries)
+    if latest is None:
+        raise EnOSError(f"EnOS flow {op.flow_id}: {ambiguity(found)}")
+    flow_inst_id = str(latest.get("instanceId"))
+    if len(found.own) > 1:
+        op.log.info(
+            "Retry of EnOS flow %s: %s instances found are all this task instance's (its DAG's only "
+            "trigger task of this flow, unmapped, with %s earlier tries): the newest, %s, is the "
+            "latest try's",
+            op.flow_id, len(found.own), earlier_tries, flow_inst_id,
+        )  # fmt: skip
     return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
 
 

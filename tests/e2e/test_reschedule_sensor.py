@@ -34,8 +34,8 @@ def test_reschedule_mode_with_a_safe_interval_succeeds_three_runs_of_three(
     reschedule_airflow: AirflowStack, enos: EnOSEmulator
 ):
     stack = reschedule_airflow
-    enos.state.add_flow(5201, name="e2e_5201", owner=enos_env.USER_ID)
-    instances = [enos.state.add_instance(f"5201-20260101000{n}", 5201, status="RUNNING") for n in range(RUNS)]
+    enos.state.add_flow(5601, name="e2e_5601", owner=enos_env.USER_ID)
+    instances = [enos.state.add_instance(f"5601-20260101000{n}", 5601, status="RUNNING") for n in range(RUNS)]
     runs = {stack.api.trigger(DAG_ID, {"flow_inst_id": i}): i for i in instances}
     # Each sensor pokes, is rescheduled, pokes again (a RUNNING instance), and only then succeeds.
     for flow_inst_id in instances:
