@@ -7,15 +7,50 @@ Imported when the task runs, not at DAG parse. The decisions are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_enos_provider.exceptions import EnOSError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+    from airflow_enos_provider.hooks.enos import EnOSHook
+
+
+class TriggerTask(Protocol):
+    """What this module reads of the trigger operator (typed here, so the operator's module and this
+    one do not import each other)."""
+
+    task_id: str
+    flow_id: Any
+    trigger_time: Any
+    parameters: Any
+    start_task_id: str | None
+    user_id: str | None
+    org_id: str | None
+    reattach_on_retry: bool
+    retry_from_failure: bool
+
+    @property
+    def success_statuses(self) -> Sequence[str]: ...
+
+    @property
+    def hook(self) -> EnOSHook: ...
+
+    @property
+    def log(self) -> Any: ...  # Airflow's task logger: logging's, or the task SDK's structlog one
+
+    @property
+    def dag(self) -> Any: ...
+
+    def has_dag(self) -> bool: ...
+
+
+#: The class attribute that marks an operator class as one that triggers EnOS flows (the trigger
+#: operator sets it), so a DAG's trigger tasks are found without importing the operator's module.
+TRIGGERS_FLOWS = "_triggers_enos_flows"
 
 #: The task state store's key (Airflow 3.3+) for the instance this task instance started last.
 STORE_KEY = "enos_flow_inst_id"
@@ -41,7 +76,7 @@ def due_time(dag_run: Any) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
-def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
+def start_instance(op: TriggerTask, context: Context) -> str:
     """Return the instance this try waits on: the earlier try's (re-attach), or a new one.
 
     :param op: the operator.
@@ -88,7 +123,7 @@ def start_instance(op: EnOSTriggerFlowOperator, context: Context) -> str:
     return started.flow_inst_id
 
 
-def sole_trigger_task(op: EnOSTriggerFlowOperator, map_index: int | None) -> bool:
+def sole_trigger_task(op: TriggerTask, map_index: int | None) -> bool:
     """Whether ``op`` is unmapped and no other task of its DAG may trigger its flow.
 
     Another trigger task counts unless its ``flow_id`` is a literal id other than this one's (a
@@ -97,9 +132,7 @@ def sole_trigger_task(op: EnOSTriggerFlowOperator, map_index: int | None) -> boo
     :param op: the operator (its ``flow_id`` rendered).
     :param map_index: the task instance's map index (-1 or None when unmapped).
     """
-    from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
-
-    dag = op.dag if op.has_dag() else None  # type: ignore[no-untyped-call]  # untyped in Airflow
+    dag = op.dag if op.has_dag() else None
     if dag is None or map_index not in (-1, None):
         return False
     for task in dag.tasks:
@@ -108,7 +141,7 @@ def sole_trigger_task(op: EnOSTriggerFlowOperator, map_index: int | None) -> boo
         cls = getattr(task, "operator_class", type(task))  # a mapped task: the class it maps
         if not isinstance(cls, type):
             return False  # a mapped task whose class cannot be read: it may trigger this flow
-        if not issubclass(cls, EnOSTriggerFlowOperator):
+        if not getattr(cls, TRIGGERS_FLOWS, False):
             continue
         flow = str(getattr(task, "flow_id", ""))
         if cls is not type(task) or not flow.isdigit() or flow == str(op.flow_id):
@@ -117,7 +150,7 @@ def sole_trigger_task(op: EnOSTriggerFlowOperator, map_index: int | None) -> boo
 
 
 def _earlier(
-    op: EnOSTriggerFlowOperator,
+    op: TriggerTask,
     store: Any,
     requested: int,
     not_before: datetime | None,
@@ -165,7 +198,7 @@ def _earlier(
     return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
 
 
-def _log_started(op: EnOSTriggerFlowOperator, started: Any, start_task_id: str | None) -> None:
+def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> None:
     from airflow_enos_provider._protocol.reattach import describe
 
     zone: timezone = UTC

@@ -136,6 +136,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         "enos_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"parameters": "json"}
+    # Marks the class for the re-attach's search for the DAG's other trigger tasks of a flow.
+    _triggers_enos_flows: ClassVar[bool] = True
     ui_color = "#a6d8f4"
     operator_extra_links = (EnOSFlowInstanceLink(),)
 
