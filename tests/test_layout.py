@@ -77,9 +77,5 @@ def test_the_import_graph_sees_lazy_imports() -> None:
     assert f"{NAME}.hooks.enos" in graph[f"{NAME}.sensors.flow_instance"]
 
 
-# The cycles left to untangle (issue 21); a new one fails, and so does one of these once it is gone.
-KNOWN_CYCLES: list[list[str]] = []
-
-
 def test_no_import_cycle() -> None:
-    assert cycles(import_graph()) == KNOWN_CYCLES
+    assert cycles(import_graph()) == []
