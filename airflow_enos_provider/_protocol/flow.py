@@ -179,7 +179,7 @@ class Caller:
         what = op.name if op.flow_inst_id is None else f"{op.name} of flow instance {op.flow_inst_id}"
         if self.policy.name is not None:  # a call that outlasts outages: its budget is what counts
             self.log.warning(
-                "%s attempt %s of EnOS %s failed (%s) after %.0f s, of %.0f s; retrying in %.2f s",
+                "%s: attempt %s of EnOS %s failed (%s) after %.0f s, of %.0f s; retrying in %.2f s",
                 self.policy.name, attempt, what, retry_reason(err, True), waited, self.policy.max_wait, delay,
             )  # fmt: skip
             return

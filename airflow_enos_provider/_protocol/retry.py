@@ -83,7 +83,7 @@ class RetryPolicy:
         The pause starts at :data:`OUTAGE_FIRST_PAUSE` and doubles (with jitter) up to ``longest_pause``;
         the budget bounds the attempts, and ``retries`` is only a backstop.
 
-        :param name: what the log calls an attempt (``"Cancel"``).
+        :param name: what the log says each attempt is for (``"Cancel of flow instance 2438-..."``).
         :param budget: the most seconds one call may take, its requests and the pauses between them
             (a pause that would end past it is not taken).
         :param longest_pause: the longest single pause.

@@ -425,7 +425,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         """
         from airflow_enos_provider._protocol.retry import RetryPolicy, retry_reason
 
-        policy = RetryPolicy.outlasting("Cancel", self.cancel_timeout, self.poll_interval)
+        policy = RetryPolicy.outlasting(self._what_is_cancelled(), self.cancel_timeout, self.poll_interval)
         hook = self.hook.with_limits(policy=policy)
         hook.retry_count = self.hook.retry_count  # the task's one count of retries
         by_query = self.flow_inst_id is None
@@ -456,6 +456,16 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             len(outcomes), retries,
         )  # fmt: skip
         return outcomes
+
+    def _what_is_cancelled(self) -> str:
+        """Name the cancel in each attempt's log line, since its first calls (the token) name no id."""
+        if (one_id := self._single_id()) is not None:
+            return f"Cancel of flow instance {one_id}"
+        if isinstance(self.flow_inst_id, (list, tuple)):
+            return f"Cancel of {len(self.flow_inst_id)} flow instances"
+        if self.flow_inst_id is None:
+            return f"Cancel of the instances of flow_id={self.flow_id} expression={self.expression}"
+        return "Cancel"  # an id of the wrong type: the checks below refuse it, naming the field
 
     def _single_id(self) -> str | None:
         value: object = self.flow_inst_id
