@@ -267,7 +267,7 @@ def _token_request(request: Request) -> TokenRequest:
     # field is "parameter empty" (1202); a body that is not JSON, or a field of another type, is
     # "invalid parameter" (1004).
     contract = contract_for(request.method, request.path, None)
-    if contract is None:  # every token route has a contract (tests/test_emulator.py checks)
+    if contract is None:  # every token route has a contract (tests/emulator/api/test_contract.py checks)
         raise ApiError(EnOSCode.TOKEN_INTERNAL, "Internal error")
     body = request.parsed if request.body else {}
     if not isinstance(body, dict):

@@ -176,7 +176,7 @@ def test_a_midnight_run_keeps_its_business_date_across_tasks_and_retries(
 @pytest.mark.skipif(
     Version(airflow_version) < Version("3.3"),
     reason="needs the task state store (3.3+); a killed 2.11 task is retried only after its zombie "
-    "threshold (5 min). The search without a store: tests/test_trigger_time.py",
+    "threshold (5 min). The search without a store: tests/operators/test_trigger_time.py",
 )
 def test_two_runs_two_minutes_apart_each_retry_reattaches_to_its_own_instance(
     airflow: AirflowStack, enos: EnOSEmulator
