@@ -294,10 +294,10 @@ def row_bulk_cancel(quick: bool, raw: dict[str, Any]) -> list[Row]:
 def row_kill_switch(quick: bool, raw: dict[str, Any]) -> list[Row]:
     runs = []
     for _ in range(1 if quick else 3):
-        seed = common.seed(KILL_COUNT, prefix="2438-k", flow_type=1)  # a periodic flow
+        seed = common.seed(KILL_COUNT, prefix="2438-9", flow_type=1)  # periodic; ids digits-dash-digits
         with EmulatorProcess(seed, latency=BULK_LATENCY) as emulator:
             result = run_worker(
-                "kill_switch.py", emulator.url, emulator.control_url, "2438-k", str(KILL_COUNT)
+                "kill_switch.py", emulator.url, emulator.control_url, "2438-9", str(KILL_COUNT)
             )
         if result["statuses"] != {"CANCEL": KILL_COUNT} or result["cancelled"] != KILL_COUNT:
             raise RuntimeError(f"the kill switch did not cancel every instance: {result}")
