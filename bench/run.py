@@ -253,8 +253,8 @@ def row_bulk_cancel(quick: bool, raw: dict[str, Any]) -> list[Row]:
     runs: dict[str, list[dict[str, Any]]] = {"operator": [], "hook": [], "sequential": []}
     with EmulatorProcess(common.seed(0), latency=BULK_LATENCY) as emulator:
         for number in range(pairs):
-            for mode in runs:
-                prefix = f"2438-{mode[:3]}{number}-"
+            for index, mode in enumerate(runs, start=1):
+                prefix = f"2438-{index}{number}"  # ids are digits-dash-digits, as EnOS's are
                 emulator.call("add_instances", prefix=prefix, count=BULK_COUNT)
                 result = run_worker(
                     "bulk_cancel.py", emulator.url, emulator.control_url, mode, prefix, str(BULK_COUNT)
