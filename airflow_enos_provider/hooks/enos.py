@@ -568,15 +568,22 @@ class EnOSHook(EnOSBaseHook):
     def get_time_zone(self, *, user_id: str | None = None, org_id: str | None = None) -> timezone:
         """Return the zone EnOS writes its time strings in (Get Timezone, e.g. ``GMT+8``).
 
+        Read once per hook and OU: a tenant's zone does not change (it has no daylight saving), and a
+        trigger's retry needs it for its search and again for its log line.
+
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
+        zones: dict[str | None, timezone] = self.__dict__.setdefault("_zones", {})
+        if org_id in zones:
+            return zones[org_id]
         op = ops.GET_TIME_ZONE
         data = self._read(op, user_id, org_id)
         try:
-            return parse_zone(data.get("timezone"))
+            zones[org_id] = parse_zone(data.get("timezone"))
         except ValueError as err:
             raise EnOSAPIError(f"the reply has no readable timezone: {err}", operation=op.name) from None
+        return zones[org_id]
 
     def find_own_flow_instances(
         self,

@@ -439,3 +439,9 @@ def test_a_refused_cancel_of_a_finished_instance_is_already_final(monkeypatch):
     outcome = hook.ensure_flow_instance_stopped("2438-1")
     assert outcome == {"flow_inst_id": "2438-1", "outcome": "already_final", "status": "SUCCESS"}
     assert script.names() == ["cancel_flow_instance", "get_flow_instance"]
+
+
+def test_the_tenants_zone_is_read_once_per_hook(hook, emulator):
+    first = hook.get_time_zone()
+    assert hook.get_time_zone() is first and first.utcoffset(None).total_seconds() == 0
+    assert emulator.state.count("time.getTimeZone") == 1
