@@ -18,8 +18,7 @@ PUBLIC_API = {
     "airflow_enos_provider": "__version__",
     "airflow_enos_provider.emulator": (
         "ACTIVE_STATUSES EmulatorState EnOSEmulator FINAL_STATUSES ManualClock RecordedRequest "
-        "STATUS_CODES STATUS_NAMES Seed SeedApp SeedFlow SeedInstance SeedSettings SeedTask SeedUser "
-        "connection_json load_seed_file parse_status"
+        "STATUS_CODES STATUS_NAMES Seed connection_json load_seed_file parse_status"
     ),
     "airflow_enos_provider.emulator.__main__": "build_parser main show_instances show_requests",
     "airflow_enos_provider.emulator.auth": (

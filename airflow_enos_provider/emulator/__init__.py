@@ -10,6 +10,8 @@ Laid out by job, like a moto service: ``models`` (entities and their lifecycle),
 (task instances, their graph entries and logs), ``seed``,
 ``state`` (the backend's typed operations), ``tokens``, ``responses`` (parse, call, render),
 ``routes`` (the routing table), ``auth``, ``recorder``, ``faults`` and ``server`` (HTTP plumbing).
+A seed's parts (``SeedFlow``, ``SeedInstance``, ...) are typed in ``seed``; this package exports what
+running an emulator takes.
 """
 
 from __future__ import annotations
@@ -23,16 +25,7 @@ from airflow_enos_provider.emulator.models import (
     parse_status,
 )
 from airflow_enos_provider.emulator.recorder import RecordedRequest
-from airflow_enos_provider.emulator.seed import (
-    Seed,
-    SeedApp,
-    SeedFlow,
-    SeedInstance,
-    SeedSettings,
-    SeedTask,
-    SeedUser,
-    load_seed_file,
-)
+from airflow_enos_provider.emulator.seed import Seed, load_seed_file
 from airflow_enos_provider.emulator.server import EnOSEmulator, connection_json
 from airflow_enos_provider.emulator.state import EmulatorState
 
@@ -46,12 +39,6 @@ __all__ = [
     "ManualClock",
     "RecordedRequest",
     "Seed",
-    "SeedApp",
-    "SeedFlow",
-    "SeedInstance",
-    "SeedSettings",
-    "SeedTask",
-    "SeedUser",
     "connection_json",
     "load_seed_file",
     "parse_status",
