@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider.emulator.models import (
@@ -55,6 +55,47 @@ TRIGGER_REFUSED = (
 )
 #: Get Timezone's reply (get_time_zone.md); the emulator writes its time strings in UTC.
 TIME_ZONE = "GMT+0"
+_T = TypeVar("_T")
+
+
+class _Setting(Generic[_T]):
+    """A tenant setting: read and written under the tenant's lock, checked when set.
+
+    It keeps its value in the tenant's ``_<name>`` attribute, which the backend reads under the lock.
+    """
+
+    def __init__(
+        self, doc: str, *, choices: tuple[_T, ...] = (), low: tuple[float, bool] | None = None
+    ) -> None:
+        self.__doc__ = doc
+        self._choices = choices
+        self._low = low  # (bound, whether the bound itself is allowed)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, tenant: None, owner: type) -> _Setting[_T]: ...
+    @overload
+    def __get__(self, tenant: Tenant, owner: type) -> _T: ...
+    def __get__(self, tenant: Tenant | None, owner: type) -> _T | _Setting[_T]:
+        if tenant is None:
+            return self
+        with tenant.lock:
+            return cast(_T, getattr(tenant, "_" + self._name))
+
+    def __set__(self, tenant: Tenant, value: _T) -> None:
+        if self._choices and value not in self._choices:
+            raise ValueError(f"{self._name} must be one of {self._choices}, not {value!r}")
+        if self._low is not None:
+            bound, inclusive = self._low
+            if not (value >= bound if inclusive else value > bound):  # type: ignore[operator]
+                raise ValueError(
+                    f"{self._name} must be {'>=' if inclusive else '>'} {bound} seconds, got {value!r}"
+                )
+            value = cast(_T, float(value))  # type: ignore[arg-type]
+        with tenant.lock:
+            setattr(tenant, "_" + self._name, value)
 
 
 class Tenant:
@@ -96,55 +137,21 @@ class Tenant:
 
     # ----------------------------------------------------------------- settings and clock
 
-    @property
-    def cancel_final(self) -> str:
-        """What cancelling a finished instance does: ``"error"`` or ``"success"``."""
-        with self.lock:
-            return self._cancel_final
-
-    @cancel_final.setter
-    def cancel_final(self, value: str) -> None:
-        if value not in CANCEL_FINAL_CHOICES:
-            raise ValueError(f"cancel_final must be one of {CANCEL_FINAL_CHOICES}, not {value!r}")
-        with self.lock:
-            self._cancel_final = value
-
-    @property
-    def trigger_rule(self) -> str:
-        """How a second trigger of one flow is answered: one of :data:`TRIGGER_RULES`."""
-        with self.lock:
-            return self._trigger_rule
-
-    @trigger_rule.setter
-    def trigger_rule(self, value: str) -> None:
-        if value not in TRIGGER_RULES:
-            raise ValueError(f"trigger_rule must be one of {TRIGGER_RULES}, not {value!r}")
-        with self.lock:
-            self._trigger_rule = value
-
-    @property
-    def trigger_interval(self) -> float:
-        """Seconds the ``wall_clock_minute`` rule refuses a flow's next trigger (60; tests shorten it)."""
-        with self.lock:
-            return self._trigger_interval
-
-    @trigger_interval.setter
-    def trigger_interval(self, value: float) -> None:
-        if not value > 0:
-            raise ValueError(f"trigger_interval must be > 0 seconds, got {value!r}")
-        with self.lock:
-            self._trigger_interval = float(value)
-
-    @property
-    def latency(self) -> float:
-        """Seconds the server waits before answering each request, like a gateway far away (default 0)."""
-        return self._latency
-
-    @latency.setter
-    def latency(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"latency must be >= 0 seconds, got {value!r}")
-        self._latency = float(value)
+    cancel_final = _Setting[str](
+        'What cancelling a finished instance does: ``"error"`` or ``"success"``.',
+        choices=CANCEL_FINAL_CHOICES,
+    )
+    trigger_rule = _Setting[str](
+        "How a second trigger of one flow is answered: one of :data:`TRIGGER_RULES`.", choices=TRIGGER_RULES
+    )
+    trigger_interval = _Setting[float](
+        "Seconds the ``wall_clock_minute`` rule refuses a flow's next trigger (60; tests shorten it).",
+        low=(0, False),
+    )
+    latency = _Setting[float](
+        "Seconds the server waits before answering each request, like a gateway far away (default 0).",
+        low=(0, True),
+    )
 
     @property
     def token_ttl(self) -> float:
