@@ -110,14 +110,21 @@ def test_if_already_final_is_checked_when_the_dag_is_parsed():
         CancelFlowInstanceOperator(task_id="c", flow_inst_id="x-1", if_already_final="ignore")
 
 
-def test_templated_fields():
-    assert set(CancelFlowInstanceOperator.template_fields) == {
-        "flow_inst_id",
-        "flow_id",
-        "expression",
-        "user_id",
-        "org_id",
-        "enos_conn_id",
+@pytest.mark.parametrize(
+    "given",
+    [{"flow_inst_id": "{{ params.v }}-1"}, {"flow_id": "{{ params.v }}", "expression": "x{{ params.v }}"}],
+)
+def test_what_names_the_instances_and_the_caller_is_templated(given):
+    given = {
+        **given,
+        "user_id": "u{{ params.v }}",
+        "org_id": "o{{ params.v }}",
+        "enos_conn_id": "c{{ params.v }}",
+    }
+    op = CancelFlowInstanceOperator(task_id="c", **given)
+    op.render_template_fields({"params": {"v": "42"}})
+    assert {name: getattr(op, name) for name in given} == {
+        name: value.replace("{{ params.v }}", "42") for name, value in given.items()
     }
 
 
