@@ -312,3 +312,30 @@ def sigkill_worker_wait(
     assert requests_for(enos, CANCEL, flow_inst_id) == 0
     assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "success"
     return first, ti
+
+
+# ----------------------------------------------------------------- the many-waits run
+
+
+MANY_WAITS = "e2e_enos_many_waits"
+#: Stack settings for a run of hundreds of waits: room to run them, and their states on one API page.
+MANY_WAITS_ENV = {"AIRFLOW__CORE__PARALLELISM": "16", "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "1000"}
+
+
+def start_many_waits(
+    stack: AirflowStack, enos: EnOSEmulator, deferred: list[int], in_worker: list[int], timeout: float
+) -> tuple[str, list[str]]:
+    """Run ``e2e_enos_many_waits`` over these flows and wait until every wait polls its instance.
+
+    :return: the run id and the instance ids, deferred flows first.
+    """
+    stack.wait_dags([MANY_WAITS], timeout=120)
+    flows = deferred + in_worker
+    add_flows(enos, flows)
+    run_id = stack.api.trigger(MANY_WAITS, {"deferred": deferred, "in_worker": in_worker})
+    ids = wait_instances(enos, flows, timeout=timeout)
+    wait_mapped(stack, MANY_WAITS, run_id, "deferred", ["deferred"], len(deferred), timeout=300)
+    if in_worker:
+        wait_mapped(stack, MANY_WAITS, run_id, "in_worker", ["running"], len(in_worker), timeout=120)
+    wait_all_read_again(enos, ids, reads_by_instance(enos), timeout=120)
+    return run_id, ids

@@ -24,7 +24,6 @@ from tests.e2e.scenarios import (
     status,
 )
 
-MANY_WAITS = "e2e_enos_many_waits"
 DEFERRED = list(range(7000, 7050))
 IN_WORKER = list(range(7100, 7105))
 OUTAGE_SECONDS = 180  # 36 polls at the DAG's 5 s poll_interval; the old tolerance was 3
@@ -35,28 +34,14 @@ pytestmark = pytest.mark.timeout(1200)
 @pytest.fixture(scope="module")
 def airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow-home-crash-gateway")
-    with local_stack(
-        "crash-gateway",
-        enos,
-        home,
-        (),
-        AIRFLOW__CORE__PARALLELISM="16",
-        AIRFLOW__API__MAXIMUM_PAGE_LIMIT="1000",
-    ) as stack:
+    with local_stack("crash-gateway", enos, home, (), **crash.MANY_WAITS_ENV) as stack:
         yield stack
 
 
 def test_waits_outlast_a_three_minute_gateway_outage(airflow: AirflowStack, enos: EnOSEmulator):
     """50 deferred waits and 5 waits in workers; the gateway refuses connections for 3 minutes."""
-    api, dag_id = airflow.api, MANY_WAITS
-    airflow.wait_dags([dag_id], timeout=120)
-    flows = DEFERRED + IN_WORKER
-    crash.add_flows(enos, flows)
-    run_id = api.trigger(dag_id, {"deferred": DEFERRED, "in_worker": IN_WORKER})
-    ids = crash.wait_instances(enos, flows, timeout=600)
-    crash.wait_mapped(airflow, dag_id, run_id, "deferred", ["deferred"], len(DEFERRED), timeout=300)
-    crash.wait_mapped(airflow, dag_id, run_id, "in_worker", ["running"], len(IN_WORKER), timeout=120)
-    crash.wait_all_read_again(enos, ids, crash.reads_by_instance(enos), timeout=120)  # all 55 poll
+    api, dag_id = airflow.api, crash.MANY_WAITS
+    run_id, ids = crash.start_many_waits(airflow, enos, DEFERRED, IN_WORKER, timeout=600)  # all 55 poll
 
     def still_waiting() -> None:
         airflow.check_alive()
@@ -80,6 +65,7 @@ def test_waits_outlast_a_three_minute_gateway_outage(airflow: AirflowStack, enos
     crash.wait_mapped(airflow, dag_id, run_id, "deferred", ["success"], len(DEFERRED), timeout=300)
     crash.wait_mapped(airflow, dag_id, run_id, "in_worker", ["success"], len(IN_WORKER), timeout=120)
     assert api.wait_run_state(dag_id, run_id, FINAL_RUN_STATES, timeout=60) == "success"
+    flows = DEFERRED + IN_WORKER
     assert crash.instances_per_flow(enos, flows) == dict.fromkeys(flows, 1)
     assert crash.cancels_of(enos, ids) == 0
 

@@ -17,7 +17,6 @@ from tests.e2e.airflow_stack import AirflowStack
 from tests.e2e.conftest import local_stack
 from tests.e2e.scenarios import FINAL_RUN_STATES
 
-MANY_WAITS = "e2e_enos_many_waits"
 WAITS = 200
 FLOWS = list(range(6000, 6000 + WAITS))
 pytestmark = pytest.mark.timeout(1800)
@@ -26,26 +25,14 @@ pytestmark = pytest.mark.timeout(1800)
 @pytest.fixture(scope="module")
 def airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow-home-crash-triggerer")
-    with local_stack(
-        "crash-triggerer",
-        enos,
-        home,
-        (),
-        AIRFLOW__CORE__PARALLELISM="16",
-        AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY="64",
-        AIRFLOW__API__MAXIMUM_PAGE_LIMIT="1000",
-    ) as stack:
+    env = {**crash.MANY_WAITS_ENV, "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
+    with local_stack("crash-triggerer", enos, home, (), **env) as stack:
         yield stack
 
 
 def test_a_sigkilled_triggerer_loses_none_of_200_deferred_waits(airflow: AirflowStack, enos: EnOSEmulator):
-    api, dag_id = airflow.api, MANY_WAITS
-    airflow.wait_dags([dag_id], timeout=120)
-    crash.add_flows(enos, FLOWS)
-    run_id = api.trigger(dag_id, {"deferred": FLOWS, "in_worker": []})
-    ids = crash.wait_instances(enos, FLOWS, timeout=1200)
-    crash.wait_mapped(airflow, dag_id, run_id, "deferred", ["deferred"], WAITS, timeout=300)
-    crash.wait_all_read_again(enos, ids, crash.reads_by_instance(enos), timeout=120)  # all 200 poll
+    api, dag_id = airflow.api, crash.MANY_WAITS
+    run_id, ids = crash.start_many_waits(airflow, enos, FLOWS, [], timeout=1200)  # all 200 poll
 
     crash.kill_component(airflow, "triggerer")
 
