@@ -12,13 +12,14 @@ except ImportError:  # Airflow 2.11: no task SDK
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 
+PARAMS = {"flow_inst_id": Param("", type=["string", "array"], description="Flow-instance id(s) to cancel")}
+# render_template_as_native_obj: a list of ids in params stays a list.
 with DAG(
-    dag_id="example_enos_cancel_flow_instance",
+    "example_enos_cancel_flow_instance",
     schedule=None,
-    catchup=False,
     tags=["enos", "example"],
-    render_template_as_native_obj=True,  # so a list of ids in params stays a list
-    params={"flow_inst_id": Param("", type=["string", "array"], description="Flow-instance id(s) to cancel")},
+    render_template_as_native_obj=True,
+    params=PARAMS,
 ) as dag:
     # [START howto_operator_enos_cancel_flow_instance]
     CancelFlowInstanceOperator(

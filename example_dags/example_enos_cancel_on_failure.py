@@ -15,13 +15,8 @@ except ImportError:  # Airflow 2.11: no task SDK
 
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator
 
-with DAG(
-    dag_id="example_enos_cancel_on_failure",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")},
-) as dag:
+PARAMS = {"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")}
+with DAG("example_enos_cancel_on_failure", schedule=None, tags=["enos", "example"], params=PARAMS) as dag:
     # [START howto_hook_enos_trigger_flow]
     @task
     def start_flow(params: dict) -> str:

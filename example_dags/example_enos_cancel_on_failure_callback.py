@@ -18,12 +18,9 @@ except ImportError:  # Airflow 2.11: no task SDK
 from airflow_enos_provider.notifications.flow_instance import EnOSCancelFlowInstanceNotifier
 from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
 
+PARAMS = {"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")}
 with DAG(
-    dag_id="example_enos_cancel_on_failure_callback",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={"flow_id": Param(2438, type="integer", description="The EnOS workflow to start")},
+    "example_enos_cancel_on_failure_callback", schedule=None, tags=["enos", "example"], params=PARAMS
 ) as dag:
     # [START howto_notifier_enos_cancel_flow_instance]
     start = EnOSTriggerFlowOperator(

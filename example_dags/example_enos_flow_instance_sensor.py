@@ -17,13 +17,8 @@ from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
 
 POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "60"))
 
-with DAG(
-    dag_id="example_enos_flow_instance_sensor",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={"flow_inst_id": Param("2438-201908081020", type="string")},
-) as dag:
+PARAMS = {"flow_inst_id": Param("2438-201908081020", type="string")}
+with DAG("example_enos_flow_instance_sensor", schedule=None, tags=["enos", "example"], params=PARAMS) as dag:
     # [START howto_sensor_enos_flow_instance]
     wait = EnOSFlowInstanceSensor(
         task_id="wait_for_flow_instance",

@@ -13,13 +13,8 @@ from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOper
 
 POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "10"))
 
-with DAG(
-    dag_id="example_enos_kill_switch",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={"flow_id": Param(2438, type="integer", description="The workflow to stop")},
-) as dag:
+PARAMS = {"flow_id": Param(2438, type="integer", description="The workflow to stop")}
+with DAG("example_enos_kill_switch", schedule=None, tags=["enos", "example"], params=PARAMS) as dag:
     # [START howto_operator_enos_cancel_by_flow_id]
     CancelFlowInstanceOperator(
         task_id="cancel_all_active",

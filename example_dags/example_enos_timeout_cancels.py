@@ -19,16 +19,11 @@ from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperato
 POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "30"))
 TIMEOUT_SECONDS = float(os.environ.get("ENOS_EXAMPLE_TIMEOUT_SECONDS", "3600"))
 
-with DAG(
-    dag_id="example_enos_timeout_cancels",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={
-        "flow_id": Param(2438, type="integer"),
-        "deferred_flow_id": Param(2440, type="integer"),
-    },
-) as dag:
+PARAMS = {
+    "flow_id": Param(2438, type="integer"),
+    "deferred_flow_id": Param(2440, type="integer"),
+}
+with DAG("example_enos_timeout_cancels", schedule=None, tags=["enos", "example"], params=PARAMS) as dag:
     # [START howto_operator_enos_trigger_flow_timeout]
     EnOSTriggerFlowOperator(
         task_id="run_flow",

@@ -19,16 +19,11 @@ from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperato
 # Tests poll faster; in production 30 s is plenty for batch workflows.
 POLL_SECONDS = float(os.environ.get("ENOS_EXAMPLE_POLL_SECONDS", "30"))
 
-with DAG(
-    dag_id="example_enos_trigger_flow",
-    schedule=None,
-    catchup=False,
-    tags=["enos", "example"],
-    params={
-        "flow_id": Param(2438, type="integer", description="Workflow waited for in a worker"),
-        "deferred_flow_id": Param(2440, type="integer", description="Workflow waited for in the triggerer"),
-    },
-) as dag:
+PARAMS = {
+    "flow_id": Param(2438, type="integer", description="Workflow waited for in a worker"),
+    "deferred_flow_id": Param(2440, type="integer", description="Workflow waited for in the triggerer"),
+}
+with DAG("example_enos_trigger_flow", schedule=None, tags=["enos", "example"], params=PARAMS) as dag:
     # [START howto_operator_enos_trigger_flow]
     EnOSTriggerFlowOperator(
         task_id="run_flow",
