@@ -50,7 +50,12 @@ def test_the_sample_body_shapes_are_taken(client: Client) -> None:
     ],
 )
 def test_disable_is_refused_as_the_page_says(
-    client: Client, emulator: EnOSEmulator, body: dict[str, object], kwargs: dict[str, str], code: int, msg: str
+    client: Client,
+    emulator: EnOSEmulator,
+    body: dict[str, object],
+    kwargs: dict[str, str],
+    code: int,
+    msg: str,
 ) -> None:
     assert client.error("POST", "flows", "disable", body, **kwargs) == (code, msg)
     assert emulator.state.flow(FLOW)["active"] == 1
@@ -149,4 +154,3 @@ def test_a_long_jump_of_the_clock_makes_a_bounded_number(emulator: EnOSEmulator)
 def test_a_bad_schedule_is_refused_naming_it(emulator: EnOSEmulator, fields: dict, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         emulator.state.load_seed({"flows": [{"flow_id": 5913, **fields}]})
-
