@@ -222,7 +222,7 @@ class EmulatorState(Tenant):
                 raise ApiError(EnOSCode.BP_LOCKED, "Workflow is locked")
             now = self.now()
             if inst.resolve(now).status.is_final:
-                if self._cancel_final == "error":
+                if self.cancel_final == "error":
                     raise invalid_parameter("Instance is already finished")
                 return
             inst.freeze(Status.CANCEL, now)
@@ -287,7 +287,7 @@ class EmulatorState(Tenant):
         # Ids name the flow and the trigger minute (the trigger pages' samples: "2438-201908081020");
         # what EnOS does with a second trigger is undocumented: trigger_rule picks (lock held).
         minute_id = f"{flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
-        rule = self._trigger_rule
+        rule = self.trigger_rule
         if rule == "same_minute_ids" and minute_id in self._instances:
             raise invalid_parameter(TRIGGER_REFUSED)
         last = self._last_trigger.get(flow_id)
@@ -315,11 +315,11 @@ class EmulatorState(Tenant):
                 raise ApiError(EnOSCode.BP_LOCKED, "Workflow is locked")
             now = self.now()
             self._run_schedules(now)  # fire times before this request still count
-            if flow.active == active and self._schedule_repeat == "error":
+            if flow.active == active and self.schedule_repeat == "error":
                 state = "enabled" if active else "disabled"
                 raise invalid_parameter(f"Invalid parameter: the workflow is already {state}")
             flow.active = active
-            if not active and self._disable_running == "cancel":
+            if not active and self.disable_running == "cancel":
                 for inst in self._active_instances(flow_id, now):
                     inst.freeze(Status.CANCEL, now)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, overload
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider.emulator.models import (
@@ -72,6 +72,37 @@ TRIGGER_REFUSED = (
 TIME_ZONE = "GMT+0"
 
 
+class _Choice:
+    """A tenant setting that is one of a few names: read and set under the tenant's lock, checked.
+
+    :param choices: the names it takes, the first its default.
+    :param doc: what it decides.
+    """
+
+    def __init__(self, choices: tuple[str, ...], doc: str) -> None:
+        self.choices = choices
+        self.__doc__ = f"{doc} One of {', '.join(repr(c) for c in choices)} (default {choices[0]!r})."
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, tenant: None, owner: type) -> _Choice: ...
+    @overload
+    def __get__(self, tenant: Tenant, owner: type) -> str: ...
+    def __get__(self, tenant: Tenant | None, owner: type) -> _Choice | str:
+        if tenant is None:
+            return self
+        with tenant.lock:
+            return tenant._settings.get(self.name, self.choices[0])
+
+    def __set__(self, tenant: Tenant, value: str) -> None:
+        if value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {self.choices}, not {value!r}")
+        with tenant.lock:
+            tenant._settings[self.name] = value
+
+
 class Tenant:
     """Hold one emulated EnOS tenant's model; every public method is thread-safe.
 
@@ -94,10 +125,7 @@ class Tenant:
             raise ValueError(f"clock must be a callable, 'manual' or None, not {clock!r}")
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.lock = threading.RLock()
-        self._cancel_final = "error"
-        self._disable_running = "keep"
-        self._schedule_repeat = "success"
-        self._trigger_rule = "same_minute_ids"
+        self._settings: dict[str, str] = {}  # the _Choice settings changed from their default
         self._trigger_interval = 60.0
         self._last_trigger: dict[int, float] = {}  # flow id -> clock time of its last accepted trigger
         self._latency = 0.0
@@ -113,57 +141,14 @@ class Tenant:
 
     # ----------------------------------------------------------------- settings and clock
 
-    @property
-    def cancel_final(self) -> str:
-        """What cancelling a finished instance does: ``"error"`` or ``"success"``."""
-        with self.lock:
-            return self._cancel_final
-
-    @cancel_final.setter
-    def cancel_final(self, value: str) -> None:
-        if value not in CANCEL_FINAL_CHOICES:
-            raise ValueError(f"cancel_final must be one of {CANCEL_FINAL_CHOICES}, not {value!r}")
-        with self.lock:
-            self._cancel_final = value
-
-    @property
-    def disable_running(self) -> str:
-        """What Disable Flow does to the flow's active instances: ``"keep"`` or ``"cancel"``."""
-        with self.lock:
-            return self._disable_running
-
-    @disable_running.setter
-    def disable_running(self, value: str) -> None:
-        if value not in DISABLE_RUNNING_CHOICES:
-            raise ValueError(f"disable_running must be one of {DISABLE_RUNNING_CHOICES}, not {value!r}")
-        with self.lock:
-            self._disable_running = value
-
-    @property
-    def schedule_repeat(self) -> str:
-        """What disabling a disabled flow (enabling an enabled one) answers: ``"success"`` or ``"error"``."""
-        with self.lock:
-            return self._schedule_repeat
-
-    @schedule_repeat.setter
-    def schedule_repeat(self, value: str) -> None:
-        if value not in SCHEDULE_REPEAT_CHOICES:
-            raise ValueError(f"schedule_repeat must be one of {SCHEDULE_REPEAT_CHOICES}, not {value!r}")
-        with self.lock:
-            self._schedule_repeat = value
-
-    @property
-    def trigger_rule(self) -> str:
-        """How a second trigger of one flow is answered: one of :data:`TRIGGER_RULES`."""
-        with self.lock:
-            return self._trigger_rule
-
-    @trigger_rule.setter
-    def trigger_rule(self, value: str) -> None:
-        if value not in TRIGGER_RULES:
-            raise ValueError(f"trigger_rule must be one of {TRIGGER_RULES}, not {value!r}")
-        with self.lock:
-            self._trigger_rule = value
+    cancel_final = _Choice(CANCEL_FINAL_CHOICES, "What cancelling a finished instance does.")
+    disable_running = _Choice(
+        DISABLE_RUNNING_CHOICES, "What Disable Flow does to the flow's active instances."
+    )
+    schedule_repeat = _Choice(
+        SCHEDULE_REPEAT_CHOICES, "What disabling a disabled flow (enabling an enabled one) answers."
+    )
+    trigger_rule = _Choice(TRIGGER_RULES, "How a second trigger of one flow is answered.")
 
     @property
     def trigger_interval(self) -> float:

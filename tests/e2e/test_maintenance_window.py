@@ -13,19 +13,13 @@ from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
 from tests.e2e import scenarios
 from tests.e2e.airflow_stack import AirflowStack, wait_for
+from tests.e2e.conftest import module_stack
 
 DAG_ID = "e2e_enos_maintenance_window"
 pytestmark = pytest.mark.timeout(400)
 
 
-@pytest.fixture(scope="module")
-def window_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory):
-    from tests.e2e.conftest import local_stack
-
-    with local_stack(
-        "maintenance", enos, tmp_path_factory.mktemp("airflow-home-maintenance"), [DAG_ID]
-    ) as stack:
-        yield stack
+window_airflow = module_stack("maintenance", DAG_ID)
 
 
 def instances_of(enos: EnOSEmulator, flow_id: int) -> list[str]:
