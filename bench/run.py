@@ -35,6 +35,7 @@ from common import EmulatorProcess, run_worker, summary
 
 OUR_MODULES = [
     "airflow_enos_provider.operators.flow_instance",
+    "airflow_enos_provider.operators.flow",
     "airflow_enos_provider.sensors.flow_instance",
     "airflow_enos_provider.triggers.flow_instance",
     "airflow_enos_provider.notifications.flow_instance",
@@ -46,9 +47,10 @@ ANCHORS = ["airflow.providers.http.operators.http", "airflow.providers.dbt.cloud
 # the base, like for like: an anchor's figure includes its own base classes.
 AIRFLOW_BASES = {
     OUR_MODULES[0]: "airflow.sdk.bases.operator,airflow.models.baseoperator",
-    OUR_MODULES[1]: "airflow.sdk.bases.sensor,airflow.sensors.base",
-    OUR_MODULES[2]: "airflow.triggers.base",
-    OUR_MODULES[3]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
+    OUR_MODULES[1]: "airflow.sdk.bases.operator,airflow.models.baseoperator",
+    OUR_MODULES[2]: "airflow.sdk.bases.sensor,airflow.sensors.base",
+    OUR_MODULES[3]: "airflow.triggers.base",
+    OUR_MODULES[4]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
 }
 # The base a DAG file has imported anyway: the task SDK on Airflow 3, `from airflow import DAG` on 2.11;
 # then the first importable module of each comma-separated group in argv[2:]; then argv[1] is timed.
