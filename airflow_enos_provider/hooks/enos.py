@@ -661,13 +661,10 @@ class EnOSHook(EnOSBaseHook):
         flow = to_flow_id(flow_id)
         self.settings.batch_identity(user_id, org_id)  # checked before any request
         change = ops.set_flow_schedule(flow, active)
-        verb = "enable" if active else "disable"
+        verb, wanted = ("enable", "started") if active else ("disable", "stopped")
         was_active = self.is_flow_active(flow, user_id=user_id, org_id=org_id)
         if was_active == active:
-            self.log.info(
-                "EnOS flow %s: schedule already %s; no %s request sent",
-                flow, "started" if active else "stopped", verb,
-            )  # fmt: skip
+            self.log.info("EnOS flow %s: schedule already %s; no %s request sent", flow, wanted, verb)
             return _schedule(flow, was_active, active, changed=False)
         try:
             self._call(change, user_id, org_id)
@@ -684,11 +681,10 @@ class EnOSHook(EnOSBaseHook):
                 raise
             self.log.info(
                 "EnOS refused to %s flow %s (code %s) and Get Flow shows its schedule %s: nothing to do",
-                verb, flow, refusal.code, "started" if active else "stopped",
+                verb, flow, refusal.code, wanted,
             )  # fmt: skip
             return _schedule(flow, was_active, active, changed=False)
-        self.log.info("EnOS accepted the %s of flow %s: its schedule is %s", verb, flow,
-                      "started" if active else "stopped")  # fmt: skip
+        self.log.info("EnOS accepted the %s of flow %s: its schedule is %s", verb, flow, wanted)
         return _schedule(flow, was_active, active, changed=True)
 
     def is_flow_active(
