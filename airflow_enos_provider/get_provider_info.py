@@ -43,7 +43,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": _modules("hooks", "enos", "enos_base")}
         ],
         "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": _modules("operators", "flow_instance")}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": _modules("operators", "flow", "flow_instance"),
+            }
         ],
         "sensors": [
             {"integration-name": _INTEGRATION, "python-modules": _modules("sensors", "flow_instance")}

@@ -10,6 +10,7 @@ a JSON body answers JSON:
 - ``set`` ``{latency}``: change the emulated gateway distance;
 - ``timings`` ``{operation}``: per request of that operation, the instance id, the time its headers
   were read and the time its reply was written (wall clock, epoch seconds);
+- ``active`` ``{flow_id}``: how many of that flow's instances are active, of how many;
 - ``clear``: forget the request log and the timings.
 
 Timing every request wraps the emulator's request handler here, in the benchmark harness: the
@@ -110,6 +111,15 @@ class Control:
 
         state = self.emulator.state
         return {"statuses": dict(Counter(STATUS_NAMES[state.instance_status(i)] for i in args["ids"]))}
+
+    def active(self, args: dict[str, Any]) -> dict[str, Any]:
+        from airflow_enos_provider.emulator import ACTIVE_STATUSES
+
+        state, prefix = self.emulator.state, f"{int(args['flow_id'])}-"
+        with state.lock:  # no request changes the flow between the reads
+            own = [i for i in state.instance_ids() if i.startswith(prefix)]
+            active = sum(1 for i in own if state.instance_status(i) in ACTIVE_STATUSES)
+        return {"active": active, "instances": len(own)}
 
     def clear(self, args: dict[str, Any]) -> dict[str, Any]:
         self.emulator.state.clear_requests()

@@ -35,6 +35,7 @@ from common import EmulatorProcess, run_worker, summary
 
 OUR_MODULES = [
     "airflow_enos_provider.operators.flow_instance",
+    "airflow_enos_provider.operators.flow",
     "airflow_enos_provider.sensors.flow_instance",
     "airflow_enos_provider.triggers.flow_instance",
     "airflow_enos_provider.notifications.flow_instance",
@@ -46,9 +47,10 @@ ANCHORS = ["airflow.providers.http.operators.http", "airflow.providers.dbt.cloud
 # the base, like for like: an anchor's figure includes its own base classes.
 AIRFLOW_BASES = {
     OUR_MODULES[0]: "airflow.sdk.bases.operator,airflow.models.baseoperator",
-    OUR_MODULES[1]: "airflow.sdk.bases.sensor,airflow.sensors.base",
-    OUR_MODULES[2]: "airflow.triggers.base",
-    OUR_MODULES[3]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
+    OUR_MODULES[1]: "airflow.sdk.bases.operator,airflow.models.baseoperator",
+    OUR_MODULES[2]: "airflow.sdk.bases.sensor,airflow.sensors.base",
+    OUR_MODULES[3]: "airflow.triggers.base",
+    OUR_MODULES[4]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
 }
 # The base a DAG file has imported anyway: the task SDK on Airflow 3, `from airflow import DAG` on 2.11;
 # then the first importable module of each comma-separated group in argv[2:]; then argv[1] is timed.
@@ -81,6 +83,7 @@ BULK_SPEEDUP = 10.0
 KILL_COUNT = 2000
 KILL_PAGE = 100  # CancelFlowInstanceOperator searches in pages of 100
 KILL_RATIO = 1.3
+SCHEDULE_MS = 100  # row S: the emulator starts an instance of the flow every 100 ms
 TRIGGERS = 1000
 POLL_INTERVAL = 30.0
 CPU_PER_POLL_MS = 2.0
@@ -322,6 +325,41 @@ def row_kill_switch(quick: bool, raw: dict[str, Any]) -> list[Row]:
     ]
 
 
+# ----------------------------------------------------------------------------- row S
+
+
+def row_schedule_race(quick: bool, raw: dict[str, Any]) -> list[Row]:
+    runs: dict[str, list[dict[str, Any]]] = {"disable": [], "plain": []}
+    for _ in range(1 if quick else 3):
+        for mode in runs:  # interleaved, a fresh tenant each: the flow's schedule started
+            seed = common.seed(0, flow_type=1)
+            seed["flows"][0].update(schedule_every_ms=SCHEDULE_MS, init_seconds=0, run_seconds=3600)
+            with EmulatorProcess(seed, latency=BULK_LATENCY) as emulator:
+                runs[mode].append(
+                    run_worker("kill_switch_schedule.py", emulator.url, emulator.control_url, mode)
+                )
+    raw["schedule_race"] = {"runs": runs}
+
+    def figure(mode: str) -> str:
+        left = summary([r["active_left"] for r in runs[mode]], 0)
+        total = summary([sum(r["requests"].values()) for r in runs[mode]], 0)
+        counts = ", ".join(f"{op} {n}" for op, n in sorted(runs[mode][0]["requests"].items()))
+        later = summary([r["active_1s_later"] for r in runs[mode]], 0)
+        return (
+            f"{fmt(left, '', 0)} active left ({fmt(later, '', 0)} 1 s later);"
+            f" {fmt(total, '', 0)} requests ({counts})"
+        )
+
+    ok = all(
+        r["active_left"] == r["active_1s_later"] == 0 and r["schedule"]["changed"] for r in runs["disable"]
+    )
+    return [
+        Row("S", f"kill switch + disable_flow, flow scheduled every {SCHEDULE_MS} ms (+20 ms)",
+            figure("disable"), "0 active left (and 1 s later), every run", verdict(ok)),
+        Row("S", "kill switch without disable_flow, same flow", figure("plain"), "-", "reported"),
+    ]  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- row 5
 
 
@@ -455,6 +493,7 @@ SECTIONS: list[tuple[str, str, Callable[[bool, dict[str, Any]], list[Row]]]] = [
     ("3", "client overhead per call", row_client_overhead),
     ("4", "bulk cancel", row_bulk_cancel),
     ("K", "kill switch over a periodic flow", row_kill_switch),
+    ("S", "kill switch against a flow's own schedule", row_schedule_race),
     ("5", "deferred waits", row_deferred_waits),
     ("6", "cancel latency after an upstream failure", row_cancel_latency),
     ("C", "emulator capacity", row_capacity),

@@ -61,8 +61,13 @@ nitpick_ignore_regex = [
 
 
 def _public_bases(app: object, name: str, obj: type, options: object, bases: list[type]) -> None:
-    # Show a private base class (_EnOSOperator) as the public classes it derives from.
-    bases[:] = [b for base in bases for b in (base.__bases__ if base.__name__.startswith("_") else (base,))]
+    # Show a private base class (_EnOSOperator, and one derived from it) as the public classes it
+    # derives from.
+    def private(base: type) -> bool:
+        return base.__name__.startswith("_")
+
+    while any(private(base) for base in bases):
+        bases[:] = [b for base in bases for b in (base.__bases__ if private(base) else (base,))]
 
 
 def setup(app: Any) -> dict[str, bool]:

@@ -275,3 +275,38 @@ def test_the_testing_page_example_passes_in_a_users_project(airflow_db, tmp_path
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("active_before", "repair_ends", "run_state"),
+    [(True, "SUCCESS", "success"), (True, "FAIL", "failed"), (False, "SUCCESS", "success")],
+)
+def test_maintenance_window_pauses_and_restores_the_schedule_as_it_was(
+    live_emulator, active_before, repair_ends, run_state
+):
+    state = live_emulator.state
+    state.add_flow(503, owner=env.USER_ID, init_seconds=0, run_seconds=0.5, end_status=repair_ends)
+    state.set_flow_active(env.FLOW_ID, active_before)
+    # What the schedule was while the repair flow was triggered: the trigger reads nothing else.
+    during = []
+    state.after("flows.trigger", lambda: during.append(state.flow(env.FLOW_ID)["active"]))
+    run, states = run_example(
+        "example_enos_maintenance_window", {"flow_id": env.FLOW_ID, "repair_flow_id": 503}
+    )
+    assert run.state == run_state
+    assert states == {
+        "pause_schedule": "success",
+        "repair": "success" if repair_ends == "SUCCESS" else "failed",
+        "resume_schedule": "success",
+    }
+    assert during == [0]
+    assert state.flow(env.FLOW_ID)["active"] == int(active_before)
+    # Idempotent both ways: a paused schedule gets neither a disable nor an enable.
+    assert state.count("flows.disable") == state.count("flows.enable") == int(active_before)
+    resumed = run.get_task_instance("resume_schedule").xcom_pull(task_ids="resume_schedule")
+    assert resumed == {
+        "flow_id": env.FLOW_ID,
+        "was_active": False,
+        "active": active_before,
+        "changed": active_before,
+    }

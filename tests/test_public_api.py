@@ -38,12 +38,14 @@ PUBLIC_API = {
     "airflow_enos_provider.emulator.recorder": "RecordedRequest RequestRecorder masked_body",
     "airflow_enos_provider.emulator.responses": (
         "BatchHandler DEFAULT_PAGE_SIZE MAX_PAGE_SIZE NOT_FOUND Reply Request Responder SORT_FIELDS "
-        "TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time get_flow "
+        "TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time disable_flow "
+        "enable_flow get_flow "
         "get_instance get_task_instance get_task_log not_found search time_zone token_get token_refresh "
         "token_route "
         "trigger trigger_from_task update_and_trigger"
     ),
     "airflow_enos_provider.emulator.routes": ("BATCH_PREFIX Match ROUTES Route operation_of resolve"),
+    "airflow_enos_provider.emulator.schedule": "Cron MAX_CATCH_UP Schedule",
     "airflow_enos_provider.emulator.seed": (
         "DEMO_SEED SEED_SCHEMA Seed SeedApp SeedFlow SeedInstance SeedSettings SeedTask SeedUser "
         "check_keys demo_seed load_seed_file"
@@ -55,7 +57,8 @@ PUBLIC_API = {
         "task_statuses"
     ),
     "airflow_enos_provider.emulator.tenant": (
-        "CANCEL_FINAL_CHOICES FIRST_TASK_ID TIME_ZONE TRIGGER_REFUSED TRIGGER_RULES Tenant"
+        "CANCEL_FINAL_CHOICES DISABLE_RUNNING_CHOICES FIRST_TASK_ID SCHEDULE_REPEAT_CHOICES TIME_ZONE "
+        "TRIGGER_REFUSED TRIGGER_RULES Tenant"
     ),
     "airflow_enos_provider.emulator.tokens": "DEFAULT_TOKEN_TTL TokenRequest TokenService check_ttl",
     "airflow_enos_provider.exceptions": (
@@ -67,6 +70,7 @@ PUBLIC_API = {
     "airflow_enos_provider.hooks.enos_base": "EnOSBaseHook",
     "airflow_enos_provider.links": "CONSOLE_URL_XCOM_KEY EnOSFlowInstanceLink push_console_url",
     "airflow_enos_provider.notifications.flow_instance": "EnOSCancelFlowInstanceNotifier",
+    "airflow_enos_provider.operators.flow": "EnOSDisableFlowOperator EnOSEnableFlowOperator",
     "airflow_enos_provider.operators.flow_instance": "CancelFlowInstanceOperator EnOSTriggerFlowOperator",
     "airflow_enos_provider.sensors.flow_instance": "EnOSFlowInstanceSensor",
     "airflow_enos_provider.status": "EnOSFlowInstanceStatus",

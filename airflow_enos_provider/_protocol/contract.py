@@ -256,9 +256,19 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "get_flow", "Get Flow", "GET", BATCH_PATH + "/flows", "get",
         query=(Field("flowId", _I),),
-        reply="Flow: flowId, flowName, type (0 manual, 1 periodic, 2 temporary), parameters (JSON string), "
-        "graph, locked, isUserLocked",
+        reply="Flow: flowId, flowName, active (0 paused, 1 started), type (0 manual, 1 periodic, "
+        "2 temporary), parameters (JSON string), graph, locked, isUserLocked",
         page=DOCS + "get_flow.md",
+    ),
+    # "Stop/Start the scheduling of a specified workflow": the owner, neither user nor flow locked.
+    # Repeating either after a lost reply is safe: it sets the schedule's state, it starts nothing.
+    Contract(
+        "disable_flow", "Disable Flow", "POST", BATCH_PATH + "/flows", "disable",
+        body=(Field("flowId", _I),), reply='""', page=DOCS + "disable_flow.md",
+    ),
+    Contract(
+        "enable_flow", "Enable Flow", "POST", BATCH_PATH + "/flows", "enable",
+        body=(Field("flowId", _I),), reply='""', page=DOCS + "enable_flow.md",
     ),
     Contract(
         "get_server_time", "Get Current Time", "GET", BATCH_PATH + "/time", "getCurrentTime",

@@ -37,6 +37,8 @@ HINTS: dict[int, str] = {
 INVALID_PARAMETER_HINTS: dict[str, str] = {
     "trigger_flow": "EnOS rejected a parameter: check the flow id (and the taskId or parameters sent)",
     "get_flow": "EnOS rejected a parameter: check the flow id",
+    "disable_flow": "EnOS rejected a parameter: check the flow id",
+    "enable_flow": "EnOS rejected a parameter: check the flow id",
     "list_flow_instances": "EnOS rejected the search: check the request body (type, status, trigger times)",
     "get_task_instance": "EnOS rejected a parameter: check the task-instance id",
     "get_task_instance_log": "EnOS rejected a parameter: check the task-instance id (or it has no log)",
@@ -262,6 +264,9 @@ def _error(
     hint = HINTS.get(code) if code is not None else None
     if code == C.BP_INVALID_PARAMETER:
         hint = INVALID_PARAMETER_HINTS.get(operation, hint)
+    if code == C.BP_NO_PRIVILEGE and operation in ("disable_flow", "enable_flow"):
+        # disable_flow.md / enable_flow.md: "The user must be the owner of the workflow".
+        hint = "The user does not own this workflow: only its owner can stop or start its schedule"
     if code is None and http_status == 401:
         hint = "The gateway refused the credentials: check the access key and secret key"
     elif code is None and http_status == 403:

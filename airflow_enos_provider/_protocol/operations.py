@@ -196,6 +196,16 @@ def get_flow(flow_id: int | str) -> Operation:
     return _from_contract(_CONTRACTS["flows", "get"], query=(("flowId", str(to_flow_id(flow_id))),))
 
 
+def set_flow_schedule(flow_id: int | str, active: bool) -> Operation:
+    """Describe "Enable Flow" (``active``) or "Disable Flow": start or stop a workflow's schedule.
+
+    :param flow_id: the workflow id.
+    :param active: True to start the schedule (enable), False to stop it (disable).
+    """
+    action = "enable" if active else "disable"
+    return _from_contract(_CONTRACTS["flows", action], body={"flowId": to_flow_id(flow_id)})
+
+
 def get_task_instance(task_inst_id: str) -> Operation:
     """Describe "Get Task Instance".
 

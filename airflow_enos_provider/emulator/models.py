@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider._protocol.contract import Kind
+from airflow_enos_provider.emulator.schedule import Schedule
 from airflow_enos_provider.emulator.tasks import (
     COMPLETE,
     IN_PROGRESS,
@@ -176,6 +177,10 @@ class Flow:
     parameters: str = NO_PARAMETERS
     # What refuses a cancel or a trigger.
     locked: bool = False
+    # Get Flow's "active" (get_flow.md: 0 pause, 1 start), what Disable/Enable Flow set; with a
+    # schedule, an active flow starts periodic instances by itself.
+    active: bool = True
+    schedule: Schedule | None = None
 
     def to_json(self, viewer: str, owner: User | None) -> dict[str, Any]:
         """Render the Flow as the "Get Flow" page shows it (get_flow.md's Flow and FlowGraph).
@@ -193,6 +198,8 @@ class Flow:
             "flowId": self.flow_id,
             "flowName": self.name,
             "owner": owner.display_name if owner else self.owner,
+            "active": int(self.active),
+            "freq": self.schedule.cron.expression if self.schedule and self.schedule.cron else "",
             "locked": self.locked,
             # Undocumented in the API reference; modelled as "the owner's account is locked".
             "isUserLocked": bool(owner and owner.locked),
@@ -373,12 +380,20 @@ class Instance:
         # trigger_flow.md / update_and_trigger_flow.md: "The workflow only allows one instance to
         # run at any one time. If the pre-run instance conflicts with a running instance, it will
         # be executed in sequence": a queued instance starts when the one before it ends.
-        base = self.schedule_base
-        if base is not None and self.after is not None:
-            ended = self.after.ended_at(now)
+        # A queue can be long (a flow scheduled every 100 ms), so it is walked in a loop, from its
+        # head forward; each member is settled once its predecessor ended, so later reads need not
+        # walk the queue again.
+        queue: list[Instance] = []
+        head: Instance = self
+        while head.after is not None:
+            queue.append(head)
+            head = head.after
+        for member in reversed(queue):
+            ended = head.ended_at(now)
             if ended is None:
                 return None
-            # Settled once the predecessor ended, so later reads need not walk the queue again.
-            base = self.schedule_base = max(base, ended)
-            self.after = None
-        return base
+            assert member.after is head and member.schedule_base is not None
+            member.schedule_base = max(member.schedule_base, ended)
+            member.after = None
+            head = member
+        return self.schedule_base

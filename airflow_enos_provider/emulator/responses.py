@@ -39,6 +39,8 @@ __all__ = [
     "batch_route",
     "cancel",
     "current_time",
+    "disable_flow",
+    "enable_flow",
     "get_flow",
     "get_instance",
     "get_task_instance",
@@ -206,6 +208,18 @@ def trigger_from_task(state: EmulatorState, user_id: str, request: Request) -> d
 def get_flow(state: EmulatorState, user_id: str, request: Request) -> dict[str, Any]:
     """Serve "Get Flow" (``flowId`` in the query)."""
     return state.get_flow(user_id, int(request.query["flowId"]))
+
+
+def disable_flow(state: EmulatorState, user_id: str, request: Request) -> str:
+    """Serve "Disable Flow" (disable_flow.md); its ``data`` is ``""``."""
+    state.set_flow_schedule(user_id, loosely(Kind.INTEGER, request.parsed["flowId"]), active=False)
+    return ""
+
+
+def enable_flow(state: EmulatorState, user_id: str, request: Request) -> str:
+    """Serve "Enable Flow" (enable_flow.md); its ``data`` is ``""``."""
+    state.set_flow_schedule(user_id, loosely(Kind.INTEGER, request.parsed["flowId"]), active=True)
+    return ""
 
 
 def time_zone(state: EmulatorState, user_id: str, request: Request) -> dict[str, str]:

@@ -33,7 +33,7 @@ seed file: a JSON object; every key optional, unknown keys refused:
   apps:      [{access_key, secret_key}]           the key pairs clients sign with
   users:     [{user_id, org_id, locked?, name?}]  name: shown and searched as owner (default user_id)
   flows:     [{flow_id, name?, owner?, locked?, init_seconds?, run_seconds?, end_status?,
-              fail_task?, tasks?, type?, parameters?}]
+              fail_task?, tasks?, type?, parameters?, active?, cron?, schedule_every_ms?}]
              init_seconds/run_seconds: a triggered instance is INIT, then RUNNING, then its
              end_status (defaults 1, 30 and SUCCESS): run_seconds is how long it takes;
              end_status: any final status (FAIL, TIMEOUT, INTERNAL_ERROR, CANCEL, SKIP ...);
@@ -41,16 +41,23 @@ seed file: a JSON object; every key optional, unknown keys refused:
              status is given), earlier tasks SUCCESS, later ones never start; that task's log ends
              with its error;
              tasks: names or {name, id?, log?, error?} (default ["main"]);
-             type: 0 manual (default), 1 periodic, 2 temporary; parameters: [{key, value}],
-             a mapping or the JSON string of the list
+             type: 0 manual (default; 1 with a schedule), 1 periodic, 2 temporary;
+             parameters: [{key, value}], a mapping or the JSON string of the list;
+             active: Get Flow's active, whether the schedule is started (default true);
+             cron: a Quartz cron in UTC ("0 0 2 * * ?"): while active, each fire time the
+             clock passes starts a periodic instance; schedule_every_ms: emulator-only test
+             aid instead of cron, a period in ms (e.g. 100) from when the flow is added
   instances: [{instance_id, flow_id, status?, owner?, trigger_time?, parameters?, type?}]
              status: a name (RUNNING, the default) or a code; trigger_time: epoch ms;
              an instance keeps its status until cancelled
   settings:  {cancel_final?: "error" | "success", token_ttl?: seconds,
               trigger_rule?: "same_minute_ids" | "wall_clock_minute" | "duplicates",
-              trigger_interval?: seconds}
+              trigger_interval?: seconds, disable_running?: "keep" | "cancel",
+              schedule_repeat?: "success" | "error"}
              trigger_rule: how a second trigger of a flow is answered (undocumented; default
-             same_minute_ids); trigger_interval: the wall_clock_minute rule's window (default 60)
+             same_minute_ids); trigger_interval: the wall_clock_minute rule's window (default 60);
+             disable_running: what Disable Flow does to active instances (undocumented; keep);
+             schedule_repeat: Disable of a disabled flow / Enable of an enabled one (undocumented)
 """
 
 
@@ -93,7 +100,10 @@ class SeedFlow(TypedDict, total=False):
     2 temporary; ``parameters`` is a list of ``{"key", "value"}`` objects, a mapping or the JSON
     string of such a list. A triggered instance is INIT for ``init_seconds``, RUNNING for
     ``run_seconds``, then ``end_status`` (SUCCESS by default); with ``fail_task`` (a task name) it
-    fails at that task (``end_status`` FAIL unless another failure status is given).
+    fails at that task (``end_status`` FAIL unless another failure status is given). ``active`` is
+    Get Flow's (the schedule started, default true); ``cron`` (a Quartz cron, UTC) makes the flow
+    start a periodic instance at each fire time while active; ``schedule_every_ms`` is an
+    emulator-only test aid instead of ``cron``: a period in milliseconds.
     """
 
     flow_id: int
@@ -107,6 +117,9 @@ class SeedFlow(TypedDict, total=False):
     tasks: list[str | SeedTask]
     type: int
     parameters: list[dict[str, str]] | dict[str, Any] | str
+    active: bool
+    cron: str
+    schedule_every_ms: int
 
 
 class SeedInstance(TypedDict, total=False):
@@ -133,6 +146,8 @@ class SeedSettings(TypedDict, total=False):
     token_ttl: float
     trigger_rule: str
     trigger_interval: float
+    disable_running: str
+    schedule_repeat: str
 
 
 class Seed(TypedDict, total=False):

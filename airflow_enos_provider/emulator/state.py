@@ -212,6 +212,7 @@ class EmulatorState(Tenant):
         What EnOS answers for a finished instance is undocumented: :attr:`cancel_final` picks.
         """
         with self.lock:
+            self._run_schedules(self.now())
             inst = self._instances.get(instance_id)
             if inst is None:
                 raise invalid_parameter("Instance not found")
@@ -221,7 +222,7 @@ class EmulatorState(Tenant):
                 raise ApiError(EnOSCode.BP_LOCKED, "Workflow is locked")
             now = self.now()
             if inst.resolve(now).status.is_final:
-                if self._cancel_final == "error":
+                if self.cancel_final == "error":
                     raise invalid_parameter("Instance is already finished")
                 return
             inst.freeze(Status.CANCEL, now)
@@ -229,6 +230,7 @@ class EmulatorState(Tenant):
     def get_instance(self, user_id: str, instance_id: str) -> dict[str, Any]:
         """Return a FlowInstance as the caller sees it ("Get Flow Instance")."""
         with self.lock:
+            self._run_schedules(self.now())
             inst = self._instances.get(instance_id)
             if inst is None:
                 raise invalid_parameter("Instance not found")
@@ -238,6 +240,7 @@ class EmulatorState(Tenant):
         """Return ``{flowInsts, count}`` for one page of a search ("List Flow Instances")."""
         with self.lock:
             now = self.now()
+            self._run_schedules(now)
             rows: list[tuple[Instance, Resolved]] = []
             for inst in self._instances.values():
                 resolved = inst.resolve(now)
@@ -274,48 +277,51 @@ class EmulatorState(Tenant):
                 raise ApiError(EnOSCode.BP_DEPENDED_ON, "This workflow has no task. You cannot trigger it.")
             first_task = self._first_task(flow, request.task_id)
             now = self.now()
+            self._run_schedules(now)
             trigger = request.trigger_ms / 1000
             instance_id = self._new_instance_id(flow.flow_id, trigger, now)
-            active = [i for i in self._instances.values() if i.flow_id == flow.flow_id and _active(i, now)]
-            ahead = max(active, key=lambda i: i.seq, default=None)
-            self._seq += 1
-            self._instances[instance_id] = Instance(
-                instance_id=instance_id,
-                flow_id=flow.flow_id,
-                owner=user_id,
-                trigger_time=trigger,
-                created=now,
-                seq=self._seq,
-                parameters=flow.parameters if request.parameters is None else request.parameters,
-                first_task=first_task,
-                # A future trigger time waits for that time; a past one (backfill) starts now.
-                schedule_base=max(now, trigger),
-                init_seconds=flow.init_seconds,
-                run_seconds=flow.run_seconds,
-                end_status=flow.end_status,
-                fail_task=flow.fail_task,
-                updated=now,
-                history=[(now, Status.WAIT)] if ahead is not None else [],
-                after=ahead,
-            )
+            self._queue_instance(flow, instance_id, user_id, trigger, now, request.parameters, first_task)
             return {"flowInstanceId": instance_id}
 
     def _new_instance_id(self, flow_id: int, trigger: float, now: float) -> str:
         # Ids name the flow and the trigger minute (the trigger pages' samples: "2438-201908081020");
         # what EnOS does with a second trigger is undocumented: trigger_rule picks (lock held).
         minute_id = f"{flow_id}-{time.strftime('%Y%m%d%H%M', time.gmtime(trigger))}"
-        rule = self._trigger_rule
+        rule = self.trigger_rule
         if rule == "same_minute_ids" and minute_id in self._instances:
             raise invalid_parameter(TRIGGER_REFUSED)
         last = self._last_trigger.get(flow_id)
         if rule == "wall_clock_minute" and last is not None and now - last < self._trigger_interval:
             raise invalid_parameter(TRIGGER_REFUSED)
         self._last_trigger[flow_id] = now
-        instance_id, n = minute_id, 0
-        while instance_id in self._instances:  # 14 digits, as other samples show ("2430-20190718075000")
-            n += 1
-            instance_id = f"{minute_id}{n:02d}"
-        return instance_id
+        return self._unique_id(minute_id)
+
+    def set_flow_schedule(self, user_id: str, flow_id: int, active: bool) -> None:
+        """Start (Enable Flow) or stop (Disable Flow) a workflow's schedule.
+
+        disable_flow.md / enable_flow.md: the caller must own the workflow (62103 otherwise, the
+        overview's code for "no privilege") and neither user nor workflow may be locked (62105, as
+        for a cancel). An unknown flow is 62102 "Flow not found" (undocumented, as for Get Flow).
+        What a repeat answers is undocumented (:attr:`schedule_repeat`), and so is what disabling
+        does to the flow's active instances (:attr:`disable_running`: kept by default).
+        """
+        with self.lock:
+            flow = self._flows.get(flow_id)
+            if flow is None:
+                raise invalid_parameter("Flow not found")
+            if flow.owner != user_id:
+                raise ApiError(EnOSCode.BP_NO_PRIVILEGE, "User has no privilege")
+            if flow.locked:
+                raise ApiError(EnOSCode.BP_LOCKED, "Workflow is locked")
+            now = self.now()
+            self._run_schedules(now)  # fire times before this request still count
+            if flow.active == active and self.schedule_repeat == "error":
+                state = "enabled" if active else "disabled"
+                raise invalid_parameter(f"Invalid parameter: the workflow is already {state}")
+            flow.active = active
+            if not active and self.disable_running == "cancel":
+                for inst in self._active_instances(flow_id, now):
+                    inst.freeze(Status.CANCEL, now)
 
     def get_time_zone(self) -> dict[str, str]:
         """Return Get Timezone's data (get_time_zone.md): the emulator writes times in UTC."""
@@ -368,10 +374,6 @@ class EmulatorState(Tenant):
             if task.task_id == task_id:
                 return index
         raise invalid_parameter("Task not found")
-
-
-def _active(inst: Instance, now: float) -> bool:
-    return inst.resolve(now).status in Status.active_statuses()
 
 
 def _row_key(sort_field: str, row: tuple[Instance, Resolved]) -> tuple[bool, float]:

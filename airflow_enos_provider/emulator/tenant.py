@@ -23,6 +23,7 @@ from airflow_enos_provider.emulator.models import (
     parameters_string,
     parse_status,
 )
+from airflow_enos_provider.emulator.schedule import Cron, Schedule
 from airflow_enos_provider.emulator.seed import (
     Seed,
     SeedApp,
@@ -36,12 +37,26 @@ from airflow_enos_provider.emulator.tasks import FAILED, Task, TaskRun
 from airflow_enos_provider.emulator.tokens import TokenService, check_ttl
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
-__all__ = ["CANCEL_FINAL_CHOICES", "FIRST_TASK_ID", "TIME_ZONE", "TRIGGER_REFUSED", "TRIGGER_RULES", "Tenant"]
+__all__ = [
+    "CANCEL_FINAL_CHOICES",
+    "DISABLE_RUNNING_CHOICES",
+    "FIRST_TASK_ID",
+    "SCHEDULE_REPEAT_CHOICES",
+    "TIME_ZONE",
+    "TRIGGER_REFUSED",
+    "TRIGGER_RULES",
+    "Tenant",
+]
 
 # Generated task ids are digits like the docs' samples ("104443"), numbered from here.
 FIRST_TASK_ID = 100001
 
 CANCEL_FINAL_CHOICES: tuple[str, ...] = ("error", "success")
+#: What Disable Flow does to the flow's instances that are still active; undocumented
+#: (disable_flow.md: "Stop the scheduling"): ``keep`` lets them run on, ``cancel`` cancels them.
+DISABLE_RUNNING_CHOICES: tuple[str, ...] = ("keep", "cancel")
+#: What Disable Flow answers for a disabled flow (and Enable Flow for an enabled one); undocumented.
+SCHEDULE_REPEAT_CHOICES: tuple[str, ...] = ("success", "error")
 #: How a second trigger of one flow is answered; which one EnOS does is undocumented:
 #: ``same_minute_ids`` refuses a trigger whose instance id (flow, trigger minute) exists,
 #: ``wall_clock_minute`` refuses one within ``trigger_interval`` seconds of the flow's last accepted
@@ -120,8 +135,9 @@ class Tenant:
             raise ValueError(f"clock must be a callable, 'manual' or None, not {clock!r}")
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.lock = threading.RLock()
-        self._cancel_final = "error"
-        self._trigger_rule = "same_minute_ids"
+        # The _Setting values, each the first of its choices by default.
+        self._cancel_final, self._disable_running = CANCEL_FINAL_CHOICES[0], DISABLE_RUNNING_CHOICES[0]
+        self._schedule_repeat, self._trigger_rule = SCHEDULE_REPEAT_CHOICES[0], TRIGGER_RULES[0]
         self._trigger_interval = 60.0
         self._last_trigger: dict[int, float] = {}  # flow id -> clock time of its last accepted trigger
         self._latency = 0.0
@@ -140,6 +156,15 @@ class Tenant:
     cancel_final = _Setting[str](
         'What cancelling a finished instance does: ``"error"`` or ``"success"``.',
         choices=CANCEL_FINAL_CHOICES,
+    )
+    disable_running = _Setting[str](
+        "What Disable Flow does to the flow's active instances: one of :data:`DISABLE_RUNNING_CHOICES`.",
+        choices=DISABLE_RUNNING_CHOICES,
+    )
+    schedule_repeat = _Setting[str](
+        "What disabling a disabled flow (enabling an enabled one) answers: one of "
+        ":data:`SCHEDULE_REPEAT_CHOICES`.",
+        choices=SCHEDULE_REPEAT_CHOICES,
     )
     trigger_rule = _Setting[str](
         "How a second trigger of one flow is answered: one of :data:`TRIGGER_RULES`.", choices=TRIGGER_RULES
@@ -214,10 +239,13 @@ class Tenant:
                     init_seconds=float(flow.get("init_seconds", 1.0)),
                     run_seconds=float(flow.get("run_seconds", 30.0)),
                     tasks=flow.get("tasks"),
-                    type=int(flow.get("type", 0)),
+                    type=flow.get("type"),
                     parameters=flow.get("parameters"),
                     end_status=flow.get("end_status"),
                     fail_task=flow.get("fail_task"),
+                    active=bool(flow.get("active", True)),
+                    cron=flow.get("cron"),
+                    schedule_every_ms=flow.get("schedule_every_ms"),
                 )
             for item in seed.get("instances") or []:
                 inst = check_keys("instance", item, SeedInstance.__annotations__, ("instance_id", "flow_id"))
@@ -231,14 +259,8 @@ class Tenant:
                     type=int(inst["type"]) if "type" in inst else None,
                 )
             settings = check_keys("settings", seed.get("settings") or {}, SeedSettings.__annotations__)
-            if "cancel_final" in settings:
-                self.cancel_final = settings["cancel_final"]
-            if "token_ttl" in settings:
-                self.token_ttl = settings["token_ttl"]
-            if "trigger_rule" in settings:
-                self.trigger_rule = settings["trigger_rule"]
-            if "trigger_interval" in settings:
-                self.trigger_interval = settings["trigger_interval"]
+            for name, value in settings.items():  # each a checked setting of the same name
+                setattr(self, name, value)
 
     def add_app(self, access_key: str, secret_key: str) -> None:
         """Register an application key pair (replacing the secret of an existing key).
@@ -270,10 +292,13 @@ class Tenant:
         run_seconds: float = 30.0,
         tasks: Iterable[str | Mapping[str, str]] | None = None,
         *,
-        type: int = EnOSFlowType.MANUAL,
+        type: int | None = None,
         parameters: object = None,
         end_status: str | int | None = None,
         fail_task: str | None = None,
+        active: bool = True,
+        cron: str | None = None,
+        schedule_every_ms: int | None = None,
     ) -> None:
         """Register a workflow.
 
@@ -285,7 +310,8 @@ class Tenant:
         :param run_seconds: how long it then stays RUNNING before SUCCESS.
         :param tasks: its tasks, each a name or ``{"name", "id", "log", "error"}`` (only ``name``
             required); ``["main"]`` when None. Ids not given are numbered from 100001.
-        :param type: its scheduling type: 0 manual, 1 periodic, 2 temporary.
+        :param type: its scheduling type: 0 manual, 1 periodic, 2 temporary; None for 1 with a
+            schedule, else 0.
         :param parameters: its parameters (a key/value list, a mapping or a JSON string); none when None.
         :param end_status: the final status its triggered instances reach after ``run_seconds``
             (a name or code); SUCCESS when None, FAIL when ``fail_task`` is given.
@@ -293,8 +319,13 @@ class Tenant:
             it succeed, it gets the failure status (its log ends with its ``error``), later ones never start.
         :raises ValueError: when the flow id or a task id already exists, ``end_status`` is not a final
             status, ``fail_task`` names no task of the flow, or ``fail_task`` comes with a status that
-            is not a failure. A flow with no task
+            is not a failure, or a schedule is bad. A flow with no task
             (``tasks=[]``) is refused when triggered (62104, trigger_flow.md).
+        :param active: Get Flow's ``active``: whether its schedule is started (Disable/Enable Flow).
+        :param cron: its schedule, a Quartz cron in UTC (Get Flow's ``freq``): while the flow is active,
+            each fire time the clock passes starts a periodic instance, queued behind an active one.
+        :param schedule_every_ms: emulator-only test aid (not an EnOS field): instead of a cron, a
+            period in milliseconds from when the flow is added, e.g. 100.
         """
         with self.lock:
             if flow_id in self._flows:
@@ -307,6 +338,10 @@ class Tenant:
             if taken:
                 raise ValueError(f"flow {flow_id}: task id(s) {', '.join(sorted(set(taken)))} already exist")
             end, failing = _outcome(flow_id, flow_tasks, end_status, fail_task)
+            schedule = _schedule(flow_id, cron, schedule_every_ms, self.now())
+            flow_type = EnOSFlowType(type if type is not None else 1 if schedule else 0)
+            if schedule is not None and flow_type is not EnOSFlowType.PERIODIC:
+                raise ValueError(f"flow {flow_id}: a schedule needs type 1 (periodic), not {flow_type.value}")
             self._flows[flow_id] = Flow(
                 flow_id=flow_id,
                 name=name if name is not None else f"flow_{flow_id}",
@@ -317,8 +352,10 @@ class Tenant:
                 end_status=end,
                 fail_task=failing,
                 tasks=flow_tasks,
-                type=EnOSFlowType(type),
+                type=flow_type,
                 parameters=NO_PARAMETERS if parameters is None else parameters_string(parameters),
+                active=bool(active),
+                schedule=schedule,
             )
             self._task_flows.update(dict.fromkeys(ids, flow_id))
 
@@ -386,6 +423,16 @@ class Tenant:
         with self.lock:
             self._flows[flow_id].locked = locked
 
+    def set_flow_active(self, flow_id: int, active: bool) -> None:
+        """Start or pause a workflow's schedule, as Enable/Disable Flow do but with no check.
+
+        :param flow_id: an existing flow id.
+        :param active: the new state (Get Flow's ``active``).
+        """
+        with self.lock:
+            self._run_schedules(self.now())
+            self._flows[flow_id].active = active
+
     def set_instance_status(self, instance_id: str, status: str | int) -> None:
         """Force an instance's status, stopping its schedule (e.g. to make it FAIL).
 
@@ -394,6 +441,7 @@ class Tenant:
         """
         code = Status(parse_status(status))
         with self.lock:
+            self._run_schedules(self.now())
             self._instances[instance_id].freeze(code, self.now())
 
     def instance_status(self, instance_id: str) -> int:
@@ -402,6 +450,7 @@ class Tenant:
         :param instance_id: an existing instance id.
         """
         with self.lock:
+            self._run_schedules(self.now())
             return self._instances[instance_id].resolve(self.now()).status.value
 
     def status_history(self, instance_id: str) -> list[tuple[float, str]]:
@@ -410,6 +459,7 @@ class Tenant:
         :param instance_id: an existing instance id.
         """
         with self.lock:
+            self._run_schedules(self.now())
             return [
                 (when, status.name) for when, status in self._instances[instance_id].history_at(self.now())
             ]
@@ -421,6 +471,7 @@ class Tenant:
         :param viewer: the user asking, for ``hasEditPri``; the owner when None.
         """
         with self.lock:
+            self._run_schedules(self.now())
             inst = self._instances[instance_id]
             return self._instance_json(inst, self.now(), viewer if viewer is not None else inst.owner)
 
@@ -438,6 +489,7 @@ class Tenant:
     def instance_ids(self) -> list[str]:
         """Return every instance id, oldest first."""
         with self.lock:
+            self._run_schedules(self.now())
             return [i.instance_id for i in sorted(self._instances.values(), key=lambda i: i.seq)]
 
     def flow(self, flow_id: int, viewer: str | None = None) -> dict[str, Any]:
@@ -449,6 +501,81 @@ class Tenant:
         with self.lock:
             flow = self._flows[flow_id]
             return self._flow_json(flow, viewer if viewer is not None else flow.owner)
+
+    # ----------------------------------------------------------------- a flow's own schedule (lock held)
+
+    def _run_schedules(self, now: float) -> None:
+        """Start the periodic instances every active flow's schedule made due up to ``now``.
+
+        Lazy, like an instance's progress: each read that can see instances calls this first, so a
+        manual clock decides when a scheduled instance appears. A paused flow starts none, and the
+        fire times it passed while paused are not made up when it is enabled again (undocumented).
+        """
+        for flow in self._flows.values():
+            if flow.schedule is None:
+                continue
+            if not flow.active:
+                flow.schedule.skip_to(now)
+                continue
+            for when in flow.schedule.due(now):
+                base = f"{flow.flow_id}-{time.strftime('%Y%m%d%H%M%S', time.gmtime(when))}"
+                self._queue_instance(flow, self._unique_id(base), flow.owner, when, when)
+
+    def _queue_instance(
+        self,
+        flow: Flow,
+        instance_id: str,
+        owner: str,
+        trigger: float,
+        now: float,
+        parameters: str | None = None,
+        first_task: int = 0,
+    ) -> None:
+        """Add an instance that starts at ``max(now, trigger)``, or after the flow's active instance.
+
+        trigger_flow.md: "The workflow only allows one instance to run at any one time ... it will be
+        executed in sequence": an instance made while another is active waits (WAIT) behind it.
+        """
+        ahead = self._newest_active(flow.flow_id, now)
+        self._seq += 1
+        self._instances[instance_id] = Instance(
+            instance_id=instance_id,
+            flow_id=flow.flow_id,
+            owner=owner,
+            trigger_time=trigger,
+            created=now,
+            seq=self._seq,
+            parameters=flow.parameters if parameters is None else parameters,
+            first_task=first_task,
+            # A future trigger time waits for that time; a past one (backfill) starts now.
+            schedule_base=max(now, trigger),
+            init_seconds=flow.init_seconds,
+            run_seconds=flow.run_seconds,
+            end_status=flow.end_status,
+            fail_task=flow.fail_task,
+            updated=now,
+            history=[(now, Status.WAIT)] if ahead is not None else [],
+            after=ahead,
+        )
+
+    def _active_instances(self, flow_id: int, now: float) -> list[Instance]:
+        active = Status.active_statuses()
+        own = [i for i in self._instances.values() if i.flow_id == flow_id]
+        return [i for i in own if i.resolve(now).status in active]
+
+    def _newest_active(self, flow_id: int, now: float) -> Instance | None:
+        # Newest first: in a queue the newest is usually active, so one read answers.
+        own = sorted((i for i in self._instances.values() if i.flow_id == flow_id), key=lambda i: -i.seq)
+        return next((i for i in own if i.resolve(now).status in Status.active_statuses()), None)
+
+    def _unique_id(self, base: str) -> str:
+        # A second instance for the same time gets a two-digit suffix, as the 14-digit samples show
+        # ("2430-20190718075000"): still digits, a dash and digits.
+        instance_id, n = base, 0
+        while instance_id in self._instances:
+            n += 1
+            instance_id = f"{base}{n:02d}"
+        return instance_id
 
     # ----------------------------------------------------------------- rendering (lock held)
 
@@ -463,6 +590,7 @@ class Tenant:
         return user.display_name if user is not None else user_id
 
     def _task_run(self, task_inst_id: str, now: float) -> TaskRun | None:
+        self._run_schedules(now)
         task_id, _, suffix = task_inst_id.partition("-")
         flow = self._flows.get(self._task_flows.get(task_id, -1))
         if flow is None:
@@ -496,6 +624,17 @@ class Tenant:
             task_id = str(self._next_task_id)
             self._next_task_id += 1
         return Task(task_id, item["name"], item.get("log"), item.get("error"))
+
+
+def _schedule(flow_id: int, cron: str | None, every_ms: int | None, now: float) -> Schedule | None:
+    """Return a flow's schedule from its seed fields, or None for a flow without one."""
+    if cron is not None and every_ms is not None:
+        raise ValueError(f"flow {flow_id}: give cron or schedule_every_ms, not both")
+    if every_ms is not None and (isinstance(every_ms, bool) or not isinstance(every_ms, int) or every_ms < 1):
+        raise ValueError(f"flow {flow_id}: schedule_every_ms must be a positive integer, got {every_ms!r}")
+    if cron is None and every_ms is None:
+        return None
+    return Schedule(None if cron is None else Cron(cron), every_ms, origin=now, until=now)
 
 
 def _outcome(

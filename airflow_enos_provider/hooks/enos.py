@@ -62,7 +62,8 @@ Statuses = int | str | EnOSFlowInstanceStatus | Iterable[int | str | EnOSFlowIns
 
 
 class EnOSHook(EnOSBaseHook):
-    """Call the EnOS Batch Processing Service v2.1: cancel, read, search and trigger flow instances.
+    """Call the EnOS Batch Processing Service v2.1: cancel, read, search and trigger flow instances,
+    and stop or start a workflow's schedule.
 
     Connection, retries and transports come from :class:`~airflow_enos_provider.hooks.enos_base.EnOSBaseHook`
     (its parameters are this hook's).
@@ -623,6 +624,94 @@ class EnOSHook(EnOSBaseHook):
         :return: the flow as EnOS describes it, including its ``locked`` and ``isUserLocked`` flags.
         """
         return self._read(ops.get_flow(flow_id), user_id, org_id)
+
+    def disable_flow(
+        self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Stop a workflow's schedule (EnOS "Disable Flow"); safe to repeat.
+
+        Reads Get Flow's ``active`` first and sends Disable Flow only when the schedule is started.
+        The instances already running are not touched (what EnOS does to them is undocumented: cancel
+        them with :meth:`cancel_flow_instances`).
+
+        :param flow_id: the workflow id.
+        :param user_id: the EnOS user id (the workflow's owner); defaults to the connection's ``user_id``.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: ``{"flow_id", "was_active", "active", "changed"}``: the schedule's state before and
+            after, and whether this call's Disable Flow got a code-0 reply.
+        :raises EnOSAPIError: when EnOS refuses (62103 not the owner, 62105 user or workflow locked).
+        """
+        return self._set_flow_schedule(flow_id, False, user_id, org_id)
+
+    def enable_flow(
+        self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Start a workflow's schedule (EnOS "Enable Flow"); safe to repeat (see :meth:`disable_flow`).
+
+        :param flow_id: the workflow id.
+        :param user_id: the EnOS user id (the workflow's owner); defaults to the connection's ``user_id``.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: ``{"flow_id", "was_active", "active", "changed"}``, as :meth:`disable_flow`'s.
+        """
+        return self._set_flow_schedule(flow_id, True, user_id, org_id)
+
+    def _set_flow_schedule(
+        self, flow_id: int | str, active: bool, user_id: str | None, org_id: str | None
+    ) -> dict[str, Any]:
+        flow = to_flow_id(flow_id)
+        self.settings.batch_identity(user_id, org_id)  # checked before any request
+        change = ops.set_flow_schedule(flow, active)
+        verb, wanted = ("enable", "started") if active else ("disable", "stopped")
+        was_active = self.is_flow_active(flow, user_id=user_id, org_id=org_id)
+        if was_active == active:
+            self.log.info("EnOS flow %s: schedule already %s; no %s request sent", flow, wanted, verb)
+            return _schedule(flow, was_active, active, changed=False)
+        try:
+            self._call(change, user_id, org_id)
+        except EnOSAPIError as refusal:
+            # A refusal may mean the change is already made (by another client since the read, or by
+            # this call's own attempt whose reply was lost): only a read that shows it can say so.
+            if not _worth_a_read(refusal) or refusal.code == EnOSCode.BP_NO_PRIVILEGE:
+                raise
+            try:
+                now_active = self.is_flow_active(flow, user_id=user_id, org_id=org_id)
+            except EnOSError:
+                raise refusal from None
+            if now_active != active:
+                raise
+            self.log.info(
+                "EnOS refused to %s flow %s (code %s) and Get Flow shows its schedule %s: nothing to do",
+                verb, flow, refusal.code, wanted,
+            )  # fmt: skip
+            return _schedule(flow, was_active, active, changed=False)
+        self.log.info("EnOS accepted the %s of flow %s: its schedule is %s", verb, flow, wanted)
+        return _schedule(flow, was_active, active, changed=True)
+
+    def is_flow_active(
+        self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> bool:
+        """Return whether a workflow's schedule is started (Get Flow's ``active``: 1 start, 0 pause).
+
+        :param flow_id: the workflow id.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :raises EnOSAPIError: when the reply has no ``active`` of 0 or 1.
+        """
+        # get_flow.md: "active" Integer (digit strings read too, as the vendor's samples send numbers).
+        op = ops.get_flow(flow_id)
+        value = self._read(op, user_id, org_id).get("active")
+        if isinstance(value, str) and value.strip() in ("0", "1"):
+            value = int(value)
+        if value not in (0, 1) or isinstance(value, float):
+            raise EnOSAPIError(
+                f"Get Flow's reply has no schedule state (active 0 or 1) for flow {flow_id}: {value!r:.80}",
+                operation=op.name,
+            )
+        return bool(value)
+
+
+def _schedule(flow_id: int, was_active: bool, active: bool, *, changed: bool) -> dict[str, Any]:
+    return {"flow_id": flow_id, "was_active": was_active, "active": active, "changed": changed}
 
 
 def _worth_a_read(refusal: EnOSAPIError) -> bool:

@@ -271,6 +271,9 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     :param flow_id: cancel instances of this workflow instead (templated).
     :param expression: cancel instances whose id or flow name matches this (templated).
     :param only_active: with ``flow_id``/``expression``, only instances that may still run.
+    :param disable_flow: with ``flow_id``, stop the workflow's schedule first (EnOS "Disable Flow",
+        only when it is started), so no scheduled instance starts after the search; the instances
+        are cancelled even when EnOS refuses to stop the schedule, and the task then fails.
     :param user_id: the EnOS user id that owns the instances; default: the connection's ``user_id``
         extra (templated).
     :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
@@ -293,7 +296,9 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         instead of cancelled, show this many bytes of the end of each failed task's log in the task
         log (at most 5 tasks); 0 for none. The cancel still succeeds: the instance has stopped.
     :return: (XCom) ``{flow_inst_id: {"outcome": "cancelled" | "already_final", "status": ...}}``;
-        ``status`` is the final status read (after a refusal, or by the wait), else None.
+        ``status`` is the final status read (after a refusal, or by the wait), else None. With
+        ``disable_flow``: ``{"schedule": {"flow_id", "was_active", "active", "changed"}, "instances":
+        <that mapping>}``.
     """
 
     template_fields: Sequence[str] = (
@@ -310,15 +315,16 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     def __init__(
         self,
         *,
+        enos_conn_id: str = "enos_default",
         flow_inst_id: str | list[str] | None = None,
         flow_id: int | str | None = None,
         expression: str | None = None,
         only_active: bool = True,
-        user_id: str | None = None,
-        org_id: str | None = None,
-        enos_conn_id: str = "enos_default",
+        disable_flow: bool = False,
         if_already_final: str = "skip",
         max_concurrency: int = 16,
+        user_id: str | None = None,
+        org_id: str | None = None,
         wait_for_termination: bool = False,
         poll_interval: float = 10.0,
         timeout: float | timedelta | None = None,
@@ -344,7 +350,12 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             raise EnOSValidationError(
                 "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
             )
+        if disable_flow and flow_id is None:
+            raise EnOSValidationError(
+                "disable_flow needs flow_id: the workflow whose schedule to stop before cancelling"
+            )
         require_int(max_concurrency, "max_concurrency", 1, 256)
+        self.disable_flow = disable_flow
         self.flow_inst_id = flow_inst_id
         self.flow_id = flow_id
         self.expression = expression
@@ -360,10 +371,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
-    def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+    def execute(self, context: Context) -> dict[str, Any]:
         if (one_id := self._single_id()) is not None:
             push_console_url(self, context, one_id)
-        outcomes = self._cancel()
+        schedule, outcomes = self._cancel()
         results: dict[str, dict[str, Any]] = {}
         failures: dict[str, str] = {}
         for flow_inst_id, outcome in outcomes.items():
@@ -391,10 +402,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 deadline=self._deadline(context, self.timeout),
             )
             if self.deferrable:
-                state = {"results": results, "failures": failures}
+                state = {"results": results, "failures": failures, "schedule": schedule}
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)
-            return self.execute_complete(context, trigger.run_inline(), results, failures)
-        return self._finish(results, failures)
+            return self.execute_complete(context, trigger.run_inline(), results, failures, schedule)
+        return self._finish(results, failures, schedule)
 
     def execute_complete(
         self,
@@ -402,7 +413,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         event: dict[str, Any],
         results: dict[str, dict[str, Any]],
         failures: dict[str, str],
-    ) -> dict[str, dict[str, Any]]:
+        schedule: dict[str, Any] | str | None = None,
+    ) -> dict[str, Any]:
         """Record the final statuses the wait saw, then succeed or fail for every instance."""
         for flow_inst_id, status in event["statuses"].items():
             results[flow_inst_id]["status"] = status
@@ -413,15 +425,16 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 status = event["statuses"].get(flow_inst_id)
                 if status is None or not EnOSFlowInstanceStatus[status].is_final:
                     failures[flow_inst_id] = f"cancel accepted but not final: {event['message']}"
-        return self._finish(results, failures)
+        return self._finish(results, failures, schedule)
 
-    def _cancel(self) -> dict[str, dict[str, Any] | EnOSError]:
+    def _cancel(self) -> tuple[dict[str, Any] | str | None, dict[str, dict[str, Any] | EnOSError]]:
         """Send the cancels, each repeated through transient failures for ``cancel_timeout`` seconds.
 
         A cancel given up leaves remote work running, so its calls (and a query's search) run under
         the retry policy with that longer budget (:meth:`~.retry.RetryPolicy.outlasting`). The ids,
         the connection and the identity are checked before the first request; a query's cancels start
-        as soon as each search page arrives.
+        as soon as each search page arrives. With ``disable_flow`` the schedule is stopped first; its
+        outcome (or, when EnOS refused, the error's text) is returned beside the cancels'.
         """
         from airflow_enos_provider._protocol.retry import RetryPolicy, retry_reason
 
@@ -429,7 +442,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         hook = self.hook.with_limits(policy=policy)
         hook.retry_count = self.hook.retry_count  # the task's one count of retries
         by_query = self.flow_inst_id is None
+        schedule: dict[str, Any] | str | None = None
         try:
+            if self.disable_flow:
+                schedule = self._stop_schedule(hook)
             outcomes = hook.cancel_flow_instances(
                 None if by_query else require_flow_inst_ids(self.flow_inst_id),
                 flow_id=self.flow_id,
@@ -455,7 +471,18 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             "Sent the cancels of %s EnOS flow instance(s); transient failures needed %s retries",
             len(outcomes), retries,
         )  # fmt: skip
-        return outcomes
+        return schedule, outcomes
+
+    def _stop_schedule(self, hook: EnOSHook) -> dict[str, Any] | str:
+        """Stop the flow's schedule; a refusal is returned as text, so the cancels still run."""
+        from airflow_enos_provider._validation import to_flow_id
+
+        flow = to_flow_id(self.flow_id)  # bad input fails before any request
+        try:
+            return hook.disable_flow(flow, user_id=self.user_id, org_id=self.org_id)
+        except EnOSError as err:
+            self.log.error("Could not stop the schedule of EnOS flow %s: %s; cancelling anyway", flow, err)
+            return f"not stopped: {err}"
 
     def _what_is_cancelled(self) -> str:
         """Name the cancel in each attempt's log line, since its first calls (the token) name no id."""
@@ -483,10 +510,18 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             log_failed_tasks(self, failed)
 
     def _finish(
-        self, results: dict[str, dict[str, Any]], failures: dict[str, str]
-    ) -> dict[str, dict[str, Any]]:
+        self,
+        results: dict[str, dict[str, Any]],
+        failures: dict[str, str],
+        schedule: dict[str, Any] | str | None = None,
+    ) -> dict[str, Any]:
+        problems = []
+        if isinstance(schedule, str):  # EnOS refused to stop the schedule (see _stop_schedule)
+            problems.append(f"the schedule of flow {self.flow_id} was {schedule}")
         if failures:
             total = len(results.keys() | failures.keys())
             listed = "\n".join(f"- {flow_inst_id}: {why}" for flow_inst_id, why in failures.items())
-            raise EnOSError(f"{len(failures)} of {total} EnOS flow instance(s) not cancelled:\n{listed}")
-        return results
+            problems.append(f"{len(failures)} of {total} EnOS flow instance(s) not cancelled:\n{listed}")
+        if problems:
+            raise EnOSError("; ".join(problems))
+        return results if schedule is None else {"schedule": schedule, "instances": results}

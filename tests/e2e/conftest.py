@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,20 @@ def local_stack(
     finally:
         stack.close()
     _no_secret_leaked(stack, enos)
+
+
+def module_stack(name: str, *dag_ids: str) -> Any:
+    """Return a module-scoped fixture: a :func:`local_stack` of its own with ``dag_ids`` unpaused.
+
+    :param name: names the stack and its log folder (``build/e2e/<name>``).
+    """
+
+    @pytest.fixture(scope="module")
+    def stack(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+        with local_stack(name, enos, tmp_path_factory.mktemp(f"airflow-home-{name}"), dag_ids) as running:
+            yield running
+
+    return stack
 
 
 @pytest.fixture(scope="module")

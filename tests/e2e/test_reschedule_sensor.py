@@ -14,20 +14,14 @@ from airflow_enos_provider.emulator import EnOSEmulator
 from tests import enos_env
 from tests.e2e import scenarios
 from tests.e2e.airflow_stack import AirflowStack
+from tests.e2e.conftest import module_stack
 
 DAG_ID = "e2e_enos_reschedule_sensor"
 RUNS = 3
 pytestmark = pytest.mark.timeout(400)
 
 
-@pytest.fixture(scope="module")
-def reschedule_airflow(enos: EnOSEmulator, tmp_path_factory: pytest.TempPathFactory):
-    from tests.e2e.conftest import local_stack
-
-    with local_stack(
-        "reschedule", enos, tmp_path_factory.mktemp("airflow-home-reschedule"), [DAG_ID]
-    ) as stack:
-        yield stack
+reschedule_airflow = module_stack("reschedule", DAG_ID)
 
 
 def test_reschedule_mode_with_a_safe_interval_succeeds_three_runs_of_three(

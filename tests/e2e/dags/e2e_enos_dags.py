@@ -17,6 +17,7 @@ except ImportError:  # Airflow 2.11: no task SDK
     from airflow.models import DAG
     from airflow.operators.python import get_current_context
 
+from airflow_enos_provider.operators.flow import EnOSDisableFlowOperator, EnOSEnableFlowOperator
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator, EnOSTriggerFlowOperator
 from airflow_enos_provider.sensors.flow_instance import EnOSFlowInstanceSensor
 
@@ -122,3 +123,15 @@ for dag_id, task_ids in {
     with e2e_dag(dag_id, default_args=RETRIED, max_active_runs=2):
         for task_id in task_ids:
             EnOSTriggerFlowOperator(task_id=task_id, flow_id=CONF_FLOW, deferrable=False, poll_interval=1)
+
+# A maintenance window: the setup stops a flow's schedule, the work runs, the teardown restores it
+# (tests/e2e/test_maintenance_window.py decides how the work's instance ends; restored either way).
+with e2e_dag("e2e_enos_maintenance_window"):
+    pause = EnOSDisableFlowOperator(task_id="pause_schedule", flow_id=CONF_FLOW)
+    work = EnOSTriggerFlowOperator(
+        task_id="work", flow_id="{{ dag_run.conf['work_flow_id'] }}", poll_interval=1.0
+    )
+    resume = EnOSEnableFlowOperator(
+        task_id="resume_schedule", flow_id=CONF_FLOW, restore_from="pause_schedule"
+    )
+    pause >> work >> resume.as_teardown(setups=pause)
