@@ -1,0 +1,385 @@
+"""EnOSFlowInstanceEventTrigger against the emulator: one event per ended instance, never twice, none missed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from airflow_enos_provider._watermark import LOOKBACK_MS, Watermark
+from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.triggers.flow_instance_event import (
+    EnOSFlowInstanceEventTrigger,
+    Snapshot,
+    _poll,
+)
+from tests import enos_env as env
+
+FLOW = 5001
+OTHER_FLOW = 5002
+POLL = 0.001  # the trigger's own pause between polls; tests step poll by poll, never by time
+
+
+class MemoryStore:
+    """Stands in for Airflow 3.3's asset state store of one asset (the e2e test uses the real one)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes = 0
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = value
+        self.writes += 1
+
+
+class Watch:
+    """Drive a watcher poll by poll: each :meth:`poll` is one real List request series to the emulator.
+
+    The watcher's filter runs as in the triggerer; a poll's watermark is written once the filter
+    moved past the poll, as the ack-mode producer does once Airflow stored the events.
+    """
+
+    def __init__(self, trigger: EnOSFlowInstanceEventTrigger, statuses: Any = None) -> None:
+        self.trigger = trigger
+        kwargs = trigger.serialize()[1]
+        wanted = statuses if statuses is not None else {EnOSFlowInstanceEventTrigger_status(s) for s in trigger.statuses}
+        self.polls = _poll(kwargs, wanted)
+        self.events: list[dict[str, Any]] = []
+        self.go = asyncio.Event()
+        self.done = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _stream(self) -> AsyncIterator[Snapshot]:
+        while True:
+            await self.go.wait()
+            self.go.clear()
+            snapshot = await self.polls.__anext__()
+            yield snapshot
+            await snapshot.commit()
+            self.done.set()
+
+    async def _consume(self) -> None:
+        async for event in self.trigger.filter_shared_stream(self._stream()):
+            self.events.append(event.payload)
+
+    async def poll(self) -> list[dict[str, Any]]:
+        """Run one poll; return the events it fired."""
+        if self.task is None:
+            self.task = asyncio.create_task(self._consume())
+        before = len(self.events)
+        self.done.clear()
+        self.go.set()
+        waiter = asyncio.create_task(self.done.wait())
+        await asyncio.wait({waiter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():
+            waiter.cancel()
+            self.task.result()
+        return self.events[before:]
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await self.task
+        await self.polls.aclose()
+
+
+def EnOSFlowInstanceEventTrigger_status(name: str) -> Any:  # noqa: N802
+    from airflow_enos_provider.status import EnOSFlowInstanceStatus
+
+    return EnOSFlowInstanceStatus[name]
+
+
+@pytest.fixture
+def tenant(enos_conn):
+    state = enos_conn.state
+    state.add_flow(FLOW, name="nightly_export", owner=env.USER_ID)
+    state.add_flow(OTHER_FLOW, name="other", owner=env.USER_ID)
+    return state
+
+
+def ms(state) -> int:
+    return int(state.now() * 1000)
+
+
+def watcher(state, **kwargs: Any) -> EnOSFlowInstanceEventTrigger:
+    kwargs.setdefault("flow_id", FLOW)
+    kwargs.setdefault("start_from", ms(state))
+    kwargs.setdefault("poll_interval", POLL)
+    return EnOSFlowInstanceEventTrigger(**kwargs)
+
+
+def run_script(script: Callable[[], Any]) -> Any:
+    return env.run_async(script())
+
+
+def ids(events: list[dict[str, Any]]) -> list[str]:
+    return [e["flow_inst_id"] for e in events]
+
+
+def test_three_instances_give_three_events_oldest_first(tenant):
+    now = tenant.now()
+    for n, end in ((1, 30), (2, 10), (3, 20)):
+        tenant.schedule_instance(f"{FLOW}-20261204000{n}", FLOW, now + end)
+
+    async def script():
+        watch = Watch(watcher(tenant))
+        first = await watch.poll()  # nothing ended yet
+        tenant.advance(60)
+        events = await watch.poll()
+        again = await watch.poll()
+        await watch.stop()
+        return first, events, again
+
+    first, events, again = run_script(script)
+    assert first == [] and again == []
+    assert ids(events) == [f"{FLOW}-202612040002", f"{FLOW}-202612040003", f"{FLOW}-202612040001"]
+    event = events[0]
+    assert event["status"] == "SUCCESS" and event["flow_id"] == FLOW and event["flow_name"] == "nightly_export"
+    end = datetime.fromtimestamp(int(tenant.now() - 50), UTC)
+    assert event["end_time"] == end.isoformat()  # the emulator's zone is GMT+0
+    assert isinstance(event["trigger_time"], int) and event["trigger_time_iso"].endswith("+00:00")
+
+
+def test_run_fires_the_events_on_its_own_poll(tenant):
+    now = tenant.now()
+    trigger = watcher(tenant)
+    for n in range(3):
+        tenant.schedule_instance(f"{FLOW}-20261204010{n}", FLOW, now + 10 + n)
+    tenant.advance(60)
+
+    async def script():
+        events = []
+        async for event in trigger.run():
+            events.append(event.payload)
+            if len(events) == 3:
+                return events
+        return events
+
+    assert ids(run_script(script)) == [f"{FLOW}-20261204010{n}" for n in range(3)]
+    # statuses are filtered by EnOS: the watcher's own poll asks for SUCCESS only
+    search = [r for r in tenant.requests if r.operation == "flowInstances.search"][0]
+    assert search.body["status"] == "1"
+
+
+def test_out_of_order_ends_are_announced_once_each(tenant):
+    now = tenant.now()
+
+    async def script():
+        watch = Watch(watcher(tenant))
+        tenant.schedule_instance(f"{FLOW}-202612040202", FLOW, now + 20)
+        tenant.advance(30)
+        first = await watch.poll()
+        # shows up late: it ended before the one already announced
+        tenant.schedule_instance(f"{FLOW}-202612040201", FLOW, now + 10)
+        second = await watch.poll()
+        third = await watch.poll()
+        await watch.stop()
+        return first, second, third
+
+    first, second, third = run_script(script)
+    assert ids(first) == [f"{FLOW}-202612040202"]
+    assert ids(second) == [f"{FLOW}-202612040201"]
+    assert third == []
+
+
+def test_equal_end_times_are_all_announced(tenant):
+    now = tenant.now()
+
+    async def script():
+        watch = Watch(watcher(tenant))
+        tenant.schedule_instance(f"{FLOW}-202612040302", FLOW, now + 10)
+        tenant.advance(10)
+        first = await watch.poll()
+        # same end second, seen one poll later (a same-second end listed after the first poll)
+        tenant.schedule_instance(f"{FLOW}-202612040301", FLOW, now + 10)
+        tenant.schedule_instance(f"{FLOW}-202612040303", FLOW, now + 10)
+        second = await watch.poll()
+        await watch.stop()
+        return first, second
+
+    first, second = run_script(script)
+    assert ids(first) == [f"{FLOW}-202612040302"]
+    assert ids(second) == [f"{FLOW}-202612040301", f"{FLOW}-202612040303"]
+
+
+def test_statuses_filter_what_is_announced(tenant):
+    now = tenant.now()
+    tenant.schedule_instance(f"{FLOW}-202612040401", FLOW, now + 10, end_status="FAIL")
+    tenant.schedule_instance(f"{FLOW}-202612040402", FLOW, now + 20)
+    tenant.schedule_instance(f"{FLOW}-202612040403", FLOW, now + 30, end_status="CANCEL")
+    tenant.advance(60)
+
+    async def script():
+        watch = Watch(watcher(tenant, statuses=["FAIL", "CANCEL"]))
+        events = await watch.poll()
+        await watch.stop()
+        return events
+
+    events = run_script(script)
+    assert [(e["flow_inst_id"], e["status"]) for e in events] == [
+        (f"{FLOW}-202612040401", "FAIL"),
+        (f"{FLOW}-202612040403", "CANCEL"),
+    ]
+
+
+def test_restart_with_the_stored_watermark_repeats_none_and_misses_none(tenant):
+    store = MemoryStore()
+    now = tenant.now()
+
+    def make() -> EnOSFlowInstanceEventTrigger:
+        trigger = watcher(tenant, start_from=None)
+        trigger.asset_state_store = store
+        return trigger
+
+    async def script():
+        watch = Watch(make())
+        await watch.poll()  # first start: "from now" is stored
+        tenant.schedule_instance(f"{FLOW}-202612040501", FLOW, now + 10)
+        tenant.schedule_instance(f"{FLOW}-202612040502", FLOW, now + 20)
+        tenant.advance(30)
+        before = await watch.poll()
+        await watch.stop()  # the triggerer goes away
+        # while it is down: one more ends, and hours pass
+        tenant.schedule_instance(f"{FLOW}-202612040503", FLOW, now + 40)
+        tenant.advance(3 * 3600)
+        again = Watch(make())
+        after = await again.poll()
+        later = await again.poll()
+        await again.stop()
+        return before, after, later
+
+    before, after, later = run_script(script)
+    assert ids(before) == [f"{FLOW}-202612040501", f"{FLOW}-202612040502"]
+    assert ids(after) == [f"{FLOW}-202612040503"]
+    assert later == []
+
+
+def test_default_start_is_kept_across_a_restart(tenant):
+    store = MemoryStore()
+
+    async def script():
+        first = watcher(tenant, start_from=None)
+        first.asset_state_store = store
+        watch = Watch(first)
+        await watch.poll()
+        await watch.stop()
+        stored = Watermark.from_json(next(iter(store.values.values())))
+        second = watcher(tenant, start_from=None)
+        second.asset_state_store = store
+        watch = Watch(second)
+        await watch.poll()
+        await watch.stop()
+        return stored, Watermark.from_json(next(iter(store.values.values())))
+
+    stored, later = run_script(script)
+    assert stored is not None and later is not None and later.since == stored.since
+
+
+def test_an_instance_that_ended_before_start_from_is_not_announced(tenant):
+    now = tenant.now()
+    tenant.schedule_instance(f"{FLOW}-202612040601", FLOW, now + 10)
+    tenant.schedule_instance(f"{FLOW}-202612040602", FLOW, now + 30)
+    tenant.advance(60)
+
+    async def script():
+        watch = Watch(watcher(tenant, start_from=int((now + 20) * 1000)))
+        events = await watch.poll()
+        await watch.stop()
+        return events
+
+    assert ids(run_script(script)) == [f"{FLOW}-202612040602"]
+
+
+def test_an_outage_is_polled_through_and_nothing_is_missed(tenant, caplog):
+    now = tenant.now()
+
+    async def script():
+        watch = Watch(watcher(tenant))
+        await watch.poll()
+        tenant.schedule_instance(f"{FLOW}-202612040701", FLOW, now + 10)
+        tenant.advance(20)
+        # every search fails for a while: the hook's retries, then the watcher's own polls, give up
+        # on none of it
+        tenant.inject("http_5xx", "flowInstances.search", times=12, status=503)
+        events = await watch.poll()
+        await watch.stop()
+        return events
+
+    events = run_script(script)
+    assert ids(events) == [f"{FLOW}-202612040701"]
+    assert "readable again after an outage" in caplog.text
+
+
+def test_a_refusal_fires_one_error_event_and_the_watcher_carries_on(tenant):
+    now = tenant.now()
+
+    async def script():
+        watch = Watch(watcher(tenant, user_id=env.LOCKED_USER_ID))
+        refused = await watch.poll()
+        refused_again = await watch.poll()
+        await watch.stop()
+        return refused, refused_again
+
+    refused, refused_again = run_script(script)
+    assert [e["status"] for e in refused] == ["error"]
+    assert "62105" in refused[0]["message"] or "locked" in refused[0]["message"].lower()
+    assert refused_again == []  # the same refusal is announced once
+    assert now == tenant.now()
+
+
+def test_an_unknown_flow_is_an_error_event(tenant):
+    async def script():
+        watch = Watch(watcher(tenant, flow_id=5999))
+        events = await watch.poll()
+        await watch.stop()
+        return events
+
+    (event,) = run_script(script)
+    assert event["status"] == "error" and event["flow_id"] == 5999 and "5999" in event["message"]
+
+
+def test_serialize_round_trip():
+    trigger = EnOSFlowInstanceEventTrigger(
+        flow_id="42", statuses=["SKIP", "SUCCESS"], poll_interval=5, start_from=datetime(2026, 12, 4, tzinfo=UTC)
+    )
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_enos_provider.triggers.flow_instance_event.EnOSFlowInstanceEventTrigger"
+    assert kwargs["flow_id"] == 42 and kwargs["statuses"] == ["SKIP", "SUCCESS"]
+    assert kwargs["start_from"] == 1_796_342_400_000
+    assert EnOSFlowInstanceEventTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({}, "flow_id or flow_name"),
+        ({"flow_id": 1, "flow_name": "x"}, "flow_id or flow_name"),
+        ({"flow_id": 1, "statuses": ["RUNNING"]}, "statuses: RUNNING is not a final status"),
+        ({"flow_id": 1, "statuses": ["DONE"]}, "statuses"),
+        ({"flow_id": 1, "statuses": []}, "statuses"),
+        ({"flow_id": 1, "poll_interval": 0}, "poll_interval"),
+        ({"flow_id": 1, "start_from": datetime(2026, 12, 4)}, "start_from"),
+        ({"flow_id": "x"}, "flow_id"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_field(kwargs, field):
+    with pytest.raises(EnOSValidationError, match=field):
+        EnOSFlowInstanceEventTrigger(**kwargs)
+
+
+def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
+    a = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["SUCCESS"])
+    b = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["FAIL"])
+    c = EnOSFlowInstanceEventTrigger(flow_id=2)
+    assert a.shared_stream_key() == b.shared_stream_key() != c.shared_stream_key()
+
+
+def test_the_lookback_bounds_what_is_remembered():
+    assert LOOKBACK_MS == 3_600_000
