@@ -25,7 +25,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_enos_provider._status import status_list
 from airflow_enos_provider._validation import require_text, seconds, to_epoch_ms, to_flow_id
 from airflow_enos_provider._watermark import LOOKBACK_MS, Ended, Watermark
-from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
+from airflow_enos_provider.exceptions import EnOSAPIError, EnOSError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 try:
@@ -66,6 +66,7 @@ class Snapshot:
     zone: timezone | None = None
     types: tuple[int, ...] = ()
     error: str | None = None
+    cause: str | None = None
     commits: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def commit(self) -> None:
@@ -184,8 +185,8 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
                 await self._save(mark.to_json())  # where "from now" began, before anything is announced
                 self.log.info("EnOS event watcher %s starts from %s", self._flow_label(), _iso(since))
             if snapshot.error is not None:
-                if mark.reported_error != snapshot.error:
-                    mark.reported_error = snapshot.error
+                if mark.reported_error != snapshot.cause:
+                    mark.reported_error = snapshot.cause
                     yield self._error(snapshot.error)
             else:
                 listed = list(snapshot.instances)
@@ -342,9 +343,8 @@ async def _poll(
                 if name is not None:
                     flow_id = None  # look the name up again: the flow may be renamed or recreated
                 types = ()
-                yield Snapshot(
-                    seq, flow_id, horizon, error=f"EnOS refused to list the instances {what}: {err}"
-                )
+                error = f"EnOS refused to list the instances {what}: {err}"
+                yield Snapshot(seq, flow_id, horizon, error=error, cause=_cause(err))
                 await asyncio.sleep(poll_interval)
             else:
                 await asyncio.sleep(step.pause)
@@ -363,6 +363,13 @@ async def _poll(
         if listed:
             horizon = max(horizon, max(e.end_ms for e in listed) - LOOKBACK_MS)
         await asyncio.sleep(poll_interval)
+
+
+def _cause(err: EnOSError) -> str:
+    # What makes two refusals the same one (the request id differs each time).
+    if isinstance(err, EnOSAPIError):
+        return f"{type(err).__name__}:{err.operation}:{err.code}:{err.http_status}:{err.message}"
+    return f"{type(err).__name__}:{err}"
 
 
 def _payload(ended: Ended, snapshot: Snapshot) -> dict[str, Any]:

@@ -48,7 +48,11 @@ class Watch:
     def __init__(self, trigger: EnOSFlowInstanceEventTrigger, statuses: Any = None) -> None:
         self.trigger = trigger
         kwargs = trigger.serialize()[1]
-        wanted = statuses if statuses is not None else {EnOSFlowInstanceEventTrigger_status(s) for s in trigger.statuses}
+        wanted = (
+            statuses
+            if statuses is not None
+            else {EnOSFlowInstanceEventTrigger_status(s) for s in trigger.statuses}
+        )
         self.polls = _poll(kwargs, wanted)
         self.events: list[dict[str, Any]] = []
         self.go = asyncio.Event()
@@ -90,7 +94,7 @@ class Watch:
         await self.polls.aclose()
 
 
-def EnOSFlowInstanceEventTrigger_status(name: str) -> Any:  # noqa: N802
+def EnOSFlowInstanceEventTrigger_status(name: str) -> Any:
     from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
     return EnOSFlowInstanceStatus[name]
@@ -101,6 +105,7 @@ def tenant(enos_conn):
     state = enos_conn.state
     state.add_flow(FLOW, name="nightly_export", owner=env.USER_ID)
     state.add_flow(OTHER_FLOW, name="other", owner=env.USER_ID)
+    state.started_ms = ms(state)  # what the watchers start from, unless a test says otherwise
     return state
 
 
@@ -110,7 +115,7 @@ def ms(state) -> int:
 
 def watcher(state, **kwargs: Any) -> EnOSFlowInstanceEventTrigger:
     kwargs.setdefault("flow_id", FLOW)
-    kwargs.setdefault("start_from", ms(state))
+    kwargs.setdefault("start_from", state.started_ms)
     kwargs.setdefault("poll_interval", POLL)
     return EnOSFlowInstanceEventTrigger(**kwargs)
 
@@ -141,7 +146,9 @@ def test_three_instances_give_three_events_oldest_first(tenant):
     assert first == [] and again == []
     assert ids(events) == [f"{FLOW}-202612040002", f"{FLOW}-202612040003", f"{FLOW}-202612040001"]
     event = events[0]
-    assert event["status"] == "SUCCESS" and event["flow_id"] == FLOW and event["flow_name"] == "nightly_export"
+    assert (
+        event["status"] == "SUCCESS" and event["flow_id"] == FLOW and event["flow_name"] == "nightly_export"
+    )
     end = datetime.fromtimestamp(int(tenant.now() - 50), UTC)
     assert event["end_time"] == end.isoformat()  # the emulator's zone is GMT+0
     assert isinstance(event["trigger_time"], int) and event["trigger_time_iso"].endswith("+00:00")
@@ -149,7 +156,7 @@ def test_three_instances_give_three_events_oldest_first(tenant):
 
 def test_run_fires_the_events_on_its_own_poll(tenant):
     now = tenant.now()
-    trigger = watcher(tenant)
+    trigger = watcher(tenant)  # before the clock moves: the default start is the triggerer's clock
     for n in range(3):
         tenant.schedule_instance(f"{FLOW}-20261204010{n}", FLOW, now + 10 + n)
     tenant.advance(60)
@@ -347,7 +354,10 @@ def test_an_unknown_flow_is_an_error_event(tenant):
 
 def test_serialize_round_trip():
     trigger = EnOSFlowInstanceEventTrigger(
-        flow_id="42", statuses=["SKIP", "SUCCESS"], poll_interval=5, start_from=datetime(2026, 12, 4, tzinfo=UTC)
+        flow_id="42",
+        statuses=["SKIP", "SUCCESS"],
+        poll_interval=5,
+        start_from=datetime(2026, 12, 4, tzinfo=UTC),
     )
     path, kwargs = trigger.serialize()
     assert path == "airflow_enos_provider.triggers.flow_instance_event.EnOSFlowInstanceEventTrigger"
