@@ -11,22 +11,20 @@ the events it covers were stored.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import time
 from collections.abc import AsyncIterator, Hashable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_enos_provider._status import status_list
 from airflow_enos_provider._validation import require_text, seconds, to_epoch_ms, to_flow_id
-from airflow_enos_provider._watermark import LOOKBACK_MS, Ended, Watermark
-from airflow_enos_provider.exceptions import EnOSAPIError, EnOSError, EnOSValidationError
+from airflow_enos_provider._watermark import Ended, Watermark
+from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.triggers._event_polls import Snapshot, hook_for, iso, payload, poll_flow
 
 try:
     from airflow.triggers.base import BaseEventTrigger
@@ -34,46 +32,14 @@ except ImportError:  # Airflow 2: no event-driven scheduling; the constructor sa
     BaseEventTrigger = BaseTrigger  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from airflow.triggers.shared_stream import SharedStreamProducer
 
-    from airflow_enos_provider.hooks.enos import EnOSHook
 
 __all__ = ["EnOSFlowInstanceEventTrigger"]
 
-log = logging.getLogger(__name__)
-
-#: Polls between two reads of the flow's scheduling type (Get Flow), which the search needs.
-_FLOW_TYPE_POLLS = 10
 _FINAL = EnOSFlowInstanceStatus.final_statuses()
 _STATE_KEY = "enos_flow_instance_event"
 _MAX_STATE_KEY = 250  # the store allows 512 characters
-
-
-@dataclass
-class Snapshot:
-    """One poll of a flow: every instance in the polled statuses that ended at or after ``covers_from``.
-
-    The raw event of the shared stream (in-process only, never serialized). ``commits`` collects the
-    watermark writes of the watchers that handled it; they run once Airflow stored the events.
-    """
-
-    seq: int
-    flow_id: int | None
-    covers_from: int
-    instances: tuple[Ended, ...] = ()
-    zone: timezone | None = None
-    types: tuple[int, ...] = ()
-    error: str | None = None
-    cause: str | None = None
-    commits: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    async def commit(self) -> None:
-        """Write the watermarks of the watchers that handled this poll."""
-        for write in self.commits:
-            await write()
-        self.commits.clear()
 
 
 class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
@@ -164,7 +130,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """Poll the flow for instances in any final status; yield one :class:`Snapshot` per poll."""
-        async for snapshot in _poll(kwargs, _FINAL):
+        async for snapshot in poll_flow(kwargs, _FINAL):
             yield snapshot
 
     @classmethod
@@ -183,7 +149,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
                 since = self.start_from if self.start_from is not None else int(time.time() * 1000)
                 mark = Watermark(since=since)
                 await self._save(mark.to_json())  # where "from now" began, before anything is announced
-                self.log.info("EnOS event watcher %s starts from %s", self._flow_label(), _iso(since))
+                self.log.info("EnOS event watcher %s starts from %s", self._flow_label(), iso(since))
             if snapshot.error is not None:
                 if mark.reported_error != snapshot.cause:
                     mark.reported_error = snapshot.cause
@@ -199,9 +165,9 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
                     self.log.info(
                         "EnOS flow instance %s of flow %s ended %s at %s",
                         ended.flow_inst_id, snapshot.flow_id, ended.status.name,
-                        _iso(ended.end_ms, snapshot.zone),
+                        iso(ended.end_ms, snapshot.zone),
                     )  # fmt: skip
-                    yield TriggerEvent(_payload(ended, snapshot))  # type: ignore[no-untyped-call]
+                    yield TriggerEvent(payload(ended, snapshot))  # type: ignore[no-untyped-call]
             self._commit_after(snapshot, mark)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -209,7 +175,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         from airflow_enos_provider._transports.aio import clients_lease
 
         async def own_stream() -> AsyncIterator[Snapshot]:
-            async for snapshot in _poll(
+            async for snapshot in poll_flow(
                 self.serialize()[1], {EnOSFlowInstanceStatus[s] for s in self.statuses}
             ):
                 yield snapshot
@@ -255,7 +221,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         if mark is not None:
             self.log.info(
                 "EnOS event watcher %s resumes: announced up to %s, %s instance(s) within the lookback",
-                self._flow_label(), _iso(mark.mark), len(mark.seen),
+                self._flow_label(), iso(mark.mark), len(mark.seen),
             )  # fmt: skip
         return mark
 
@@ -271,9 +237,9 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         assert snapshot.flow_id is not None
         self.log.info(
             "EnOS event watcher %s catches up on instances that ended since %s",
-            self._flow_label(), _iso(horizon, snapshot.zone),
+            self._flow_label(), iso(horizon, snapshot.zone),
         )  # fmt: skip
-        hook = _hook(self.enos_conn_id)
+        hook = hook_for(self.enos_conn_id)
         wanted = [EnOSFlowInstanceStatus[s] for s in self.statuses]
         listed, _ = await hook._aended_instances(
             snapshot.flow_id, snapshot.types, wanted, horizon, self.user_id, self.org_id
@@ -292,105 +258,3 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
 
     def _flow_label(self) -> str:
         return f"flow {self.flow_id}" if self.flow_id is not None else f"flow {self.flow_name!r}"
-
-
-def _hook(enos_conn_id: str) -> EnOSHook:
-    from airflow_enos_provider.hooks.enos import EnOSHook
-
-    return EnOSHook(enos_conn_id)
-
-
-async def _poll(
-    kwargs: dict[str, Any], statuses: set[EnOSFlowInstanceStatus] | frozenset[Any]
-) -> AsyncIterator[Snapshot]:
-    """Poll one flow forever: one :class:`Snapshot` per poll, or per refusal that polling cannot cure.
-
-    Each poll covers the instances that ended at or after the horizon: the lookback before the newest
-    end time seen so far (at first, before now). Transient failures are polled through with the
-    waits' :class:`~airflow_enos_provider._protocol.retry.Outage` (no limit: a watcher never gives up).
-
-    :param kwargs: a watcher's serialized arguments (only the shared-stream key's fields are used).
-    :param statuses: the statuses to list.
-    """
-    from airflow_enos_provider._protocol.retry import Outage
-    from airflow_enos_provider._protocol.search import flow_type_of
-
-    hook = _hook(kwargs["enos_conn_id"])
-    user_id, org_id = kwargs["user_id"], kwargs["org_id"]
-    poll_interval = float(kwargs["poll_interval"])
-    name = kwargs["flow_name"]
-    flow_id: int | None = kwargs["flow_id"]
-    what = f"of flow {flow_id if flow_id is not None else repr(name)}"
-    outage = Outage(None, poll_interval)
-    types: tuple[int, ...] = ()
-    horizon = int(time.time() * 1000) - LOOKBACK_MS
-    polls = seq = 0
-    unsorted_warned = False
-    while True:
-        try:
-            if flow_id is None:
-                flow_id = await hook.afind_flow(name, user_id=user_id, org_id=org_id)  # type: ignore[attr-defined]
-            if not types or polls % _FLOW_TYPE_POLLS == 0:
-                types = flow_type_of(await hook.aget_flow(flow_id, user_id=user_id, org_id=org_id))
-            zone = await hook.aget_time_zone(user_id=user_id, org_id=org_id)
-            listed, in_order = await hook._aended_instances(
-                flow_id, types, statuses, horizon, user_id, org_id
-            )
-        except EnOSError as err:
-            step = outage.read_failed(log, what, err, time.monotonic())
-            seq += 1
-            if step.give_up:
-                if name is not None:
-                    flow_id = None  # look the name up again: the flow may be renamed or recreated
-                types = ()
-                error = f"EnOS refused to list the instances {what}: {err}"
-                yield Snapshot(seq, flow_id, horizon, error=error, cause=_cause(err))
-                await asyncio.sleep(poll_interval)
-            else:
-                await asyncio.sleep(step.pause)
-            continue
-        outage.read_again(log, what, time.monotonic())
-        if not in_order and not unsorted_warned:
-            unsorted_warned = True
-            log.warning(
-                "EnOS listed the instances %s out of the endTime order asked for: every page is read "
-                "at each poll from now on",
-                what,
-            )
-        polls += 1
-        seq += 1
-        yield Snapshot(seq, flow_id, horizon, tuple(listed), zone, types)
-        if listed:
-            horizon = max(horizon, max(e.end_ms for e in listed) - LOOKBACK_MS)
-        await asyncio.sleep(poll_interval)
-
-
-def _cause(err: EnOSError) -> str:
-    # What makes two refusals the same one (the request id differs each time).
-    if isinstance(err, EnOSAPIError):
-        return f"{type(err).__name__}:{err.operation}:{err.code}:{err.http_status}:{err.message}"
-    return f"{type(err).__name__}:{err}"
-
-
-def _payload(ended: Ended, snapshot: Snapshot) -> dict[str, Any]:
-    from airflow_enos_provider._protocol.reattach import business_date, parse_enos_time
-
-    zone = snapshot.zone or UTC
-    instance = ended.instance
-    trigger_ms = parse_enos_time(instance.get("triggerTime"), zone)
-    start_ms = parse_enos_time(instance.get("startTime"), zone)
-    return {
-        "status": ended.status.name,
-        "flow_inst_id": ended.flow_inst_id,
-        "flow_id": snapshot.flow_id,
-        "flow_name": instance.get("flowName"),
-        "trigger_time": trigger_ms,
-        "trigger_time_iso": None if trigger_ms is None else _iso(trigger_ms, zone),
-        "business_date": None if trigger_ms is None else business_date(trigger_ms, zone).isoformat(),
-        "start_time": None if start_ms is None else _iso(start_ms, zone),
-        "end_time": _iso(ended.end_ms, zone),
-    }
-
-
-def _iso(ms: int, zone: timezone | None = None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=zone or UTC).isoformat()

@@ -1,4 +1,4 @@
-"""EnOSFlowInstanceEventTrigger against the emulator: one event per ended instance, never twice, none missed."""
+"""EnOSFlowInstanceEventTrigger on the emulator: one event per ended instance, never twice, none missed."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 
 from airflow_enos_provider._watermark import LOOKBACK_MS, Watermark
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.triggers.flow_instance_event import (
-    EnOSFlowInstanceEventTrigger,
-    Snapshot,
-    _poll,
-)
+from airflow_enos_provider.status import EnOSFlowInstanceStatus
+from airflow_enos_provider.triggers._event_polls import Snapshot, poll_flow
+from airflow_enos_provider.triggers.flow_instance_event import EnOSFlowInstanceEventTrigger
 from tests import enos_env as env
 
 FLOW = 5001
@@ -48,12 +46,8 @@ class Watch:
     def __init__(self, trigger: EnOSFlowInstanceEventTrigger, statuses: Any = None) -> None:
         self.trigger = trigger
         kwargs = trigger.serialize()[1]
-        wanted = (
-            statuses
-            if statuses is not None
-            else {EnOSFlowInstanceEventTrigger_status(s) for s in trigger.statuses}
-        )
-        self.polls = _poll(kwargs, wanted)
+        wanted = statuses or {EnOSFlowInstanceStatus[name] for name in trigger.statuses}
+        self.polls = poll_flow(kwargs, wanted)
         self.events: list[dict[str, Any]] = []
         self.go = asyncio.Event()
         self.done = asyncio.Event()
@@ -92,12 +86,6 @@ class Watch:
             with pytest.raises(asyncio.CancelledError):
                 await self.task
         await self.polls.aclose()
-
-
-def EnOSFlowInstanceEventTrigger_status(name: str) -> Any:
-    from airflow_enos_provider.status import EnOSFlowInstanceStatus
-
-    return EnOSFlowInstanceStatus[name]
 
 
 @pytest.fixture
@@ -171,7 +159,7 @@ def test_run_fires_the_events_on_its_own_poll(tenant):
 
     assert ids(run_script(script)) == [f"{FLOW}-20261204010{n}" for n in range(3)]
     # statuses are filtered by EnOS: the watcher's own poll asks for SUCCESS only
-    search = [r for r in tenant.requests if r.operation == "flowInstances.search"][0]
+    search = next(r for r in tenant.requests if r.operation == "flowInstances.search")
     assert search.body["status"] == "1"
 
 
