@@ -375,9 +375,9 @@ class Tenant:
         """Add an instance that runs from ``start_at`` and reaches ``end_status`` at clock time ``end_at``.
 
         A test hook (no API creates one): instances of one flow that overlap or end in any order, as
-        reruns and a gateway that shows a finished instance late can produce; one added after its
-        ``end_at`` shows as ended from the start. Its progress is computed from the clock, as a
-        triggered instance's is.
+        reruns can produce, and one added after its ``end_at`` shows as ended from the start (whether
+        EnOS can list a finished instance late is undocumented; the event watcher is right either
+        way). Its progress is computed from the clock, as a triggered instance's is.
 
         :param instance_id: the instance id.
         :param flow_id: the id of an existing flow.

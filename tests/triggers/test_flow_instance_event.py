@@ -381,3 +381,77 @@ def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
 
 def test_the_lookback_bounds_what_is_remembered():
     assert LOOKBACK_MS == 3_600_000
+
+
+def test_watchers_of_one_flow_share_one_poll_and_write_after_the_events_are_stored(tenant):
+    """Five watchers through Airflow 3.3's own SharedStreamManager (ack mode), as the triggerer runs them."""
+    shared_stream = pytest.importorskip("airflow.triggers.shared_stream")
+    now = tenant.now()
+    tenant.schedule_instance(f"{FLOW}-202612040801", FLOW, now + 10)
+    tenant.schedule_instance(f"{FLOW}-202612040802", FLOW, now + 20, end_status="FAIL")
+    tenant.schedule_instance(f"{FLOW}-202612040803", FLOW, now + 30)
+    tenant.schedule_instance(f"{OTHER_FLOW}-202612040804", OTHER_FLOW, now + 30)
+    tenant.advance(60)
+    wanted = [["SUCCESS"], ["SUCCESS"], ["SUCCESS"], ["FAIL"], ["FAIL", "SUCCESS"]]
+    # one poll in the test's lifetime: the first, when the group starts
+    triggers = [watcher(tenant, statuses=s, poll_interval=3600) for s in wanted]
+    stores = [MemoryStore() for _ in triggers]
+    for trigger, store in zip(triggers, stores, strict=True):
+        trigger.asset_state_store = store
+
+    async def script():
+        manager = shared_stream.SharedStreamManager()
+        key = triggers[0].shared_stream_key()
+        events: dict[int, list[dict[str, Any]]] = {n: [] for n in range(len(triggers))}
+        seqs: list[int] = []
+        all_fired = asyncio.Event()
+        expected = 2 + 2 + 2 + 1 + 3
+
+        async def run(n: int) -> None:
+            stream = manager.subscribe(trigger_id=n, trigger=triggers[n], key=key)
+            async for event in triggers[n].filter_shared_stream(stream):
+                seq = manager.bind_pending_event(trigger_id=n, key=key)  # as the triggerer does
+                seqs.append(seq)
+                events[n].append(event.payload)
+                if sum(map(len, events.values())) == expected:
+                    all_fired.set()
+
+        tasks = [asyncio.create_task(run(n)) for n in range(len(triggers))]
+        await all_fired.wait()
+        written_before = [dict(store.values) for store in stores]
+        written = asyncio.Event()
+        for store in stores:
+            store.aset = _notify_after(store.aset, stores, written)  # type: ignore[method-assign]
+        manager.confirm_persisted(seqs)  # the supervisor stored the events
+        await written.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await manager.stop_all()
+        return events, written_before, seqs
+
+    events, written_before, seqs = run_script(script)
+    assert None not in seqs  # ack mode: every event gates the watermark writes
+    assert [ids(events[n]) for n in range(5)] == [
+        [f"{FLOW}-202612040801", f"{FLOW}-202612040803"],
+        [f"{FLOW}-202612040801", f"{FLOW}-202612040803"],
+        [f"{FLOW}-202612040801", f"{FLOW}-202612040803"],
+        [f"{FLOW}-202612040802"],
+        [f"{FLOW}-202612040801", f"{FLOW}-202612040802", f"{FLOW}-202612040803"],
+    ]
+    assert tenant.count("flowInstances.search") == 1  # one List request for the five watchers
+    assert tenant.count("flows.get") == 1
+    # before the events were stored only the start was written; after, each watermark holds its events
+    assert all(Watermark.from_json(next(iter(w.values()))).seen == {} for w in written_before)
+    for store, n in zip(stores, range(5), strict=True):
+        mark = Watermark.from_json(next(iter(store.values.values())))
+        assert sorted(mark.seen) == sorted(ids(events[n]))
+
+
+def _notify_after(aset, stores, written: asyncio.Event):
+    async def wrapped(key: str, value: Any) -> None:
+        await aset(key, value)
+        if all(Watermark.from_json(v).seen for s in stores for v in s.values.values()):
+            written.set()
+
+    return wrapped
