@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_enos_provider._protocol.tokens import TOKENS
 from airflow_enos_provider.exceptions import EnOSAPIError
 from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
-from tests.hostile_gateway import Gateway, Reply, envelope, with_token
+from tests.hostile_gateway import Reply, envelope, with_token
 
 FLOW = 5101
 
@@ -40,23 +39,6 @@ def test_pages_are_read_only_down_to_the_horizon(enos_conn):
     assert searched(at) == (set(range(1, 251)), 3)  # the third page is short: the end
 
 
-@pytest.fixture
-def gateway(monkeypatch):
-    started: list[Gateway] = []
-
-    def start(script) -> Gateway:
-        server = Gateway(with_token(script))
-        monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(server.url, retries=0))
-        started.append(server)
-        return server
-
-    TOKENS.clear()
-    yield start
-    TOKENS.clear()
-    for server in started:
-        server.close()
-
-
 def _listing(pages: list[list[dict]]):
     def script(seen):
         if seen.action == "getTimeZone":
@@ -78,7 +60,7 @@ def test_a_gateway_that_ignores_the_sort_gets_every_page_read(gateway):
     old = [_instance(n, f"2026-12-01 00:{n // 60:02d}:{n % 60:02d}") for n in range(100)]
     new = [_instance(99, "2026-12-04 08:00:00")]
     new[0]["instanceId"] = f"{FLOW}-20261204999"
-    server = gateway(_listing([old, new]))
+    server = gateway(with_token(_listing([old, new])))
     since = 1_796_342_400_000  # 2026-12-04 00:00 UTC = 08:00 in GMT+8
     found, in_order = ended(EnOSHook(), since)
     assert not in_order
@@ -88,6 +70,6 @@ def test_a_gateway_that_ignores_the_sort_gets_every_page_read(gateway):
 
 
 def test_a_final_instance_without_an_end_time_is_a_malformed_reply(gateway):
-    gateway(_listing([[_instance(1, None)]]))
+    gateway(with_token(_listing([[_instance(1, None)]])))
     with pytest.raises(EnOSAPIError, match="no readable endTime"):
         ended(EnOSHook(), 0)

@@ -163,45 +163,36 @@ def test_run_fires_the_events_on_its_own_poll(tenant):
     assert search.body["status"] == "1"
 
 
-def test_out_of_order_ends_are_announced_once_each(tenant):
+@pytest.mark.parametrize(
+    ("first", "late"),
+    [
+        pytest.param({"0202": 20}, {"0201": 10}, id="out of order: the late one ended before"),
+        pytest.param({"0302": 10}, {"0301": 10, "0303": 10}, id="equal end times, listed a poll apart"),
+    ],
+)
+def test_an_instance_listed_after_a_later_or_equal_end_is_announced_once(tenant, first, late):
     now = tenant.now()
+
+    def add(instances: dict[str, int]) -> None:
+        for suffix, end in instances.items():
+            tenant.schedule_instance(f"{FLOW}-20261204{suffix}", FLOW, now + end)
 
     async def script():
         watch = Watch(watcher(tenant))
-        tenant.schedule_instance(f"{FLOW}-202612040202", FLOW, now + 20)
+        add(first)
         tenant.advance(30)
-        first = await watch.poll()
-        # shows up late: it ended before the one already announced
-        tenant.schedule_instance(f"{FLOW}-202612040201", FLOW, now + 10)
-        second = await watch.poll()
-        third = await watch.poll()
+        polls = [await watch.poll()]
+        add(late)  # shows up already ended, after the first poll announced a later or equal end
+        polls += [await watch.poll(), await watch.poll()]
         await watch.stop()
-        return first, second, third
+        return polls
 
-    first, second, third = run_script(script)
-    assert ids(first) == [f"{FLOW}-202612040202"]
-    assert ids(second) == [f"{FLOW}-202612040201"]
-    assert third == []
-
-
-def test_equal_end_times_are_all_announced(tenant):
-    now = tenant.now()
-
-    async def script():
-        watch = Watch(watcher(tenant))
-        tenant.schedule_instance(f"{FLOW}-202612040302", FLOW, now + 10)
-        tenant.advance(10)
-        first = await watch.poll()
-        # same end second, seen one poll later (a same-second end listed after the first poll)
-        tenant.schedule_instance(f"{FLOW}-202612040301", FLOW, now + 10)
-        tenant.schedule_instance(f"{FLOW}-202612040303", FLOW, now + 10)
-        second = await watch.poll()
-        await watch.stop()
-        return first, second
-
-    first, second = run_script(script)
-    assert ids(first) == [f"{FLOW}-202612040302"]
-    assert ids(second) == [f"{FLOW}-202612040301", f"{FLOW}-202612040303"]
+    polls = run_script(script)
+    assert [ids(p) for p in polls] == [
+        [f"{FLOW}-20261204{s}" for s in first],
+        [f"{FLOW}-20261204{s}" for s in late],
+        [],
+    ]
 
 
 def test_statuses_filter_what_is_announced(tenant):
