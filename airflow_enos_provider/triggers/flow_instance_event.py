@@ -129,7 +129,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        """Poll the flow for instances in any final status; yield one :class:`Snapshot` per poll."""
+        """Poll the flow for instances in any final status; yield one snapshot per poll."""
         async for snapshot in poll_flow(kwargs, _FINAL):
             yield snapshot
 
