@@ -247,6 +247,42 @@ def test_restart_with_the_stored_watermark_repeats_none_and_misses_none(tenant):
     assert later == []
 
 
+def test_after_a_long_gap_the_watcher_catches_up_and_a_failed_catch_up_is_tried_again(tenant):
+    store = MemoryStore()
+    now = tenant.now()
+    hour = 3600
+
+    def make() -> EnOSFlowInstanceEventTrigger:
+        trigger = watcher(tenant, start_from=int((now - 5 * hour) * 1000))
+        trigger.asset_state_store = store
+        return trigger
+
+    async def script():
+        watch = Watch(make())
+        tenant.schedule_instance(f"{FLOW}-202612040901", FLOW, now - 4 * hour)
+        before = await watch.poll()
+        await watch.stop()
+        # while the triggerer was down: an instance ended 3 hours ago, before the lookback of a new
+        # stream's first poll, so only the watcher's catch-up read finds it
+        tenant.schedule_instance(f"{FLOW}-202612040902", FLOW, now - 3 * hour)
+        # the restarted stream's first search succeeds; the catch-up read then fails (every attempt)
+        tenant.after(
+            "flowInstances.search", lambda: tenant.inject("http_5xx", "flowInstances.search", times=4)
+        )
+        again = Watch(make())
+        failed = await again.poll()
+        after = await again.poll()
+        later = await again.poll()
+        await again.stop()
+        return before, failed, after, later
+
+    before, failed, after, later = run_script(script)
+    assert ids(before) == [f"{FLOW}-202612040901"]
+    assert failed == []
+    assert ids(after) == [f"{FLOW}-202612040902"]
+    assert later == []
+
+
 def test_default_start_is_kept_across_a_restart(tenant):
     store = MemoryStore()
 
