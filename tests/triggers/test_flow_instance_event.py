@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
-from airflow_enos_provider._watermark import LOOKBACK_MS, Watermark
+from airflow_enos_provider._compat import airflow_version
+from airflow_enos_provider._watermark import Watermark
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.triggers._event_polls import Snapshot, poll_flow
@@ -19,6 +21,8 @@ from tests import enos_env as env
 FLOW = 5001
 OTHER_FLOW = 5002
 POLL = 0.001  # the trigger's own pause between polls; tests step poll by poll, never by time
+AIRFLOW_2 = Version(airflow_version()).major < 3
+needs_airflow_3 = pytest.mark.skipif(AIRFLOW_2, reason="AssetWatcher came with Airflow 3.0")
 
 
 class MemoryStore:
@@ -90,6 +94,8 @@ class Watch:
 
 @pytest.fixture
 def tenant(enos_conn):
+    if AIRFLOW_2:
+        pytest.skip("AssetWatcher came with Airflow 3.0")
     state = enos_conn.state
     state.add_flow(FLOW, name="nightly_export", owner=env.USER_ID)
     state.add_flow(OTHER_FLOW, name="other", owner=env.USER_ID)
@@ -367,6 +373,7 @@ def test_an_unknown_flow_is_an_error_event(tenant):
     assert event["status"] == "error" and event["flow_id"] == 5999 and "5999" in event["message"]
 
 
+@needs_airflow_3
 def test_serialize_round_trip():
     trigger = EnOSFlowInstanceEventTrigger(
         flow_id="42",
@@ -394,11 +401,13 @@ def test_serialize_round_trip():
         ({"flow_id": "x"}, "flow_id"),
     ],
 )
+@needs_airflow_3
 def test_bad_arguments_are_refused_naming_the_field(kwargs, field):
     with pytest.raises(EnOSValidationError, match=field):
         EnOSFlowInstanceEventTrigger(**kwargs)
 
 
+@needs_airflow_3
 def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
     a = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["SUCCESS"])
     b = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["FAIL"])
@@ -406,8 +415,15 @@ def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
     assert a.shared_stream_key() == b.shared_stream_key() != c.shared_stream_key()
 
 
-def test_the_lookback_bounds_what_is_remembered():
-    assert LOOKBACK_MS == 3_600_000
+def test_without_event_triggers_the_trigger_says_it_needs_airflow_3(monkeypatch):
+    from airflow.triggers.base import BaseTrigger
+
+    from airflow_enos_provider.triggers import flow_instance_event
+
+    # What the module falls back to on Airflow 2.11, where it still imports.
+    monkeypatch.setattr(flow_instance_event, "BaseEventTrigger", BaseTrigger)
+    with pytest.raises(EnOSValidationError, match=r"AssetWatcher, which needs Airflow 3\.0 or later"):
+        EnOSFlowInstanceEventTrigger(flow_id=1)
 
 
 def test_watchers_of_one_flow_share_one_poll_and_write_after_the_events_are_stored(tenant):
