@@ -52,7 +52,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": _modules("sensors", "flow_instance")}
         ],
         "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": _modules("triggers", "flow_instance")}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": _modules("triggers", "flow_instance", "flow_instance_event"),
+            }
         ],
         "extra-links": ["airflow_enos_provider.links.EnOSFlowInstanceLink"],
         "notifications": ["airflow_enos_provider.notifications.flow_instance.EnOSCancelFlowInstanceNotifier"],

@@ -82,6 +82,7 @@ PUBLIC_API = {
         "SeedSource enos_connection enos_connection_factory enos_emulator enos_seed pytest_configure"
     ),
     "airflow_enos_provider.triggers.flow_instance": "EnOSFlowInstanceTrigger",
+    "airflow_enos_provider.triggers.flow_instance_event": "EnOSFlowInstanceEventTrigger",
 }
 # The emulator and the pytest plugin are tools for tests, with an API of their own; the provider's
 # API proper (hook, operators, sensor, trigger, notifier, link, exceptions, statuses) stays small.

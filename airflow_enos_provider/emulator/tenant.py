@@ -385,11 +385,7 @@ class Tenant:
         code = Status(parse_status(status))
         params = parameters_string(parameters) if parameters is not None else None
         with self.lock:
-            if instance_id in self._instances:
-                raise ValueError(f"instance {instance_id!r} already exists")
-            flow = self._flows.get(flow_id)
-            if flow is None:
-                raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+            flow = self._flow_of_new(instance_id, flow_id)
             now = self.now()
             self._seq += 1
             self._instances[instance_id] = Instance.seeded(
@@ -402,6 +398,58 @@ class Tenant:
                 seq=self._seq,
                 parameters=flow.parameters if params is None else params,
                 type=None if type is None else EnOSFlowType(type),
+            )
+            return instance_id
+
+    def schedule_instance(
+        self,
+        instance_id: str,
+        flow_id: int,
+        end_at: float,
+        *,
+        end_status: str | int = "SUCCESS",
+        start_at: float | None = None,
+        owner: str | None = None,
+        trigger_time_ms: int | None = None,
+    ) -> str:
+        """Add an instance that runs from ``start_at`` and reaches ``end_status`` at clock time ``end_at``.
+
+        A test hook (no API creates one): instances of one flow that overlap or end in any order, as
+        reruns can produce, and one added after its ``end_at`` shows as ended from the start (whether
+        EnOS can list a finished instance late is undocumented; the event watcher is right either
+        way). Its progress is computed from the clock, as a triggered instance's is.
+
+        :param instance_id: the instance id.
+        :param flow_id: the id of an existing flow.
+        :param end_at: the clock time (epoch seconds) it ends at.
+        :param end_status: the final status it ends in (a name or code).
+        :param start_at: the clock time it starts RUNNING; the clock's time when None (or ``end_at`` if
+            that is earlier).
+        :param owner: the owning user id; the flow's owner when None.
+        :param trigger_time_ms: its trigger time in epoch ms; its start when None.
+        :return: the instance id.
+        :raises ValueError: when the id exists, the flow does not, or ``end_status`` is not final.
+        """
+        end = Status(parse_status(end_status))
+        if not end.is_final:
+            raise ValueError(f"end_status {end.name} is not a final status")
+        with self.lock:
+            flow = self._flow_of_new(instance_id, flow_id)
+            now = self.now()
+            start = min(now if start_at is None else start_at, end_at)
+            self._seq += 1
+            self._instances[instance_id] = Instance(
+                instance_id=instance_id,
+                flow_id=flow_id,
+                owner=owner if owner is not None else flow.owner,
+                trigger_time=start if trigger_time_ms is None else trigger_time_ms / 1000,
+                created=now,
+                seq=self._seq,
+                parameters=flow.parameters,
+                schedule_base=start,
+                run_seconds=end_at - start,
+                end_status=end,
+                updated=now,
             )
             return instance_id
 
@@ -578,6 +626,15 @@ class Tenant:
         return instance_id
 
     # ----------------------------------------------------------------- rendering (lock held)
+
+    def _flow_of_new(self, instance_id: str, flow_id: int) -> Flow:
+        # The flow a test adds an instance to; the id must be new.
+        if instance_id in self._instances:
+            raise ValueError(f"instance {instance_id!r} already exists")
+        flow = self._flows.get(flow_id)
+        if flow is None:
+            raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+        return flow
 
     def _instance_json(self, inst: Instance, now: float, viewer: str) -> dict[str, Any]:
         return inst.to_json(self._flows[inst.flow_id], now, viewer, self._user_name(inst.owner))

@@ -18,6 +18,7 @@ from typing import Any
 from airflow_enos_provider._failure_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._protocol import operations as ops
 from airflow_enos_provider._protocol.codes import EnOSCode
+from airflow_enos_provider._protocol.ended import ended_instances
 from airflow_enos_provider._protocol.flow import Caller
 from airflow_enos_provider._protocol.operations import Operation, Started
 from airflow_enos_provider._protocol.reattach import (
@@ -40,6 +41,7 @@ from airflow_enos_provider._validation import (
     to_epoch_ms,
     to_flow_id,
 )
+from airflow_enos_provider._watermark import Ended
 from airflow_enos_provider.exceptions import (
     EnOSAPIError,
     EnOSAuthenticationError,
@@ -336,12 +338,7 @@ class EnOSHook(EnOSBaseHook):
                 found.update((str(i["instanceId"]), i) for i in new)
                 if on_page is not None and new:
                     on_page(new)
-            if paging.ended == "cap":
-                self.log.warning(
-                    "EnOS search of type %s stopped after %s pages of %s (its cap): the gateway kept sending "
-                    "new instances beyond what count said; the result may be incomplete",
-                    flow_type, paging.page_no - 1, page_size,
-                )  # fmt: skip
+            paging.warn_if_capped(self.log, f"of type {flow_type}")
         return list(found.values())
 
     def _with_flow_type(self, query: Search, user_id: str | None, org_id: str | None) -> Search:
@@ -576,14 +573,15 @@ class EnOSHook(EnOSBaseHook):
         :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
         """
         zones: dict[str | None, timezone] = self.__dict__.setdefault("_zones", {})
-        if org_id in zones:
-            return zones[org_id]
-        op = ops.GET_TIME_ZONE
-        data = self._read(op, user_id, org_id)
-        try:
-            zones[org_id] = parse_zone(data.get("timezone"))
-        except ValueError as err:
-            raise EnOSAPIError(f"the reply has no readable timezone: {err}", operation=op.name) from None
+        if org_id not in zones:
+            zones[org_id] = _zone_of(self._read(ops.GET_TIME_ZONE, user_id, org_id))
+        return zones[org_id]
+
+    async def aget_time_zone(self, *, user_id: str | None = None, org_id: str | None = None) -> timezone:
+        """Return the zone EnOS writes its time strings in (async; see :meth:`get_time_zone`)."""
+        zones: dict[str | None, timezone] = self.__dict__.setdefault("_zones", {})
+        if org_id not in zones:
+            zones[org_id] = _zone_of(await self._aread(ops.GET_TIME_ZONE, user_id, org_id))
         return zones[org_id]
 
     def find_own_flow_instances(
@@ -709,9 +707,41 @@ class EnOSHook(EnOSBaseHook):
             )
         return bool(value)
 
+    async def aget_flow(
+        self, flow_id: int | str, *, user_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, Any]:
+        """Return a workflow's definition (async; see :meth:`get_flow`)."""
+        return await self._aread(ops.get_flow(flow_id), user_id, org_id)
+
+    async def _aended_instances(
+        self,
+        flow_id: int,
+        types: Sequence[int],
+        statuses: Iterable[EnOSFlowInstanceStatus],
+        ended_since: int,
+        user_id: str | None,
+        org_id: str | None,
+    ) -> tuple[list[Ended], bool]:
+        # The event watcher's search (airflow_enos_provider._protocol.ended).
+        zone = await self.aget_time_zone(user_id=user_id, org_id=org_id)
+        return await self._arun(
+            lambda caller: ended_instances(caller, flow_id, types, statuses, ended_since, zone),
+            user_id,
+            org_id,
+        )
+
 
 def _schedule(flow_id: int, was_active: bool, active: bool, *, changed: bool) -> dict[str, Any]:
     return {"flow_id": flow_id, "was_active": was_active, "active": active, "changed": changed}
+
+
+def _zone_of(data: Mapping[str, Any]) -> timezone:
+    try:
+        return parse_zone(data.get("timezone"))
+    except ValueError as err:
+        raise EnOSAPIError(
+            f"the reply has no readable timezone: {err}", operation=ops.GET_TIME_ZONE.name
+        ) from None
 
 
 def _worth_a_read(refusal: EnOSAPIError) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_enos_provider.emulator import EmulatorState, EnOSEmulator, ManualClock
+from airflow_enos_provider.emulator.tasks import format_time
 from tests.emulator.api.client import REPO_ROOT, USER, Client, make_seed
 
 # --------------------------------------------------------------------------- state API
@@ -110,3 +111,28 @@ def test_status_and_code_constants_are_the_enums() -> None:
     assert fault.kind is FaultKind.RESET_AFTER
     with pytest.raises(ValueError, match="unknown fault 'bogus'"):
         EmulatorState().inject("bogus")
+
+
+def test_a_scheduled_instance_ends_at_its_clock_time_and_lists_by_end(
+    client: Client, emulator: EnOSEmulator
+) -> None:
+    # The watcher's test hook: instances of one flow that end in any order, or show up already ended.
+    state = emulator.state
+    now = state.now()
+    state.add_flow(61, owner=USER)
+    state.schedule_instance("61-202612040001", 61, now + 20)
+    state.schedule_instance("61-202612040002", 61, now + 10, end_status="FAIL")
+    assert client.instance("61-202612040001")["statusDesc"] == "RUNNING"
+    state.advance(30)
+    state.schedule_instance("61-202612040003", 61, now + 5)  # added after it ended: ended at once
+    done = client.instance("61-202612040001")
+    assert done["statusDesc"] == "SUCCESS" and done["endTime"] == format_time(now + 20)
+    # list_flow_instances.md: status filter (codes) and sorters on endTime
+    found = client.search(
+        expression="61-",
+        status="1",
+        pagination={"pageNo": 1, "pageSize": 10, "sorters": [{"field": "endTime", "order": "DESC"}]},
+    )
+    assert [i["instanceId"] for i in found["flowInsts"]] == ["61-202612040001", "61-202612040003"]
+    with pytest.raises(ValueError, match="not a final status"):
+        state.schedule_instance("61-202612040004", 61, now + 40, end_status="RUNNING")
