@@ -1,5 +1,6 @@
 # `make demo` and `make test`, then test-ui, test-e2e, test-matrix, bench, package and docs (each with
-# the dependency group it needs). Each sets up .venv from the pinned constraints first.
+# the dependency group it needs). Each sets up .venv from the pinned constraints first, with the
+# openlineage extra's provider, so `make test` runs the OpenLineage tests (the older lanes skip them).
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_PIN)
 	PIP_CONSTRAINT=constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -e . \
-		--group test
+		--group test --group openlineage
 	touch $@
 
 # .venv/.installed-X: the test group plus pyproject's dependency group X (e2e, package, bench, docs).
