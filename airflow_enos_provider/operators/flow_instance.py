@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["CancelFlowInstanceOperator", "EnOSTriggerFlowOperator"]
 
 _IF_ALREADY_FINAL = ("skip", "fail")
+# The XCom key of what the trigger task knows of its instance (_reattach.run_facts): a deferred
+# task's execute_complete reads it back, and a downstream task may (its trigger time, business date).
+_RUN_XCOM_KEY = "flow_instance_run"
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 _ON_KILL_TIMEOUT = 3.0
 
@@ -247,6 +250,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         flow_inst_id: str = run["flow_inst_id"]
         self.flow_inst_id = flow_inst_id
         context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
+        context["ti"].xcom_push(key=_RUN_XCOM_KEY, value=run)
         push_console_url(self, context, flow_inst_id, self.flow_id)
         if not self.wait_for_completion:
             return flow_inst_id
@@ -269,22 +273,14 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
                     if trigger.deadline is not None
                     else "set timeout or execution_timeout to have it cancelled at a deadline",
                 )
-            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"run": run})
-        return self.execute_complete(context, trigger.run_inline(), run)
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self.execute_complete(context, trigger.run_inline())
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], run: dict[str, Any] | None = None
-    ) -> str:
-        """Finish after the wait: succeed with the instance id, or fail saying how the instance ended.
-
-        :param run: the instance as the start described it (``_reattach.run_facts``); None when only
-            its id is known (its trigger time and business date are then None).
-        """
-        from airflow_enos_provider.operators._reattach import run_facts
-
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Finish after the wait: succeed with the instance id, or fail saying how the instance ended."""
         flow_inst_id: str = event["flow_inst_ids"][0]
         self.flow_inst_id = flow_inst_id
-        run = run if run is not None else run_facts(self.flow_id, flow_inst_id, None, None)
+        run = self._run if self._run is not None else self._pushed_run(context, flow_inst_id)
         self._run = run
         self._final_status = event["statuses"].get(flow_inst_id)
         self._flow_name = event.get("flow_names", {}).get(flow_inst_id)
@@ -302,6 +298,20 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         if self.outlets:
             self._set_asset_events(context, run, event["statuses"][flow_inst_id])
         return flow_inst_id
+
+    def _pushed_run(self, context: Context, flow_inst_id: str) -> dict[str, Any]:
+        """Return what ``execute`` pushed of the instance (a deferred task resumes in a new process;
+        Airflow 3.3's ``dag.test()`` drops a deferral's kwargs, XCom it keeps); only its id when
+        nothing was pushed."""
+        from airflow_enos_provider.operators._reattach import run_facts
+
+        ti: Any = context.get("ti")
+        pushed = None
+        if ti is not None:
+            pushed = ti.xcom_pull(task_ids=self.task_id, key=_RUN_XCOM_KEY, map_indexes=ti.map_index)
+        if isinstance(pushed, dict) and pushed.get("flow_inst_id") == flow_inst_id:
+            return pushed
+        return run_facts(self.flow_id, flow_inst_id, None, None)
 
     def _set_asset_events(self, context: Context, run: dict[str, Any], status: str) -> None:
         """Give the outlets' asset events the instance's extra, or skip the task when the instance

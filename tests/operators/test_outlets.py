@@ -1,0 +1,93 @@
+"""EnOSTriggerFlowOperator's asset events (dag.test, SQLite): one per SUCCESS instance, with its extra."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.operators.flow_instance import EnOSTriggerFlowOperator
+from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
+from tests.operators.test_reattach_dag import FLOW_ID, instances, live_emulator, run_dag  # noqa: F401
+from tests.test_example_dags import airflow_db  # noqa: F401 - the migrated database, as a fixture
+
+DAG_IDS = ["enos_outlets", "enos_outlets_deferred"]
+
+
+def asset_events(run) -> list[dict]:
+    """Return the extra of each asset event the DAG run's tasks emitted, as Airflow stored it."""
+    from sqlalchemy import select
+
+    try:
+        from airflow.models.asset import AssetEvent as Event
+    except ImportError:  # Airflow 2.11: datasets
+        from airflow.models.dataset import DatasetEvent as Event
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = select(Event).where(Event.source_dag_id == run.dag_id, Event.source_run_id == run.run_id)
+        return [event.extra for event in session.scalars(query)]
+
+
+def end_each_instance_at_once(emulator, status: str) -> None:
+    """Give each instance the flow starts ``status`` as soon as the trigger that started it is answered."""
+    state = emulator.state
+
+    def finish() -> None:
+        for flow_inst_id in instances(emulator):
+            state.set_instance_status(flow_inst_id, status)
+
+    state.after("flows.trigger", finish)
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_a_successful_instance_gives_one_asset_event_with_its_extra(live_emulator, dag_id):  # noqa: F811
+    run, ti = run_dag(dag_id)
+    assert run.state == "success" and ti.state == "success"
+    (flow_inst_id,) = instances(live_emulator)
+    (trigger,) = [r.body for r in live_emulator.state.requests if r.operation == "flows.trigger"]
+    trigger_ms = trigger["triggerTime"]
+    when = datetime.fromtimestamp(trigger_ms / 1000, tz=UTC)  # the emulator's zone is GMT+0
+    assert asset_events(run) == [
+        {
+            "flow_id": FLOW_ID,
+            "flow_inst_id": flow_inst_id,
+            "trigger_time": trigger_ms,
+            "trigger_time_iso": when.isoformat(timespec="seconds"),
+            "business_date": (when.date() - timedelta(days=1)).isoformat(),
+            "status": "SUCCESS",
+        }
+    ]
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+@pytest.mark.parametrize("status", ["FAIL", "CANCEL"])
+def test_an_instance_that_fails_or_is_cancelled_gives_no_asset_event(live_emulator, dag_id, status):  # noqa: F811
+    end_each_instance_at_once(live_emulator, status)
+    run, ti = run_dag(dag_id)
+    assert ti.state == "failed"
+    (flow_inst_id,) = instances(live_emulator)
+    assert live_emulator.state.instance_status(flow_inst_id) == S[status]
+    assert asset_events(run) == []
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_an_instance_ending_skip_skips_the_task_and_gives_no_asset_event(live_emulator, dag_id):  # noqa: F811
+    # SKIP is one of the default success_statuses: the task does not fail, but the flow made no data.
+    end_each_instance_at_once(live_emulator, "SKIP")
+    run, ti = run_dag(dag_id)
+    assert ti.state == "skipped"
+    assert asset_events(run) == []
+
+
+def test_outlets_without_waiting_are_refused_when_the_dag_is_parsed():
+    try:
+        from airflow.sdk import Asset
+    except ImportError:  # Airflow 2.11
+        from airflow.datasets import Dataset as Asset
+
+    with pytest.raises(EnOSValidationError, match=r"outlets need wait_for_completion=True"):
+        EnOSTriggerFlowOperator(
+            task_id="start", flow_id=1, wait_for_completion=False, outlets=[Asset("enos://flows/x")]
+        )
