@@ -147,49 +147,53 @@ def parent_run(context: Context) -> dict[str, str]:
     )
 
 
-def with_parent_run(parameters: object, added: Mapping[str, str]) -> list[dict[str, str]]:
-    """Return the user's parameters (as EnOS takes them) followed by the parent-run ones.
+def with_parent_run(parameters: object, context: Context) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Return the user's parameters (as EnOS takes them) followed by the parent-run ones, and those.
 
     :param parameters: the operator's ``parameters`` (rendered), or None.
-    :param added: what :func:`parent_run` returned.
-    :raises EnOSValidationError: when the user's parameters already have one of the keys: a value
-        the user chose is never replaced.
+    :param context: the task's context (its ``ti``).
+    :raises EnOSValidationError: when the user's parameters already have one of the keys, checked
+        first: a value the user chose is never replaced.
     """
     own = [] if parameters is None else to_parameters(parameters)
-    if clash := sorted({p["key"] for p in own} & set(added)):
+    if clash := [key for key in PARENT_PARAMETER_KEYS if key in {p["key"] for p in own}]:
         raise EnOSValidationError(
             f"parameters: key {clash[0]!r} is also one openlineage_inject_parent=True adds "
             f"({', '.join(PARENT_PARAMETER_KEYS)}); rename it, or leave openlineage_inject_parent off"
         )
-    return own + [{"key": key, "value": value} for key, value in added.items()]
+    added = parent_run(context)
+    return own + [{"key": key, "value": value} for key, value in added.items()], added
 
 
 def cancel_facet(
+    task: Any,
     flow_id: object,
     results: Mapping[str, Mapping[str, Any]],
     flow_names: Mapping[str, str],
-    console_url: str | None,
+    one_id: str | None,
 ) -> EnOSFlowRunFacet:
     """Return the facet of a cancel task's instances.
 
+    :param task: the operator (its connection's ``console_url``).
     :param flow_id: the operator's ``flow_id`` (rendered); None when it was given instance ids, whose
         shared flow (an id is the flow id, a dash and a time) is named instead.
     :param results: the task's result, id to ``{"outcome", "status"}``.
     :param flow_names: id to flow name, where a read showed it.
-    :param console_url: the console page, for a single instance.
+    :param one_id: the instance, when the task cancels one (its console page is named).
     """
     ids = list(results)
     flows = {i.split("-", 1)[0] for i in ids}
     if flow_id is None and len(flows) == 1 and (only := next(iter(flows))).isdigit():
         flow_id = only
+    flow = None if flow_id is None else int(str(flow_id))
     names = set(flow_names.values())
     return EnOSFlowRunFacet(
         action="cancel",
-        flowId=None if flow_id is None else int(str(flow_id)),
+        flowId=flow,
         flowName=names.pop() if len(names) == 1 else None,
         flowInstanceIds=ids,
         statuses={i: r["status"] for i, r in results.items() if r.get("status")},
-        consoleUrl=console_url,
+        consoleUrl=None if one_id is None else known_console_url(task, one_id, flow),
     )
 
 
@@ -208,5 +212,5 @@ def known_console_url(task: Any, flow_inst_id: str, flow_id: object) -> str | No
         if template is None:
             return None
         return console_url(template, flow_inst_id, flow_id, task.org_id or task.hook.settings.org_id)
-    except EnOSError:
+    except (EnOSError, EnOSValidationError):  # a link is never worth failing lineage for
         return None

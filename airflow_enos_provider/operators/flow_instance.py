@@ -336,14 +336,13 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         if not self.openlineage_inject_parent:
             return self.parameters
         try:
-            from airflow_enos_provider._lineage import parent_run, with_parent_run
+            from airflow_enos_provider._lineage import with_parent_run
         except ImportError as err:
             raise EnOSValidationError(
                 "openlineage_inject_parent=True needs apache-airflow-providers-openlineage (install "
                 f"airflow-enos-provider[openlineage]): {err}"
             ) from None
-        added = parent_run(context)
-        parameters = with_parent_run(self.parameters, added)
+        parameters, added = with_parent_run(self.parameters, context)
         self.log.info(
             "EnOS flow %s: adding this task's OpenLineage run to the flow's parameters: %s",
             self.flow_id, added,
@@ -618,8 +617,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """Return the ``enosFlow`` run facet of the instances this task cancelled (or found final)."""
-        from airflow_enos_provider._lineage import cancel_facet, known_console_url, operator_lineage
+        from airflow_enos_provider._lineage import cancel_facet, operator_lineage
 
-        one_id = self._single_id()
-        url = None if one_id is None else known_console_url(self, one_id, self.flow_id)
-        return operator_lineage(cancel_facet(self.flow_id, self._results, self._flow_names, url))
+        facet = cancel_facet(self, self.flow_id, self._results, self._flow_names, self._single_id())
+        return operator_lineage(facet)
