@@ -1,10 +1,11 @@
 """OpenLineage: the ``enosFlow`` run facet both operators return, and the parent run a trigger task
-sends to its flow (``openlineage_inject_parent``), against the emulator; the parent run in a real
-``dag.test()`` run (SQLite)."""
+sends to its flow (``openlineage_inject_parent``), against the emulator; both in a real
+``airflow dags test`` run (SQLite) whose OpenLineage events go to OpenLineage's file transport."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,8 @@ import pytest
 from airflow_enos_provider.exceptions import EnOSFlowInstanceError, EnOSValidationError
 from airflow_enos_provider.operators.flow_instance import CancelFlowInstanceOperator, EnOSTriggerFlowOperator
 from tests import enos_env as env
-from tests.operators.test_reattach_dag import FLOW_ID, instances, live_emulator, run_dag  # noqa: F401
+from tests.airflow_cli import airflow_cli
+from tests.operators.test_reattach_dag import DAGS, FLOW_ID, instances, live_emulator  # noqa: F401
 from tests.test_example_dags import airflow_db  # noqa: F401 - the migrated database, as a fixture
 
 try:
@@ -103,44 +105,6 @@ def test_the_cancel_task_facet_names_the_instances_and_their_final_status(enos_c
 
 
 @needs_openlineage
-def test_inject_parent_sends_this_task_run_to_the_flow_with_the_user_parameters(live_emulator):  # noqa: F811
-    from airflow.providers.openlineage.plugins import macros
-
-    run, ti = run_dag("enos_lineage_parent")
-    assert ti.state == "success"
-    (call,) = [r for r in live_emulator.state.requests if r.operation == "flows.updateAndTrigger"]
-    parameters = {p["key"]: p["value"] for p in call.body["parameters"]}
-    assert list(parameters) == ["REPLACE", *PARENT_KEYS]  # the user's first, untouched
-    assert parameters["REPLACE"] == "ddee"
-    # What OpenLineage's own macros say of this task instance and its DAG run (they read a running
-    # task instance: its template context gives the run).
-    ran = SimpleNamespace(
-        dag_id=ti.dag_id, task_id=ti.task_id, try_number=ti.try_number, map_index=ti.map_index, dag_run=run
-    )
-    ran.get_template_context = lambda: {"dag_run": run}
-    namespace, job = macros.lineage_job_namespace(), macros.lineage_job_name(ran)
-    run_id, root_job, root_run_id = (
-        macros.lineage_run_id(ran),
-        macros.lineage_root_job_name(ran),
-        macros.lineage_root_run_id(ran),
-    )
-    assert (job, root_job) == ("enos_lineage_parent.start", "enos_lineage_parent")
-    assert json.loads(parameters["OPENLINEAGE_CONTEXT"]) == {
-        "parent": {
-            "run": {"runId": run_id},
-            "job": {"namespace": namespace, "name": job},
-            "root": {"run": {"runId": root_run_id}, "job": {"namespace": namespace, "name": root_job}},
-        }
-    }
-    assert parameters["OPENLINEAGE_PARENT_ID"] == f"{namespace}/{job}/{run_id}"
-    assert parameters["OPENLINEAGE_ROOT_PARENT_ID"] == f"{namespace}/{root_job}/{root_run_id}"
-    (flow_inst_id,) = instances(live_emulator)
-    assert json.loads(live_emulator.state.get_instance(env.USER_ID, flow_inst_id)["parameters"]) == [
-        {"key": key, "value": value} for key, value in parameters.items()
-    ]
-
-
-@needs_openlineage
 @pytest.mark.parametrize("key", PARENT_KEYS)
 def test_a_user_parameter_with_a_parent_key_is_an_error_before_any_request(enos_conn, key):
     op = EnOSTriggerFlowOperator(
@@ -194,3 +158,59 @@ def test_the_operators_import_no_openlineage_and_work_without_it():
         timeout=120,
     )
     assert loaded.returncode == 0 and loaded.stdout.strip() == "[]", loaded.stderr[-2000:]
+
+
+@needs_openlineage
+def test_a_real_run_sends_its_openlineage_run_to_the_flow_and_the_facet_to_openlineage(
+    live_emulator, tmp_path
+):  # noqa: F811
+    # `airflow dags test` with OpenLineage on, its file transport recording what the listener sends.
+    events = tmp_path / "openlineage.jsonl"
+    transport = {"type": "file", "log_file_path": str(events), "append": True}
+    environ = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "enos-test",
+    }
+    conf = json.dumps({"flow_id": FLOW_ID})
+    done = airflow_cli("dags", "test", "enos_lineage_parent", "-c", conf, env=environ, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    sent = {(e["eventType"], e["job"]["name"]): e for e in map(json.loads, events.read_text().splitlines())}
+    task_run = sent[("START", "enos_lineage_parent.start")]["run"]["runId"]
+    dag_run = sent[("COMPLETE", "enos_lineage_parent")]["run"]["runId"]
+
+    # EnOS got the user's parameter untouched, then the task's run as OpenLineage sent it.
+    (call,) = [r for r in live_emulator.state.requests if r.operation == "flows.updateAndTrigger"]
+    parameters = {p["key"]: p["value"] for p in call.body["parameters"]}
+    assert list(parameters) == ["REPLACE", *PARENT_KEYS] and parameters["REPLACE"] == "ddee"
+    assert json.loads(parameters["OPENLINEAGE_CONTEXT"]) == {
+        "parent": {
+            "run": {"runId": task_run},
+            "job": {"namespace": "enos-test", "name": "enos_lineage_parent.start"},
+            "root": {
+                "run": {"runId": dag_run},
+                "job": {"namespace": "enos-test", "name": "enos_lineage_parent"},
+            },
+        }
+    }
+    assert parameters["OPENLINEAGE_PARENT_ID"] == f"enos-test/enos_lineage_parent.start/{task_run}"
+    assert parameters["OPENLINEAGE_ROOT_PARENT_ID"] == f"enos-test/enos_lineage_parent/{dag_run}"
+    (flow_inst_id,) = instances(live_emulator)
+    assert json.loads(live_emulator.state.get_instance(env.USER_ID, flow_inst_id)["parameters"]) == [
+        {"key": key, "value": value} for key, value in parameters.items()
+    ]
+
+    # The task's COMPLETE event carries the instance's facet.
+    facet = sent[("COMPLETE", "enos_lineage_parent.start")]["run"]["facets"]["enosFlow"]
+    when = datetime.fromtimestamp(call.body["triggerTime"] / 1000, tz=UTC)
+    assert {k: v for k, v in facet.items() if not k.startswith("_")} == {
+        "action": "trigger",
+        "flowId": FLOW_ID,
+        "flowName": f"flow_{FLOW_ID}",
+        "flowInstanceIds": [flow_inst_id],
+        "statuses": {flow_inst_id: "SUCCESS"},
+        "triggerTime": when.isoformat(timespec="seconds"),
+        "triggerTimeMs": call.body["triggerTime"],
+        "businessDate": (when.date() - timedelta(days=1)).isoformat(),
+    }  # no consoleUrl: this connection has no console_url
