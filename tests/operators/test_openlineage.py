@@ -161,9 +161,7 @@ def test_the_operators_import_no_openlineage_and_work_without_it():
 
 
 @needs_openlineage
-def test_a_real_run_sends_its_openlineage_run_to_the_flow_and_the_facet_to_openlineage(
-    live_emulator, tmp_path
-):  # noqa: F811
+def test_a_real_run_sends_its_lineage_run_to_the_flow_and_its_facet_to_openlineage(live_emulator, tmp_path):  # noqa: F811
     # `airflow dags test` with OpenLineage on, its file transport recording what the listener sends.
     events = tmp_path / "openlineage.jsonl"
     transport = {"type": "file", "log_file_path": str(events), "append": True}
