@@ -134,9 +134,11 @@ def run_facts(
     """Return what a trigger task knows of its instance: the extra of its asset events (with the
     status added) and its OpenLineage run facet's source. JSON, so a deferred task gets it back.
 
-    ``trigger_time`` is ms since the epoch, ``trigger_time_iso`` the same time in UTC (ISO 8601),
-    ``business_date`` the day the flow processes (``${cal_dt}``, in EnOS's zone); each None when
-    unknown (an instance re-attached to whose trigger time could not be read, or EnOS's zone).
+    ``trigger_time`` is ms since the epoch to the second, as EnOS records it (``yyyy-MM-dd
+    HH:mm:ss``: a re-attached retry, and a watcher of EnOS's instances, read the same value),
+    ``trigger_time_iso`` the same time in UTC (ISO 8601), ``business_date`` the day the flow
+    processes (``${cal_dt}``, in EnOS's zone); each None when unknown (an instance re-attached to
+    whose trigger time could not be read, or EnOS's zone).
 
     :param flow_id: the workflow id (rendered).
     :param flow_inst_id: the instance.
@@ -146,6 +148,7 @@ def run_facts(
     from airflow_enos_provider._protocol.reattach import business_date
     from airflow_enos_provider._validation import to_flow_id
 
+    trigger_ms = None if trigger_ms is None else trigger_ms - trigger_ms % 1000
     when = None if trigger_ms is None else datetime.fromtimestamp(trigger_ms / 1000, tz=UTC)
     return {
         "flow_id": to_flow_id(flow_id),

@@ -81,7 +81,7 @@ def test_the_trigger_task_facet_names_its_instance_as_the_replies_showed_it(enos
         "flowInstanceIds": [flow_inst_id],
         "statuses": {flow_inst_id: end},
         "triggerTime": when.isoformat(timespec="seconds"),
-        "triggerTimeMs": trigger["triggerTime"],
+        "triggerTimeMs": trigger["triggerTime"] // 1000 * 1000,  # to the second, as EnOS records it
         "businessDate": (when.date() - timedelta(days=1)).isoformat(),
         "consoleUrl": console(env.IDLE_FLOW_ID, flow_inst_id),
     }
@@ -210,6 +210,6 @@ def test_a_real_run_sends_its_lineage_run_to_the_flow_and_its_facet_to_openlinea
         "flowInstanceIds": [flow_inst_id],
         "statuses": {flow_inst_id: "SUCCESS"},
         "triggerTime": when.isoformat(timespec="seconds"),
-        "triggerTimeMs": call.body["triggerTime"],
+        "triggerTimeMs": call.body["triggerTime"] // 1000 * 1000,
         "businessDate": (when.date() - timedelta(days=1)).isoformat(),
     }  # no consoleUrl: this connection has no console_url

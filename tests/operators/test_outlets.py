@@ -70,7 +70,7 @@ def test_a_successful_instance_gives_one_asset_event_with_its_extra(live_emulato
     assert run.state == "success" and ti.state == "success"
     (flow_inst_id,) = instances(live_emulator)
     (trigger,) = [r.body for r in live_emulator.state.requests if r.operation == "flows.trigger"]
-    trigger_ms = trigger["triggerTime"]
+    trigger_ms = trigger["triggerTime"] // 1000 * 1000  # to the second, as EnOS records it
     when = datetime.fromtimestamp(trigger_ms / 1000, tz=UTC)  # the emulator's zone is GMT+0
     assert asset_events(run) == [
         {
@@ -114,3 +114,23 @@ def test_outlets_without_waiting_are_refused_when_the_dag_is_parsed():
         EnOSTriggerFlowOperator(
             task_id="start", flow_id=1, wait_for_completion=False, outlets=[Asset("enos://flows/x")]
         )
+
+
+def test_a_retry_that_reattaches_reports_the_instance_the_first_try_started(live_emulator):  # noqa: F811
+    # The first try's wait gives up in an outage (test_reattach_dag.py); the retry re-attaches,
+    # reading the instance's trigger time from EnOS: the same facts as the first try pushed.
+    state = live_emulator.state
+    state.inject("http_5xx", "flowInstances.get", status=503, times=None)
+    state.after("time.getTimeZone", lambda: state.after("time.getTimeZone", state.faults.clear))
+    _, ti = run_dag("enos_retry_reattaches")
+    assert ti.state == "success" and ti.try_number == 2
+    (flow_inst_id,) = instances(live_emulator)
+    (trigger,) = [r.body for r in state.requests if r.operation == "flows.trigger"]
+    when = datetime.fromtimestamp(trigger["triggerTime"] // 1000, tz=UTC)
+    assert ti.xcom_pull(task_ids="start", key="flow_instance_run") == {
+        "flow_id": FLOW_ID,
+        "flow_inst_id": flow_inst_id,
+        "trigger_time": trigger["triggerTime"] // 1000 * 1000,
+        "trigger_time_iso": when.isoformat(timespec="seconds"),
+        "business_date": (when.date() - timedelta(days=1)).isoformat(),
+    }
