@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         AirflowException,
         AirflowFailException,
         AirflowSensorTimeout,
+        AirflowSkipException,
         TaskDeferred,
     )
     from airflow.sdk.log import amask_secret, mask_secret
@@ -39,6 +40,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowSensorTimeout,
+            AirflowSkipException,
             TaskDeferred,
         )
     except ImportError:  # Airflow < 3.1
@@ -46,6 +48,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowSensorTimeout,
+            AirflowSkipException,
             TaskDeferred,
         )
     try:
@@ -118,6 +121,20 @@ def xcom_class() -> Any:
     return XCom
 
 
+def outlet_asset_types() -> tuple[type, ...]:
+    """Return the outlet types a task's asset event ``extra`` can be set on: assets and asset refs
+    (``Asset.ref(name=...)``) on Airflow 3, datasets on 2.x; never aliases, whose events name their
+    asset when they are added. Imported when a task succeeds, not at DAG parse.
+    """
+    try:
+        from airflow.sdk.definitions.asset import Asset, AssetRef
+    except ImportError:  # Airflow 2: datasets
+        import importlib
+
+        return (importlib.import_module("airflow.datasets").Dataset,)
+    return (Asset, AssetRef)
+
+
 def triggerer_calls_on_kill() -> bool:
     """Tell whether the triggerer calls ``BaseTrigger.on_kill`` when a user kills a deferred task.
 
@@ -133,6 +150,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",
@@ -143,6 +161,7 @@ __all__ = [
     "amask_secret",
     "conf",
     "mask_secret",
+    "outlet_asset_types",
     "redact",
     "triggerer_calls_on_kill",
     "xcom_class",

@@ -69,7 +69,8 @@ def test_a_pytest11_entry_point_a_dev_extra_or_a_missing_url_fails(tmp_path, cap
         ENTRY_POINTS + "[pytest11]\nenos = airflow_enos_provider.testing.pytest_plugin\n"
     )
     wheel_files["airflow_enos_provider-0.1.0.dist-info/METADATA"] = (
-        "Provides-Extra: test\n" + METADATA.replace("Project-URL: Changelog", "Project-URL: News")
+        "Provides-Extra: openlineage\nProvides-Extra: test\n"
+        + METADATA.replace("Project-URL: Changelog", "Project-URL: News")
     )
     build(tmp_path / "dist", wheel_files, SDIST_FILES)
     assert check_dist.main(str(tmp_path / "dist")) == 1
@@ -89,7 +90,8 @@ def test_the_entry_point_checked_is_the_one_pyproject_declares():
     ) in text
     project = tomllib.loads(text)["project"]
     assert set(project["entry-points"]) == {"apache_airflow_provider"}  # no pytest11: the plugin is opt-in
-    assert "optional-dependencies" not in project  # development needs are dependency groups
+    # Development needs are dependency groups; the one extra is for users (docs/howto/lineage.rst).
+    assert set(project["optional-dependencies"]) == set(check_dist.USER_EXTRAS) == {"openlineage"}
     assert 'license-files = ["LICENSE", "NOTICE"]' in text
 
 

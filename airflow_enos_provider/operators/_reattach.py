@@ -26,7 +26,6 @@ class TriggerTask(Protocol):
     task_id: str
     flow_id: Any
     trigger_time: Any
-    parameters: Any
     start_task_id: str | None
     user_id: str | None
     org_id: str | None
@@ -76,13 +75,16 @@ def due_time(dag_run: Any) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
-def start_instance(op: TriggerTask, context: Context) -> str:
-    """Return the instance this try waits on: the earlier try's (re-attach), or a new one.
+def start_instance(op: TriggerTask, context: Context, parameters: Any) -> dict[str, Any]:
+    """Return the instance this try waits on, the earlier try's (re-attach) or a new one, as
+    :func:`run_facts` describes it.
 
     :param op: the operator.
     :param context: the task's context (``ti``, ``dag_run``, ``task_state_store`` on Airflow 3.3+).
+    :param parameters: the parameters a new instance is triggered with (the operator's, plus any
+        it adds).
     """
-    from airflow_enos_provider._protocol.reattach import plan
+    from airflow_enos_provider._protocol.reattach import parse_enos_time, plan
     from airflow_enos_provider._validation import to_epoch_ms
 
     dag_run = context.get("dag_run")
@@ -105,12 +107,15 @@ def start_instance(op: TriggerTask, context: Context) -> str:
         decision = plan(earlier, op.success_statuses, op.retry_from_failure)
         op.log.info("EnOS flow %s, retry: %s", op.flow_id, decision.note)
         if decision.attach is not None:
-            return decision.attach
+            assert earlier is not None  # a decision to attach names the instance found
+            zone = _zone(op)
+            trigger_ms = None if zone is None else parse_enos_time(earlier.get("triggerTime"), zone)
+            return run_facts(op.flow_id, decision.attach, trigger_ms, zone)
         start_task_id = decision.start_task_id or start_task_id
     started = op.hook.start_flow_instance(
         op.flow_id,
         trigger_time=requested,
-        parameters=op.parameters,
+        parameters=parameters,
         start_task_id=start_task_id,
         not_before=not_before,
         user_id=op.user_id,
@@ -119,8 +124,41 @@ def start_instance(op: TriggerTask, context: Context) -> str:
     if store is not None:
         # Before any wait or defer: a retry of a try that dies from here on finds it without a search.
         store.set(STORE_KEY, started.flow_inst_id)
-    _log_started(op, started, start_task_id)
-    return started.flow_inst_id
+    zone = _log_started(op, started, start_task_id)
+    return run_facts(op.flow_id, started.flow_inst_id, started.trigger_ms, zone)
+
+
+def run_facts(
+    flow_id: Any, flow_inst_id: str, trigger_ms: int | None, zone: timezone | None
+) -> dict[str, Any]:
+    """Return what a trigger task knows of its instance: the extra of its asset events (with the
+    status added) and its OpenLineage run facet's source. JSON, so a deferred task gets it back.
+
+    ``trigger_time`` is ms since the epoch to the second, as EnOS records it (``yyyy-MM-dd
+    HH:mm:ss``: a re-attached retry, and a watcher of EnOS's instances, read the same value),
+    ``trigger_time_iso`` the same time in UTC (ISO 8601), ``business_date`` the day the flow
+    processes (``${cal_dt}``, in EnOS's zone); each None when unknown (an instance re-attached to
+    whose trigger time could not be read, or EnOS's zone).
+
+    :param flow_id: the workflow id (rendered).
+    :param flow_inst_id: the instance.
+    :param trigger_ms: the trigger time EnOS accepted (or, re-attached, the instance's).
+    :param zone: EnOS's zone; None when it could not be read.
+    """
+    from airflow_enos_provider._protocol.reattach import business_date
+    from airflow_enos_provider._validation import to_flow_id
+
+    trigger_ms = None if trigger_ms is None else trigger_ms - trigger_ms % 1000
+    when = None if trigger_ms is None else datetime.fromtimestamp(trigger_ms / 1000, tz=UTC)
+    return {
+        "flow_id": to_flow_id(flow_id),
+        "flow_inst_id": flow_inst_id,
+        "trigger_time": trigger_ms,
+        "trigger_time_iso": None if when is None else when.isoformat(timespec="seconds"),
+        "business_date": None
+        if trigger_ms is None or zone is None
+        else business_date(trigger_ms, zone).isoformat(),
+    }
 
 
 def sole_trigger_task(op: TriggerTask, map_index: int | None) -> bool:
@@ -198,14 +236,20 @@ def _earlier(
     return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
 
 
-def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> None:
+def _zone(op: TriggerTask) -> timezone | None:
+    """Return EnOS's zone (read once per hook and OU), or None, saying so, when it cannot be read."""
+    try:
+        return op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
+    except EnOSError as err:
+        op.log.warning("Could not read EnOS's time zone (%s): business dates are UTC's in the log", err)
+        return None
+
+
+def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> timezone | None:
     from airflow_enos_provider._protocol.reattach import describe
 
-    zone: timezone = UTC
-    try:
-        zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
-    except EnOSError as err:
-        op.log.warning("Could not read EnOS's time zone (%s): the business date below is UTC's", err)
+    read = _zone(op)
+    zone = UTC if read is None else read
     moved = started.trigger_ms != started.requested_ms
     op.log.info(
         "Started EnOS flow %s as %s, trigger time %s%s%s",
@@ -213,3 +257,4 @@ def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> No
         f", moved from {describe(started.requested_ms, zone)}" if moved else "",
         f", from task {start_task_id}" if start_task_id else "",
     )  # fmt: skip
+    return read

@@ -11,7 +11,14 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_enos_provider._compat import BaseOperator, airflow_version, conf, triggerer_calls_on_kill
+from airflow_enos_provider._compat import (
+    AirflowSkipException,
+    BaseOperator,
+    airflow_version,
+    conf,
+    outlet_asset_types,
+    triggerer_calls_on_kill,
+)
 from airflow_enos_provider._status import DEFAULT_FAILURE_LOG_BYTES, FAILED_TASK_STATUSES, parse_statuses
 from airflow_enos_provider._validation import (
     check_failure_log_bytes,
@@ -24,6 +31,7 @@ from airflow_enos_provider.links import EnOSFlowInstanceLink, push_console_url
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_enos_provider.hooks.enos import EnOSHook
@@ -32,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["CancelFlowInstanceOperator", "EnOSTriggerFlowOperator"]
 
 _IF_ALREADY_FINAL = ("skip", "fail")
+# The XCom key of what the trigger task knows of its instance (_reattach.run_facts): a deferred
+# task's execute_complete reads it back, and a downstream task may (its trigger time, business date).
+_RUN_XCOM_KEY = "flow_instance_run"
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 _ON_KILL_TIMEOUT = 3.0
 
@@ -94,6 +105,19 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     from the instance's graph; from the beginning, saying why, when several tasks failed or the
     graph is unreadable). A task cleared by hand while its DAG run still runs counts as a retry.
 
+    **Asset events** (``outlets``): only an instance a read shows ``SUCCESS`` produces them, each
+    with ``extra`` ``{"flow_id", "flow_inst_id", "trigger_time"`` (ms), ``"trigger_time_iso"``
+    (UTC), ``"business_date"`` (``${cal_dt}``, in EnOS's zone), ``"status"}``, set on every asset
+    and asset ref among the outlets. An instance that ends in another of ``success_statuses``
+    (SKIP) skips the task, so no asset event says its data is there; a failure emits none (the task
+    fails). ``outlets`` need ``wait_for_completion``: a task that does not wait knows only that the
+    flow started.
+
+    **OpenLineage** (the ``openlineage`` extra): the task's run gets the ``enosFlow`` run facet
+    (flow id and name, instance id, trigger time, business date, final status, console URL); with
+    ``openlineage_inject_parent`` the flow also gets this task's OpenLineage run as its parent, as
+    parameters (see the lineage how-to).
+
     :param flow_id: the workflow id (templated).
     :param trigger_time: the trigger time (EnOS's business time), ms since the epoch or an aware
         datetime (templated), sent as given; default: the DAG run's due time (above).
@@ -124,6 +148,12 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         needs ``reattach_on_retry``, and no ``parameters`` (EnOS cannot combine the two).
     :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed
         task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
+    :param openlineage_inject_parent: send this task's OpenLineage run (parent and root) to the flow
+        as the parameters ``OPENLINEAGE_CONTEXT``, ``OPENLINEAGE_PARENT_ID`` and
+        ``OPENLINEAGE_ROOT_PARENT_ID``, through "Update And Trigger Flow" (the flow's stored
+        parameters are updated too: off by default). Needs the ``openlineage`` extra; a key of
+        ``parameters`` with one of these names is an error, never overwritten; not with
+        ``start_task_id`` or ``retry_from_failure`` (EnOS cannot combine a task and parameters).
     """
 
     template_fields: Sequence[str] = (
@@ -161,9 +191,21 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         reattach_on_retry: bool = True,
         retry_from_failure: bool = False,
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
+        openlineage_inject_parent: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if self.outlets and not wait_for_completion:
+            raise EnOSValidationError(
+                "outlets need wait_for_completion=True: an asset event says the flow's data is there, "
+                "and a task that does not wait for its instance knows only that it started"
+            )
+        if openlineage_inject_parent and (retry_from_failure or start_task_id is not None):
+            raise EnOSValidationError(
+                "openlineage_inject_parent cannot be combined with "
+                f"{'retry_from_failure' if retry_from_failure else 'start_task_id'}: the parent run goes "
+                "as parameters, and EnOS triggers with new parameters or from a task, not both"
+            )
         if retry_from_failure and not reattach_on_retry:
             raise EnOSValidationError(
                 "retry_from_failure needs reattach_on_retry=True: a retry finds the failed instance that way"
@@ -190,16 +232,25 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
+        self.openlineage_inject_parent = openlineage_inject_parent
         self.flow_inst_id: str | None = None
         # Airflow 3.3's SIGTERM handler calls on_kill but lets execute() run on until the process ends.
         self.killed = False
+        # What this try learned of its instance, for OpenLineage: run_facts(), the final status, the
+        # flow's name as a read showed it.
+        self._run: dict[str, Any] | None = None
+        self._final_status: str | None = None
+        self._flow_name: str | None = None
 
     def execute(self, context: Context) -> str:
         from airflow_enos_provider.operators._reattach import start_instance
 
-        flow_inst_id = start_instance(self, context)
+        run = start_instance(self, context, self._parameters_to_send(context))
+        self._run = run
+        flow_inst_id: str = run["flow_inst_id"]
         self.flow_inst_id = flow_inst_id
         context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
+        context["ti"].xcom_push(key=_RUN_XCOM_KEY, value=run)
         push_console_url(self, context, flow_inst_id, self.flow_id)
         if not self.wait_for_completion:
             return flow_inst_id
@@ -229,6 +280,10 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         """Finish after the wait: succeed with the instance id, or fail saying how the instance ended."""
         flow_inst_id: str = event["flow_inst_ids"][0]
         self.flow_inst_id = flow_inst_id
+        run = self._run if self._run is not None else self._pushed_run(context, flow_inst_id)
+        self._run = run
+        self._final_status = event["statuses"].get(flow_inst_id)
+        self._flow_name = event.get("flow_names", {}).get(flow_inst_id)
         if self.killed:
             status = event["statuses"].get(flow_inst_id, "unknown")
             raise EnOSError(
@@ -240,7 +295,71 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             final = {s.name for s in EnOSFlowInstanceStatus.final_statuses()}
             raise_for_event(self, event, final - set(self.success_statuses))
         self.log.info("EnOS flow instance %s finished: %s", flow_inst_id, event["statuses"][flow_inst_id])
+        if self.outlets:
+            self._set_asset_events(context, run, event["statuses"][flow_inst_id])
         return flow_inst_id
+
+    def _pushed_run(self, context: Context, flow_inst_id: str) -> dict[str, Any]:
+        """Return what ``execute`` pushed of the instance (a deferred task resumes in a new process;
+        Airflow 3.3's ``dag.test()`` drops a deferral's kwargs, XCom it keeps); only its id when
+        nothing was pushed."""
+        from airflow_enos_provider.operators._reattach import run_facts
+
+        ti: Any = context.get("ti")
+        pushed = None
+        if ti is not None:
+            pushed = ti.xcom_pull(task_ids=self.task_id, key=_RUN_XCOM_KEY, map_indexes=ti.map_index)
+        if isinstance(pushed, dict) and pushed.get("flow_inst_id") == flow_inst_id:
+            return pushed
+        return run_facts(self.flow_id, flow_inst_id, None, None)
+
+    def _set_asset_events(self, context: Context, run: dict[str, Any], status: str) -> None:
+        """Give the outlets' asset events the instance's extra, or skip the task when the instance
+        ended in a success status that is not SUCCESS (a skipped task emits no asset event)."""
+        if status != EnOSFlowInstanceStatus.SUCCESS.name:
+            raise AirflowSkipException(
+                f"EnOS flow instance {run['flow_inst_id']} ended {status}, which success_statuses accepts "
+                "but which produced no data: the task is skipped, so its outlets get no asset event"
+            )
+        extra = {**run, "status": status}
+        assets: list[Any] = [o for o in self.outlets if isinstance(o, outlet_asset_types())]
+        for outlet in assets:
+            context["outlet_events"][outlet].extra.update(extra)
+        self.log.info(
+            "EnOS flow instance %s: asset event extra %s for %s",
+            run["flow_inst_id"], extra, ", ".join(map(repr, assets)) or "no asset (aliases name their own)",
+        )  # fmt: skip
+
+    def _parameters_to_send(self, context: Context) -> Any:
+        """Return ``parameters``, plus this task's OpenLineage run with ``openlineage_inject_parent``;
+        checked before any request."""
+        if not self.openlineage_inject_parent:
+            return self.parameters
+        try:
+            from airflow_enos_provider._lineage import with_parent_run
+        except ImportError as err:
+            raise EnOSValidationError(
+                "openlineage_inject_parent=True needs apache-airflow-providers-openlineage (install "
+                f"airflow-enos-provider[openlineage]): {err}"
+            ) from None
+        parameters, added = with_parent_run(self.parameters, context)
+        self.log.info(
+            "EnOS flow %s: adding this task's OpenLineage run to the flow's parameters: %s",
+            self.flow_id, added,
+        )  # fmt: skip
+        return parameters
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """Return the ``enosFlow`` run facet of the instance this try started or re-attached to
+        (OpenLineage's listener calls this when the task ends, and on failure too)."""
+        from airflow_enos_provider._lineage import known_console_url, operator_lineage, trigger_facet
+
+        if self._run is None:  # the task failed before EnOS returned an instance
+            from airflow.providers.openlineage.extractors import OperatorLineage
+
+            return OperatorLineage()
+        url = known_console_url(self, self._run["flow_inst_id"], self._run["flow_id"])
+        return operator_lineage(trigger_facet(self._run, self._final_status, self._flow_name, url))
 
     def on_kill(self) -> None:
         self.killed = True
@@ -370,6 +489,9 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.timeout = seconds(timeout, "timeout")
         self.deferrable = deferrable
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
+        # What the task learned, for OpenLineage: its result so far, flow names as reads showed them.
+        self._results: dict[str, dict[str, Any]] = {}
+        self._flow_names: dict[str, str] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         if (one_id := self._single_id()) is not None:
@@ -416,6 +538,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         schedule: dict[str, Any] | str | None = None,
     ) -> dict[str, Any]:
         """Record the final statuses the wait saw, then succeed or fail for every instance."""
+        self._flow_names = event.get("flow_names", {})
         for flow_inst_id, status in event["statuses"].items():
             results[flow_inst_id]["status"] = status
             self.log.info("EnOS flow instance %s ended %s", flow_inst_id, status)
@@ -515,6 +638,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         failures: dict[str, str],
         schedule: dict[str, Any] | str | None = None,
     ) -> dict[str, Any]:
+        self._results = results
         problems = []
         if isinstance(schedule, str):  # EnOS refused to stop the schedule (see _stop_schedule)
             problems.append(f"the schedule of flow {self.flow_id} was {schedule}")
@@ -525,3 +649,10 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         if problems:
             raise EnOSError("; ".join(problems))
         return results if schedule is None else {"schedule": schedule, "instances": results}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """Return the ``enosFlow`` run facet of the instances this task cancelled (or found final)."""
+        from airflow_enos_provider._lineage import cancel_facet, operator_lineage
+
+        facet = cancel_facet(self, self.flow_id, self._results, self._flow_names, self._single_id())
+        return operator_lineage(facet)

@@ -33,8 +33,9 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
     ``cleanup()`` or on a bare cancellation, which also happen when the triggerer restarts.
 
     The event payload: ``status`` (``success``, ``failed``, ``timeout`` or ``error``),
-    ``flow_inst_ids``, ``statuses`` (id to status name, as last read), ``message``, and after a
-    timeout ``cancelled`` (id to cancel outcome or error text).
+    ``flow_inst_ids``, ``statuses`` (id to status name, as last read), ``message``, after a
+    timeout ``cancelled`` (id to cancel outcome or error text), and after ``success`` or ``failed``
+    ``flow_names`` (id to the ``flowName`` its last read showed, for lineage).
 
     :param flow_inst_ids: the instances to wait for.
     :param enos_conn_id: the ``enos`` connection.
@@ -129,6 +130,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
 
         hook = self._hook()
         statuses: dict[str, str] = {}
+        names: dict[str, str] = {}
         pending = list(self.flow_inst_ids)
         outage = Outage(self.max_outage, self.poll_interval)
         while True:
@@ -144,7 +146,7 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
                     return
             else:
                 outage.read_again(self.log, ", ".join(self.flow_inst_ids), time.monotonic())
-                event = self._judge(pending, reads, statuses)
+                event = self._judge(pending, reads, statuses, names)
                 if event is not None:
                     yield event
                     return
@@ -175,20 +177,25 @@ class EnOSFlowInstanceTrigger(BaseTrigger):
             return f"could not read EnOS flow instance(s) {ids} ({step.reason}; not cancelled): {err}"
         return step.pause
 
-    def _judge(self, pending: list[str], reads: list[Any], statuses: dict[str, str]) -> TriggerEvent | None:
-        """Record each read's status; return the final event when the wait is over, else None."""
+    def _judge(
+        self, pending: list[str], reads: list[Any], statuses: dict[str, str], names: dict[str, str]
+    ) -> TriggerEvent | None:
+        """Record each read's status and flow name; return the final event when the wait is over."""
         failed: list[str] = []
         for flow_inst_id, instance in zip(pending, reads, strict=True):
             status, _, failure = self.wait.judge(flow_inst_id, instance)
             statuses[flow_inst_id] = status.name
+            if isinstance(name := instance.get("flowName"), str):
+                names[flow_inst_id] = name
             if failure is not None:
                 failed.append(failure)
             self.log.info("EnOS flow instance %s is %s", flow_inst_id, status.name)
         if failed:
-            return self._event("failed", statuses, "; ".join(failed))
+            return self._event("failed", statuses, "; ".join(failed), flow_names=names)
         if all(self.wait.verdict(EnOSFlowInstanceStatus[statuses[i]]) != "waiting" for i in pending):
             ids = ", ".join(self.flow_inst_ids)
-            return self._event("success", statuses, f"EnOS flow instance(s) {ids} reached {statuses}")
+            message = f"EnOS flow instance(s) {ids} reached {statuses}"
+            return self._event("success", statuses, message, flow_names=names)
         return None
 
     async def _timed_out(self, hook: EnOSHook, pending: list[str], statuses: dict[str, str]) -> TriggerEvent:

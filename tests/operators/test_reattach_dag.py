@@ -33,7 +33,8 @@ def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
         yield emulator
 
 
-def run_dag(dag_id: str):
+def run_dag(dag_id: str, prepare=None):
+    """Run the DAG with dag.test(); ``prepare(dag)`` first, when given."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1
@@ -41,7 +42,10 @@ def run_dag(dag_id: str):
 
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors
-    run = bag.get_dag(dag_id).test(run_conf={"flow_id": FLOW_ID})
+    dag = bag.get_dag(dag_id)
+    if prepare is not None:
+        prepare(dag)
+    run = dag.test(run_conf={"flow_id": FLOW_ID})
     (ti,) = run.get_task_instances()
     return run, ti
 
