@@ -53,6 +53,8 @@ _RESPONDERS: dict[str, Responder] = {
     "flows.updateAndTrigger": responses.batch_route(responses.update_and_trigger),
     "flows.triggerFromTask": responses.batch_route(responses.trigger_from_task),
     "flows.get": responses.batch_route(responses.get_flow),
+    "flows.search": responses.batch_route(responses.search_flows),
+    "flows.getMyFlow": responses.batch_route(responses.my_flows),
     "time.getCurrentTime": responses.batch_route(responses.current_time),
     "time.getTimeZone": responses.batch_route(responses.time_zone),
     "taskInstances.get": responses.batch_route(responses.get_task_instance),

@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow_enos_provider._failure_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.catalog import flows_of, lookup_flow
 from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider._protocol.flow import Caller
 from airflow_enos_provider._protocol.operations import Operation, Started
@@ -37,6 +38,7 @@ from airflow_enos_provider._validation import (
     require_flow_inst_id,
     require_flow_inst_ids,
     require_int,
+    require_text,
     to_epoch_ms,
     to_flow_id,
 )
@@ -623,6 +625,40 @@ class EnOSHook(EnOSBaseHook):
         :return: the flow as EnOS describes it, including its ``locked`` and ``isUserLocked`` flags.
         """
         return self._read(ops.get_flow(flow_id), user_id, org_id)
+
+    def find_flow(self, name: str, *, user_id: str | None = None, org_id: str | None = None) -> int:
+        """Return the id of the flow named exactly ``name`` (EnOS "Search Flow", every page).
+
+        Search Flow matches fuzzily (on id and name, in any flow of the OU); the flow is the one
+        whose name equals ``name``, case included.
+
+        :param name: the flow name.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :raises EnOSFlowNameError: when no flow or several are named exactly ``name`` (it lists the
+            flows found, fuzzy matches included).
+        """
+        require_text(name, "flow_name")  # before the connection is read
+        return self._run(lambda caller: lookup_flow(caller, name), user_id, org_id)
+
+    async def afind_flow(self, name: str, *, user_id: str | None = None, org_id: str | None = None) -> int:
+        """Return the id of the flow named exactly ``name`` (async; see :meth:`find_flow`)."""
+        require_text(name, "flow_name")
+        return await self._arun(lambda caller: lookup_flow(caller, name), user_id, org_id)
+
+    def get_my_flows(
+        self, expression: str | None = None, *, user_id: str | None = None, org_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the user's flows (EnOS "Get My Flow"), matching ``expression`` if given.
+
+        :param expression: fuzzy match on flow id and flow name; None for every flow.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: ``[{"flowId", "flowName", "editable", "cycle"}]`` as EnOS gives them, ``flowId`` as
+            an int (the page types it String).
+        """
+        op = ops.get_my_flows(expression)
+        return flows_of(self._call(op, user_id, org_id), op)
 
 
 def _worth_a_read(refusal: EnOSAPIError) -> bool:
