@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         AirflowException,
         AirflowFailException,
         AirflowSensorTimeout,
+        AirflowSkipException,
         TaskDeferred,
     )
     from airflow.sdk.log import amask_secret, mask_secret
@@ -39,6 +40,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowSensorTimeout,
+            AirflowSkipException,
             TaskDeferred,
         )
     except ImportError:  # Airflow < 3.1
@@ -46,6 +48,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowSensorTimeout,
+            AirflowSkipException,
             TaskDeferred,
         )
     try:
@@ -133,6 +136,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",

@@ -262,7 +262,9 @@ CONTRACTS: tuple[Contract, ...] = (
     ),
     Contract(
         "search_flows", "Search Flow", "POST", BATCH_PATH + "/flows", "search",
-        body=(Field("expression", _S, mandatory=False), Field("pagination", Kind.PAGINATION, mandatory=False)),
+        body=(
+            Field("expression", _S, mandatory=False), Field("pagination", Kind.PAGINATION, mandatory=False),
+        ),
         reply="[{flowId (Integer in the table, a digit string in the samples), flowName}]",
         page=DOCS + "search_flow.md",
     ),

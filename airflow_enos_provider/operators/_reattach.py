@@ -7,7 +7,7 @@ Imported when the task runs, not at DAG parse. The decisions are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -76,11 +76,16 @@ def due_time(dag_run: Any) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
-def start_instance(op: TriggerTask, context: Context) -> str:
+def start_instance(
+    op: TriggerTask, context: Context, before_trigger: Callable[[str | None], str] | None = None
+) -> str:
     """Return the instance this try waits on: the earlier try's (re-attach), or a new one.
 
     :param op: the operator.
     :param context: the task's context (``ti``, ``dag_run``, ``task_state_store`` on Airflow 3.3+).
+    :param before_trigger: run after the re-attach found nothing to wait on, just before the trigger,
+        with the instance id the store names (if any); it may raise to trigger nothing, and what it
+        returns is logged with the trigger (``if_running``'s check).
     """
     from airflow_enos_provider._protocol.reattach import plan
     from airflow_enos_provider._validation import to_epoch_ms
@@ -107,6 +112,7 @@ def start_instance(op: TriggerTask, context: Context) -> str:
         if decision.attach is not None:
             return decision.attach
         start_task_id = decision.start_task_id or start_task_id
+    checked = before_trigger(store.get(STORE_KEY) if store is not None else None) if before_trigger else ""
     started = op.hook.start_flow_instance(
         op.flow_id,
         trigger_time=requested,
@@ -119,7 +125,7 @@ def start_instance(op: TriggerTask, context: Context) -> str:
     if store is not None:
         # Before any wait or defer: a retry of a try that dies from here on finds it without a search.
         store.set(STORE_KEY, started.flow_inst_id)
-    _log_started(op, started, start_task_id)
+    _log_started(op, started, start_task_id, checked)
     return started.flow_inst_id
 
 
@@ -162,16 +168,16 @@ def _earlier(
     :param sole: whether the task is its DAG's only, unmapped, trigger task of this flow.
     :param earlier_tries: how many tries came before this one.
     """
-    from airflow_enos_provider._protocol.reattach import ambiguity, newest_own
+    from airflow_enos_provider._protocol.reattach import ambiguity, newest_own, show_enos_time
 
     stored = store.get(STORE_KEY) if store is not None else None
     if stored:
         zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
         instance = op.hook.get_flow_instance(str(stored), user_id=op.user_id, org_id=op.org_id)
         op.log.info(
-            "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s in "
+            "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s, "
             "EnOS's zone %s; no search)",
-            op.flow_id, stored, instance.get("triggerTime"), zone,
+            op.flow_id, stored, show_enos_time(instance.get("triggerTime"), zone), zone,
         )  # fmt: skip
         return instance
     found = op.hook.find_own_flow_instances(
@@ -198,18 +204,28 @@ def _earlier(
     return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
 
 
-def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> None:
+def _log_started(op: TriggerTask, started: Any, start_task_id: str | None, checked: str) -> None:
     from airflow_enos_provider._protocol.reattach import describe
 
-    zone: timezone = UTC
-    try:
-        zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
-    except EnOSError as err:
-        op.log.warning("Could not read EnOS's time zone (%s): the business date below is UTC's", err)
+    zone = tenant_zone(op, "the business date below")
     moved = started.trigger_ms != started.requested_ms
     op.log.info(
-        "Started EnOS flow %s as %s, trigger time %s%s%s",
+        "Started EnOS flow %s as %s, trigger time %s%s%s%s",
         op.flow_id, started.flow_inst_id, describe(started.trigger_ms, zone),
         f", moved from {describe(started.requested_ms, zone)}" if moved else "",
         f", from task {start_task_id}" if start_task_id else "",
+        f"; {checked}" if checked else "",
     )  # fmt: skip
+
+
+def tenant_zone(op: TriggerTask, what: str) -> timezone:
+    """Return the zone EnOS writes its times in, for a log line: UTC, said so, when it cannot be read.
+
+    :param op: the operator.
+    :param what: what the log shows in UTC's zone then (for the warning).
+    """
+    try:
+        return op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
+    except EnOSError as err:
+        op.log.warning("Could not read EnOS's time zone (%s): %s is in UTC", err, what)
+        return UTC

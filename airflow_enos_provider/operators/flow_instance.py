@@ -5,8 +5,9 @@ Imported on every DAG parse: the hook (HTTP stack) and the trigger are imported 
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +18,7 @@ from airflow_enos_provider._validation import (
     check_failure_log_bytes,
     require_flow_inst_ids,
     require_int,
+    require_text,
     seconds,
 )
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["CancelFlowInstanceOperator", "EnOSTriggerFlowOperator"]
 
 _IF_ALREADY_FINAL = ("skip", "fail")
+#: if_running's choices (operators/_if_running.py says what each does).
+_IF_RUNNING = ("queue", "wait", "cancel", "fail", "skip")
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 _ON_KILL_TIMEOUT = 3.0
 
@@ -40,6 +44,19 @@ class _EnOSOperator(BaseOperator):
     """What every EnOS operator shares: the connection, the identity, and the wait's deadline."""
 
     enos_conn_id: str
+    flow_id: Any = None
+    flow_name: str | None = None
+
+    def _resolve_flow(self) -> None:
+        """Turn ``flow_name`` into ``flow_id``: one Search Flow per try, never at DAG parse.
+
+        A deferred task carries the id into the method it resumes in instead of looking it up again.
+        """
+        if self.flow_name is None:
+            return
+        user_id, org_id = getattr(self, "user_id", None), getattr(self, "org_id", None)
+        self.flow_id = self.hook.find_flow(self.flow_name, user_id=user_id, org_id=org_id)
+        self.log.info("Resolved EnOS flow name %r to flow id %s", self.flow_name, self.flow_id)
 
     @cached_property
     def hook(self) -> EnOSHook:
@@ -70,6 +87,18 @@ class _EnOSOperator(BaseOperator):
         )
 
 
+def _one_flow(flow_id: object, flow_name: object, required: bool = True) -> None:
+    # Checked at construction, before any request; a template or an XComArg is checked when it renders.
+    if flow_id is not None and flow_name is not None:
+        raise EnOSValidationError("give flow_id or flow_name, not both: they name the same workflow")
+    if required and flow_id is None and flow_name is None:
+        raise EnOSValidationError(
+            "give flow_id (the workflow id) or flow_name (its exact name, looked up with Search Flow)"
+        )
+    if isinstance(flow_name, str):
+        require_text(flow_name, "flow_name")
+
+
 class EnOSTriggerFlowOperator(_EnOSOperator):
     """Start an EnOS workflow and, by default, wait until its instance finishes.
 
@@ -94,7 +123,19 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     from the instance's graph; from the beginning, saying why, when several tasks failed or the
     graph is unreadable). A task cleared by hand while its DAG run still runs counts as a retry.
 
+    **A flow that is busy** (``if_running``): EnOS runs one instance of a flow at a time and runs a
+    trigger that finds one active after it. Just before triggering (after the re-attach, so an
+    instance an earlier try of this task started is waited on, never counted), the flow's active
+    instances are listed and: ``"queue"`` triggers anyway, logging the blocking instances' ids and
+    statuses; ``"wait"`` waits until they end (polling, or deferred with ``deferrable``; bounded by
+    ``timeout``/``execution_timeout``, one of which it needs), then triggers; ``"cancel"`` cancels
+    them (a cancel counts only when EnOS accepts it or the instance is already final; otherwise the
+    task fails and triggers nothing), then triggers; ``"fail"`` fails; ``"skip"`` skips the task.
+    The check's verdict is logged in the trigger's log line.
+
     :param flow_id: the workflow id (templated).
+    :param flow_name: instead of ``flow_id``, the workflow's exact name (templated): looked up with
+        EnOS Search Flow once per try (one flow must have exactly that name), logged with the id found.
     :param trigger_time: the trigger time (EnOS's business time), ms since the epoch or an aware
         datetime (templated), sent as given; default: the DAG run's due time (above).
     :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
@@ -124,10 +165,13 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         needs ``reattach_on_retry``, and no ``parameters`` (EnOS cannot combine the two).
     :param failure_log_bytes: when the instance fails, show this many bytes of the end of each failed
         task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
+    :param if_running: what to do when the flow has an active instance that is not this task's:
+        ``"queue"`` (default), ``"wait"``, ``"cancel"``, ``"fail"`` or ``"skip"`` (see above).
     """
 
     template_fields: Sequence[str] = (
         "flow_id",
+        "flow_name",
         "trigger_time",
         "parameters",
         "start_task_id",
@@ -144,7 +188,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     def __init__(
         self,
         *,
-        flow_id: int | str,
+        flow_id: int | str | None = None,
+        flow_name: str | None = None,
         trigger_time: Any = None,
         parameters: dict[str, Any] | list[dict[str, Any]] | str | None = None,
         start_task_id: str | None = None,
@@ -161,9 +206,20 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         reattach_on_retry: bool = True,
         retry_from_failure: bool = False,
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
+        if_running: str = "queue",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        _one_flow(flow_id, flow_name)
+        if if_running not in _IF_RUNNING:
+            raise EnOSValidationError(
+                f"if_running must be one of {', '.join(_IF_RUNNING)}, got {if_running!r}"
+            )
+        if if_running == "wait" and timeout is None and self.execution_timeout is None:
+            raise EnOSValidationError(
+                "if_running='wait' needs timeout or execution_timeout: the instance it waits for is "
+                "not this task's and may never end"
+            )
         if retry_from_failure and not reattach_on_retry:
             raise EnOSValidationError(
                 "retry_from_failure needs reattach_on_retry=True: a retry finds the failed instance that way"
@@ -177,6 +233,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.retry_from_failure = retry_from_failure
         self.max_outage = seconds(max_outage, "max_outage")
         self.flow_id = flow_id
+        self.flow_name = flow_name
+        self.if_running = if_running
         self.trigger_time = trigger_time
         self.parameters = parameters
         self.start_task_id = start_task_id
@@ -195,9 +253,55 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.killed = False
 
     def execute(self, context: Context) -> str:
+        from airflow_enos_provider.operators._if_running import check
+
+        self._resolve_flow()
+        wait_out = functools.partial(self._wait_out, context)
+        return self._start(context, lambda own: check(self, self.if_running, own, wait_out))
+
+    def execute_after_wait(self, context: Context, event: dict[str, Any], flow_id: int) -> str:
+        """Trigger once the deferred wait for the flow's other active instances has ended.
+
+        :param flow_id: the flow id this try resolved before deferring (not looked up again).
+        """
+        from airflow_enos_provider.operators._if_running import check
+
+        self.flow_id = flow_id
+        waited = self._waited(event)
+        return self._start(
+            context, lambda own: f"if_running='wait': {waited}; then {check(self, 'queue', own)}"
+        )
+
+    def _wait_out(self, context: Context, flow_inst_ids: list[str]) -> str:
+        # if_running="wait": the instances are not this task's, so the wait never cancels them.
+        trigger = self._wait_trigger(
+            flow_inst_ids,
+            target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
+            failure_statuses=[],
+            poll_interval=self.poll_interval,
+            deadline=self._deadline(context, self.timeout),
+        )
+        if self.deferrable:
+            self.log.info(
+                "EnOS flow %s: waiting in the triggerer for active instance(s) %s to end, then triggering",
+                self.flow_id, ", ".join(flow_inst_ids),
+            )  # fmt: skip
+            self.defer(trigger=trigger, method_name="execute_after_wait", kwargs={"flow_id": self.flow_id})
+        return self._waited(trigger.run_inline())
+
+    def _waited(self, event: dict[str, Any]) -> str:
+        if event["status"] != "success":
+            raise EnOSError(
+                f"if_running='wait': the active instance(s) of EnOS flow {self.flow_id} did not end in "
+                f"time ({event['message']}); not triggering"
+            )
+        ended = ", ".join(f"{i} {status}" for i, status in event["statuses"].items())
+        return f"waited until they ended ({ended})"
+
+    def _start(self, context: Context, before_trigger: Callable[[str | None], str]) -> str:
         from airflow_enos_provider.operators._reattach import start_instance
 
-        flow_inst_id = start_instance(self, context)
+        flow_inst_id = start_instance(self, context, before_trigger)
         self.flow_inst_id = flow_inst_id
         context["ti"].xcom_push(key="flow_inst_id", value=flow_inst_id)
         push_console_url(self, context, flow_inst_id, self.flow_id)
@@ -269,6 +373,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
 
     :param flow_inst_id: one flow-instance id or a list of them (templated).
     :param flow_id: cancel instances of this workflow instead (templated).
+    :param flow_name: instead of ``flow_id``, the workflow's exact name (templated), looked up with
+        EnOS Search Flow once per try.
     :param expression: cancel instances whose id or flow name matches this (templated).
     :param only_active: with ``flow_id``/``expression``, only instances that may still run.
     :param user_id: the EnOS user id that owns the instances; default: the connection's ``user_id``
@@ -299,6 +405,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     template_fields: Sequence[str] = (
         "flow_inst_id",
         "flow_id",
+        "flow_name",
         "expression",
         "user_id",
         "org_id",
@@ -312,6 +419,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         *,
         flow_inst_id: str | list[str] | None = None,
         flow_id: int | str | None = None,
+        flow_name: str | None = None,
         expression: str | None = None,
         only_active: bool = True,
         user_id: str | None = None,
@@ -335,18 +443,22 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(_IF_ALREADY_FINAL)}, got {if_already_final!r}"
             )
-        if flow_inst_id is None and flow_id is None and expression is None:
+        query = flow_id is not None or flow_name is not None or expression is not None
+        if flow_inst_id is None and not query:
             raise EnOSValidationError(
-                "nothing to cancel: give flow_inst_id (the instances to cancel) or flow_id/expression "
-                "(a query for them)"
+                "nothing to cancel: give flow_inst_id (the instances to cancel) or flow_id/flow_name/"
+                "expression (a query for them)"
             )
-        if flow_inst_id is not None and (flow_id is not None or expression is not None):
+        if flow_inst_id is not None and query:
             raise EnOSValidationError(
-                "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
+                "give either flow_inst_id (the instances to cancel) or flow_id/flow_name/expression "
+                "(a query), not both"
             )
+        _one_flow(flow_id, flow_name, required=False)
         require_int(max_concurrency, "max_concurrency", 1, 256)
         self.flow_inst_id = flow_inst_id
         self.flow_id = flow_id
+        self.flow_name = flow_name
         self.expression = expression
         self.only_active = only_active
         self.user_id = user_id
@@ -361,6 +473,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self.failure_log_bytes = check_failure_log_bytes(failure_log_bytes)
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+        self._resolve_flow()
         if (one_id := self._single_id()) is not None:
             push_console_url(self, context, one_id)
         outcomes = self._cancel()

@@ -114,6 +114,7 @@ def test_templated_fields():
     assert set(CancelFlowInstanceOperator.template_fields) == {
         "flow_inst_id",
         "flow_id",
+        "flow_name",
         "expression",
         "user_id",
         "org_id",
@@ -178,7 +179,7 @@ def test_wait_for_termination_reports_the_final_status(enos_conn):
     [{"flow_inst_id": "a-1", "flow_id": 1}, {"flow_inst_id": "a-1", "expression": "x"}],
 )
 def test_ids_or_a_query_but_not_both(kwargs):  # neither: test_cancel_operator_says_which_..._is_wrong
-    with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/expression"):
+    with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/flow_name/expression"):
         CancelFlowInstanceOperator(task_id="c", **kwargs)
 
 
