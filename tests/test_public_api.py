@@ -38,10 +38,10 @@ PUBLIC_API = {
     ),
     "airflow_enos_provider.emulator.recorder": "RecordedRequest RequestRecorder masked_body",
     "airflow_enos_provider.emulator.responses": (
-        "BatchHandler DEFAULT_PAGE_SIZE FLOW_SORT_FIELDS MAX_PAGE_SIZE NOT_FOUND Reply Request Responder SORT_FIELDS "
-        "TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time get_flow "
-        "get_instance get_task_instance get_task_log my_flows not_found search search_flows time_zone token_get token_refresh "
-        "token_route "
+        "BatchHandler DEFAULT_PAGE_SIZE FLOW_SORT_FIELDS MAX_PAGE_SIZE NOT_FOUND Reply Request Responder "
+        "SORT_FIELDS TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time "
+        "get_flow get_instance get_task_instance get_task_log my_flows not_found search search_flows "
+        "time_zone token_get token_refresh token_route "
         "trigger trigger_from_task update_and_trigger"
     ),
     "airflow_enos_provider.emulator.routes": ("BATCH_PREFIX Match ROUTES Route operation_of resolve"),
