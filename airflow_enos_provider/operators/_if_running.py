@@ -44,7 +44,8 @@ def check(
     :param mode: one of :data:`IF_RUNNING`.
     :param own: the instance an earlier try of this task instance started, if known (never blocking).
     :param wait_out: for ``wait``: waits until the given instances are final and says how they ended;
-        it may defer the task instead (then it does not return).
+        it may defer the task instead (then it does not return). Afterwards the flow is checked once
+        more, as ``queue``.
     :raises EnOSError: ``fail``, or a ``cancel`` that EnOS did not accept for every instance.
     :raises AirflowSkipException: ``skip``.
     """
@@ -66,7 +67,10 @@ def check(
     if mode == "cancel":
         return f"{found}; {_cancel(op, ids, found)}"
     assert wait_out is not None  # mode "wait"
-    return f"{found}; {wait_out(ids)}"
+    waited = wait_out(ids)
+    # Checked once more, and queued behind whatever started meanwhile: a flow scheduled often could
+    # keep a waiting task from ever triggering.
+    return f"{found}; {waited}; then {check(op, 'queue', own)}"
 
 
 def _cancel(op: TriggerTask, ids: list[str], found: str) -> str:
