@@ -74,6 +74,16 @@ class _EnOSOperator(BaseOperator):
             limits.append(start.timestamp() + self.execution_timeout.total_seconds())
         return min(limits) if limits else None
 
+    def _until_final(self, context: Context, flow_inst_ids: list[str]) -> EnOSFlowInstanceTrigger:
+        # A wait that ends at any final status and cancels nothing, within the task's timeout.
+        return self._wait_trigger(
+            flow_inst_ids,
+            target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
+            failure_statuses=[],
+            poll_interval=getattr(self, "poll_interval", 30.0),
+            deadline=self._deadline(context, getattr(self, "timeout", None)),
+        )
+
     def _wait_trigger(self, flow_inst_ids: list[str], **kwargs: Any) -> EnOSFlowInstanceTrigger:
         from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 
@@ -274,13 +284,7 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
 
     def _wait_out(self, context: Context, flow_inst_ids: list[str]) -> str:
         # if_running="wait": the instances are not this task's, so the wait never cancels them.
-        trigger = self._wait_trigger(
-            flow_inst_ids,
-            target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
-            failure_statuses=[],
-            poll_interval=self.poll_interval,
-            deadline=self._deadline(context, self.timeout),
-        )
+        trigger = self._until_final(context, flow_inst_ids)
         if self.deferrable:
             self.log.info(
                 "EnOS flow %s: waiting in the triggerer for active instance(s) %s to end, then triggering",
@@ -496,13 +500,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 failures[flow_inst_id] = f"already finished with status {outcome['status']}"
         to_wait = [i for i, r in results.items() if r["status"] is None]
         if self.wait_for_termination and to_wait:
-            trigger = self._wait_trigger(
-                to_wait,
-                target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
-                failure_statuses=[],
-                poll_interval=self.poll_interval,
-                deadline=self._deadline(context, self.timeout),
-            )
+            trigger = self._until_final(context, to_wait)
             if self.deferrable:
                 state = {"results": results, "failures": failures}
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)

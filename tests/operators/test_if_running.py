@@ -31,17 +31,7 @@ def busy(enos_conn):
     return enos_conn
 
 
-class Store:
-    """Airflow 3.3's task state store as a task instance sees it."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def get(self, key: str, default: object = None) -> object:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: object) -> None:
-        self.values[key] = value
+Store = env.Store
 
 
 def context(try_number: int = 1, store: Store | None = None) -> dict:

@@ -38,17 +38,7 @@ def enos(request, enos_conn):
     return enos_conn
 
 
-class Store:
-    """Airflow 3.3's task state store as a task instance sees it (get/set across tries)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def get(self, key: str, default: object = None) -> object:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: object) -> None:
-        self.values[key] = value
+Store = env.Store
 
 
 def _run(started: datetime, due: datetime = DUE) -> SimpleNamespace:
