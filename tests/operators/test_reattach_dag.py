@@ -33,7 +33,8 @@ def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
         yield emulator
 
 
-def run_dag(dag_id: str):
+def dag_bag():
+    """Return the DAGs of tests/dags, parsed without errors."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1
@@ -41,7 +42,11 @@ def run_dag(dag_id: str):
 
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors
-    run = bag.get_dag(dag_id).test(run_conf={"flow_id": FLOW_ID})
+    return bag
+
+
+def run_dag(dag_id: str):
+    run = dag_bag().get_dag(dag_id).test(run_conf={"flow_id": FLOW_ID})
     (ti,) = run.get_task_instances()
     return run, ti
 
