@@ -7,23 +7,16 @@ import pytest
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
 from tests import enos_env as env
-from tests.conftest import ROOT
-from tests.operators.test_reattach_dag import dag_bag
+from tests.operators.test_reattach_dag import dag_bag, dags_and_emulator
 from tests.test_example_dags import airflow_db  # noqa: F401 - the migrated database, as a fixture
 
 FLOW_ID = 2470
 BLOCKER = "2470-202612030000"
-DAGS = ROOT / "tests" / "dags"
 
 
 @pytest.fixture
 def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
-    from airflow import settings
-
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(DAGS))
-    with env.start_emulator(clock=None) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url, retries=0))
+    with dags_and_emulator(monkeypatch) as emulator:
         state = emulator.state
         state.add_flow(FLOW_ID, name="named_flow", owner=env.USER_ID, init_seconds=0, run_seconds=1)
         state.add_flow(2471, name="named_flow_copy", owner=env.USER_ID)  # a fuzzy match only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
@@ -13,8 +15,9 @@ FLOW_ID = 2460
 DAGS = ROOT / "tests" / "dags"
 
 
-@pytest.fixture
-def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
+@contextmanager
+def dags_and_emulator(monkeypatch):
+    """Point dag.test() at tests/dags and ``enos_default`` at an emulator on the real clock."""
     # dag.test() runs only DAGs of the dags folder (its bundle's path is read once, into settings).
     from airflow import settings
 
@@ -23,6 +26,12 @@ def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
     # Real clock: the instance runs while Airflow fails and retries the task.
     with env.start_emulator(clock=None) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url, retries=0))
+        yield emulator
+
+
+@pytest.fixture
+def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
+    with dags_and_emulator(monkeypatch) as emulator:
         emulator.state.add_flow(
             FLOW_ID,
             owner=env.USER_ID,
