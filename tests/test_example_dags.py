@@ -99,19 +99,37 @@ def test_cancel_on_failure_teardown_cancels_and_the_run_stays_failed(live_emulat
     assert [r.body for r in cancels] == [{"flowInstId": started}]
 
 
-def test_start_and_wait_in_a_worker_and_deferred(live_emulator, monkeypatch):
+def test_start_and_wait_in_a_worker_deferred_and_by_name(live_emulator, monkeypatch):
     template = "https://console.example/{org_id}/flows/{flow_id}/instances/{flow_inst_id}"
     monkeypatch.setenv(
         "AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(live_emulator.url, console_url=template)
     )
+    state = live_emulator.state
     flows = {
         "flow_id": add_flow(live_emulator, 501, 0.5),
         "deferred_flow_id": add_flow(live_emulator, 502, 0.5),
     }
-    run, states = run_example("example_enos_trigger_flow", flows)
-    assert run.state == "success" and states == {"run_flow": "success", "run_flow_deferred": "success"}
-    for flow_id in flows.values():
-        assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.SUCCESS
+    # The flow named is busy: its run ends once the waiting task has read it; a flow whose name
+    # contains the name is not it.
+    add_flow(live_emulator, 503, 0.5)
+    state.add_flow(504, name="flow_503_copy", owner=env.USER_ID)
+    busy = state.add_instance("503-202612030000", 503, status="RUNNING")
+
+    def end_once_read() -> None:
+        if any(r.query.get("flowInstId") == busy for r in state.requests):
+            state.set_instance_status(busy, "SUCCESS")
+        else:
+            state.after("flowInstances.get", end_once_read)
+
+    state.after("flowInstances.get", end_once_read)
+    run, states = run_example("example_enos_trigger_flow", {**flows, "flow_name": "flow_503"})
+    assert run.state == "success" and states == dict.fromkeys(
+        ("run_flow", "run_flow_deferred", "run_flow_by_name"), "success"
+    )
+    by_name = next(i for i in state.instance_ids() if i.startswith("503-") and i != busy)
+    for flow_inst_id in (*(started_instance(live_emulator, f) for f in flows.values()), by_name):
+        assert state.instance_status(flow_inst_id) == S.SUCCESS
+    assert "WAIT" not in [status for _, status in state.status_history(by_name)]  # triggered after it ended
     ti = run.get_task_instance("run_flow_deferred")
     assert ti.xcom_pull(task_ids="run_flow_deferred", key="flow_inst_id") == started_instance(
         live_emulator, 502

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 
 from airflow_enos_provider.status import EnOSFlowInstanceStatus as S
@@ -15,9 +13,8 @@ FLOW_ID = 2460
 DAGS = ROOT / "tests" / "dags"
 
 
-@contextmanager
-def dags_and_emulator(monkeypatch):
-    """Point dag.test() at tests/dags and ``enos_default`` at an emulator on the real clock."""
+@pytest.fixture
+def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
     # dag.test() runs only DAGs of the dags folder (its bundle's path is read once, into settings).
     from airflow import settings
 
@@ -26,12 +23,6 @@ def dags_and_emulator(monkeypatch):
     # Real clock: the instance runs while Airflow fails and retries the task.
     with env.start_emulator(clock=None) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(emulator.url, retries=0))
-        yield emulator
-
-
-@pytest.fixture
-def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
-    with dags_and_emulator(monkeypatch) as emulator:
         emulator.state.add_flow(
             FLOW_ID,
             owner=env.USER_ID,
@@ -42,8 +33,7 @@ def live_emulator(airflow_db, monkeypatch):  # noqa: F811 - the imported fixture
         yield emulator
 
 
-def dag_bag():
-    """Return the DAGs of tests/dags, parsed without errors."""
+def run_dag(dag_id: str):
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1
@@ -51,11 +41,7 @@ def dag_bag():
 
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors
-    return bag
-
-
-def run_dag(dag_id: str):
-    run = dag_bag().get_dag(dag_id).test(run_conf={"flow_id": FLOW_ID})
+    run = bag.get_dag(dag_id).test(run_conf={"flow_id": FLOW_ID})
     (ti,) = run.get_task_instances()
     return run, ti
 
