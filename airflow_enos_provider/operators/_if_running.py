@@ -49,7 +49,16 @@ def check(
     :raises EnOSError: ``fail``, or a ``cancel`` that EnOS did not accept for every instance.
     :raises AirflowSkipException: ``skip``.
     """
-    blocking = blocking_instances(op, own)
+    try:
+        blocking = blocking_instances(op, own)
+    except EnOSError as err:
+        if mode != "queue":
+            raise
+        # For "queue" the check only informs the log: a search that fails does not stop the trigger.
+        op.log.warning(
+            "EnOS flow %s: could not list its active instances (%s); triggering anyway", op.flow_id, err
+        )
+        return "if_running='queue': the flow's active instances could not be listed"
     if not blocking:
         return f"if_running={mode!r}: no other active instance"
     zone = tenant_zone(op, "the blocking instances' times")

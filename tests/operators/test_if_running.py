@@ -84,6 +84,18 @@ def test_the_check_finds_nothing_on_an_idle_flow_and_says_so(enos_conn, capsys, 
     assert len(triggers(enos_conn.state)) == 1
 
 
+@pytest.mark.parametrize("mode", ["queue", "fail"])
+def test_a_check_that_cannot_search_stops_only_what_depends_on_it(busy, mode):
+    busy.state.inject("unknown_code", "flowInstances.search", times=None)
+    if mode == "queue":  # the check only informs the log: the trigger goes ahead, as before if_running
+        op(if_running=mode).execute(context())
+        assert len(triggers(busy.state)) == 1
+    else:
+        with pytest.raises(EnOSError, match="flowInstances|list_flow_instances|search"):
+            op(if_running=mode).execute(context())
+        assert triggers(busy.state) == []
+
+
 def test_fail_fails_naming_the_blocking_instance_and_triggers_nothing(busy):
     with pytest.raises(EnOSError, match=rf"if_running='fail'.*{BLOCKER} \(RUNNING.*not triggering"):
         op(if_running="fail").execute(context())
