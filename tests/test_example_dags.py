@@ -165,7 +165,7 @@ def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, c
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     log = "2026-12-02 03:00:01 INFO reading s3://lake/raw\n2026-12-02 03:00:09 ERROR column 'kwh' not found\n"
-    for flow_id in (507, 508):
+    for flow_id in (507, 508, 509):
         live_emulator.state.add_flow(
             flow_id,
             owner=env.USER_ID,
@@ -173,13 +173,15 @@ def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, c
             run_seconds=3600,
             tasks=[{"name": "transform", "log": log}],
         )
-    watcher = fail_when_started(live_emulator, [507, 508])
-    run, states = run_example("example_enos_trigger_flow", {"flow_id": 507, "deferred_flow_id": 508})
+    watcher = fail_when_started(live_emulator, [507, 508, 509])
+    conf = {"flow_id": 507, "deferred_flow_id": 508, "flow_name": "flow_509"}
+    run, states = run_example("example_enos_trigger_flow", conf)
     watcher.join(timeout=5)
-    assert run.state == "failed" and states == {"run_flow": "failed", "run_flow_deferred": "failed"}
+    assert run.state == "failed"
+    assert states == dict.fromkeys(("run_flow", "run_flow_deferred", "run_flow_by_name"), "failed")
     out = capfd.readouterr().out
     words = " ".join(out.split())  # Airflow 3.0 prints the error in a traceback wrapped at 80 columns
-    for flow_id in (507, 508):
+    for flow_id in (507, 508, 509):
         instance_id = started_instance(live_emulator, flow_id)
         (transform,) = task_records(EnOSHook().get_flow_instance(instance_id))
         task_inst_id = transform.task_inst_id
