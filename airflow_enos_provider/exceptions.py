@@ -10,6 +10,7 @@ __all__ = [
     "EnOSConnectionError",
     "EnOSError",
     "EnOSFlowInstanceError",
+    "EnOSFlowNameError",
     "EnOSValidationError",
 ]
 
@@ -117,3 +118,30 @@ class EnOSFlowInstanceError(EnOSError):
     def __init__(self, message: str, statuses: dict[str, str]) -> None:
         self.statuses = statuses
         super().__init__(message)
+
+
+class EnOSFlowNameError(EnOSError):
+    """A flow name that names no flow, or several: Search Flow found not exactly one exact match.
+
+    :param name: the name looked up.
+    :param exact: the ids of the flows named exactly ``name`` (none, or several).
+    :param candidates: every flow the search found, ``(flow id, flow name)``, fuzzy matches included.
+    """
+
+    #: The most candidates the message lists.
+    LISTED = 20
+
+    def __init__(self, name: str, exact: list[int], candidates: list[tuple[int, str]]) -> None:
+        self.name = name
+        self.exact = exact
+        self.candidates = candidates
+        shown = ", ".join(f"{flow_id} {flow_name!r}" for flow_id, flow_name in candidates[: self.LISTED])
+        more = f" and {len(candidates) - self.LISTED} more" if len(candidates) > self.LISTED else ""
+        if exact:
+            what = f"{len(exact)} EnOS flows are named exactly {name!r} (ids {', '.join(map(str, exact))})"
+            todo = "give flow_id instead, or rename all but one of them"
+        else:
+            what = f"no EnOS flow is named exactly {name!r} (the match is case-sensitive)"
+            todo = "check the name and the connection's OU"
+        listed = f"Search Flow found: {shown}{more}" if candidates else "Search Flow found no flow at all"
+        super().__init__(_clip(f"{what}; {listed}. {todo.capitalize()}"))

@@ -22,7 +22,7 @@ with DAG("example_enos_cancel_on_failure", schedule=None, tags=["enos", "example
     def start_flow(params: dict) -> str:
         from airflow_enos_provider.hooks.enos import EnOSHook
 
-        return EnOSHook(enos_conn_id="enos_default").trigger_flow(params["flow_id"])
+        return EnOSHook(enos_conn_id="enos_default").trigger_flow(params["flow_id"]).flow_inst_id
 
     # [END howto_hook_enos_trigger_flow]
 

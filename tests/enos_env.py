@@ -137,3 +137,16 @@ def finish_when_read(state, status: str = "SUCCESS") -> None:
                 state.set_instance_status(instance_id, status)
 
     state.after("flowInstances.get", finish)
+
+
+class Store:
+    """Airflow 3.3's task state store as a task instance sees it (get/set across tries)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value

@@ -250,3 +250,8 @@ def test_the_security_page_is_in_the_guides_and_covers_its_topics():
     assert "What the emulator must never be used for" in page
     for secret in ("apim-accesstoken", "apim-signature", "encryption", "mask_secret"):
         assert secret in page
+
+
+def test_the_readme_stays_under_10_kb():
+    # Issue 21: the quickstart first, the rest linked; the parameter reference lives in the docstrings.
+    assert len(README.read_bytes()) <= 10_000

@@ -99,19 +99,37 @@ def test_cancel_on_failure_teardown_cancels_and_the_run_stays_failed(live_emulat
     assert [r.body for r in cancels] == [{"flowInstId": started}]
 
 
-def test_start_and_wait_in_a_worker_and_deferred(live_emulator, monkeypatch):
+def test_start_and_wait_in_a_worker_deferred_and_by_name(live_emulator, monkeypatch):
     template = "https://console.example/{org_id}/flows/{flow_id}/instances/{flow_inst_id}"
     monkeypatch.setenv(
         "AIRFLOW_CONN_ENOS_DEFAULT", env.connection_json(live_emulator.url, console_url=template)
     )
+    state = live_emulator.state
     flows = {
         "flow_id": add_flow(live_emulator, 501, 0.5),
         "deferred_flow_id": add_flow(live_emulator, 502, 0.5),
     }
-    run, states = run_example("example_enos_trigger_flow", flows)
-    assert run.state == "success" and states == {"run_flow": "success", "run_flow_deferred": "success"}
-    for flow_id in flows.values():
-        assert live_emulator.state.instance_status(started_instance(live_emulator, flow_id)) == S.SUCCESS
+    # The flow named is busy: its run ends once the waiting task has read it; a flow whose name
+    # contains the name is not it.
+    add_flow(live_emulator, 503, 0.5)
+    state.add_flow(504, name="flow_503_copy", owner=env.USER_ID)
+    busy = state.add_instance("503-202612030000", 503, status="RUNNING")
+
+    def end_once_read() -> None:
+        if any(r.query.get("flowInstId") == busy for r in state.requests):
+            state.set_instance_status(busy, "SUCCESS")
+        else:
+            state.after("flowInstances.get", end_once_read)
+
+    state.after("flowInstances.get", end_once_read)
+    run, states = run_example("example_enos_trigger_flow", {**flows, "flow_name": "flow_503"})
+    assert run.state == "success" and states == dict.fromkeys(
+        ("run_flow", "run_flow_deferred", "run_flow_by_name"), "success"
+    )
+    by_name = next(i for i in state.instance_ids() if i.startswith("503-") and i != busy)
+    for flow_inst_id in (*(started_instance(live_emulator, f) for f in flows.values()), by_name):
+        assert state.instance_status(flow_inst_id) == S.SUCCESS
+    assert "WAIT" not in [status for _, status in state.status_history(by_name)]  # triggered after it ended
     ti = run.get_task_instance("run_flow_deferred")
     assert ti.xcom_pull(task_ids="run_flow_deferred", key="flow_inst_id") == started_instance(
         live_emulator, 502
@@ -147,7 +165,7 @@ def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, c
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     log = "2026-12-02 03:00:01 INFO reading s3://lake/raw\n2026-12-02 03:00:09 ERROR column 'kwh' not found\n"
-    for flow_id in (507, 508):
+    for flow_id in (507, 508, 509):
         live_emulator.state.add_flow(
             flow_id,
             owner=env.USER_ID,
@@ -155,13 +173,15 @@ def test_a_failed_flow_fails_the_task_with_its_failed_tasks_log(live_emulator, c
             run_seconds=3600,
             tasks=[{"name": "transform", "log": log}],
         )
-    watcher = fail_when_started(live_emulator, [507, 508])
-    run, states = run_example("example_enos_trigger_flow", {"flow_id": 507, "deferred_flow_id": 508})
+    watcher = fail_when_started(live_emulator, [507, 508, 509])
+    conf = {"flow_id": 507, "deferred_flow_id": 508, "flow_name": "flow_509"}
+    run, states = run_example("example_enos_trigger_flow", conf)
     watcher.join(timeout=5)
-    assert run.state == "failed" and states == {"run_flow": "failed", "run_flow_deferred": "failed"}
+    assert run.state == "failed"
+    assert states == dict.fromkeys(("run_flow", "run_flow_deferred", "run_flow_by_name"), "failed")
     out = capfd.readouterr().out
     words = " ".join(out.split())  # Airflow 3.0 prints the error in a traceback wrapped at 80 columns
-    for flow_id in (507, 508):
+    for flow_id in (507, 508, 509):
         instance_id = started_instance(live_emulator, flow_id)
         (transform,) = task_records(EnOSHook().get_flow_instance(instance_id))
         task_inst_id = transform.task_inst_id
@@ -202,7 +222,7 @@ def test_sensor_waits_for_an_instance_started_elsewhere(live_emulator, capfd):
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     add_flow(live_emulator, 506, 1.0)
-    instance_id = EnOSHook().trigger_flow(506)  # "another system" starts it
+    instance_id = EnOSHook().trigger_flow(506).flow_inst_id  # "another system" starts it
     run, states = run_example("example_enos_flow_instance_sensor", {"flow_inst_id": instance_id})
     assert run.state == "success", states
     assert set(states.values()) == {"success"}

@@ -37,11 +37,10 @@ PUBLIC_API = {
     ),
     "airflow_enos_provider.emulator.recorder": "RecordedRequest RequestRecorder masked_body",
     "airflow_enos_provider.emulator.responses": (
-        "BatchHandler DEFAULT_PAGE_SIZE MAX_PAGE_SIZE NOT_FOUND Reply Request Responder SORT_FIELDS "
-        "TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time disable_flow "
-        "enable_flow get_flow "
-        "get_instance get_task_instance get_task_log not_found search time_zone token_get token_refresh "
-        "token_route "
+        "BatchHandler DEFAULT_PAGE_SIZE FLOW_SORT_FIELDS MAX_PAGE_SIZE NOT_FOUND Reply Request Responder "
+        "SORT_FIELDS TOKEN_BUSINESS TokenHandler UNPARSEABLE batch_envelope batch_route cancel current_time "
+        "disable_flow enable_flow get_flow get_instance get_task_instance get_task_log my_flows not_found "
+        "search search_flows time_zone token_get token_refresh token_route "
         "trigger trigger_from_task update_and_trigger"
     ),
     "airflow_enos_provider.emulator.routes": ("BATCH_PREFIX Match ROUTES Route operation_of resolve"),
@@ -63,10 +62,10 @@ PUBLIC_API = {
     "airflow_enos_provider.emulator.tokens": "DEFAULT_TOKEN_TTL TokenRequest TokenService check_ttl",
     "airflow_enos_provider.exceptions": (
         "EnOSAPIError EnOSAuthenticationError EnOSConnectionError EnOSError EnOSFlowInstanceError "
-        "EnOSValidationError"
+        "EnOSFlowNameError EnOSValidationError"
     ),
     "airflow_enos_provider.get_provider_info": "get_provider_info",
-    "airflow_enos_provider.hooks.enos": "EnOSHook Statuses",
+    "airflow_enos_provider.hooks.enos": "EnOSHook Started Statuses",
     "airflow_enos_provider.hooks.enos_base": "EnOSBaseHook",
     "airflow_enos_provider.links": "CONSOLE_URL_XCOM_KEY EnOSFlowInstanceLink push_console_url",
     "airflow_enos_provider.notifications.flow_instance": "EnOSCancelFlowInstanceNotifier",

@@ -271,6 +271,19 @@ CONTRACTS: tuple[Contract, ...] = (
         body=(Field("flowId", _I),), reply='""', page=DOCS + "enable_flow.md",
     ),
     Contract(
+        "search_flows", "Search Flow", "POST", BATCH_PATH + "/flows", "search",
+        body=(
+            Field("expression", _S, mandatory=False), Field("pagination", Kind.PAGINATION, mandatory=False),
+        ),
+        reply="[{flowId (Integer in the table, a digit string in the samples), flowName}]",
+        page=DOCS + "search_flow.md",
+    ),
+    Contract(
+        "get_my_flows", "Get My Flow", "GET", BATCH_PATH + "/flows", "getMyFlow",
+        query=(Field("expression", _S, mandatory=False),),
+        reply="[{flowId (String), editable, flowName, cycle: M/W/D/H/mi}]", page=DOCS + "get_my_flow.md",
+    ),
+    Contract(
         "get_server_time", "Get Current Time", "GET", BATCH_PATH + "/time", "getCurrentTime",
         reply="ms since the epoch (UTC)", page=DOCS + "get_current_time.md",
     ),

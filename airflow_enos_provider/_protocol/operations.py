@@ -206,6 +206,27 @@ def set_flow_schedule(flow_id: int | str, active: bool) -> Operation:
     return _from_contract(_CONTRACTS["flows", action], body={"flowId": to_flow_id(flow_id)})
 
 
+def search_flows(expression: str, page_no: int, page_size: int) -> Operation:
+    """Describe one page of "Search Flow" (any flow of the OU), in creation order.
+
+    :param expression: fuzzy match on flow id and flow name; ``""`` for every flow.
+    :param page_no: the page, from 1.
+    :param page_size: flows per page.
+    """
+    pagination = {"pageNo": page_no, "pageSize": page_size, "sorters": [dict(s) for s in STABLE_ORDER]}
+    body = {"expression": expression, "pagination": pagination}
+    return _from_contract(_CONTRACTS["flows", "search"], body=body)
+
+
+def get_my_flows(expression: str | None) -> Operation:
+    """Describe "Get My Flow" (the user's flows; the page documents no paging).
+
+    :param expression: fuzzy match on flow id and flow name; None for every flow.
+    """
+    query = () if expression is None else (("expression", require_text(expression, "expression")),)
+    return _from_contract(_CONTRACTS["flows", "getMyFlow"], query=query)
+
+
 def get_task_instance(task_inst_id: str) -> Operation:
     """Describe "Get Task Instance".
 

@@ -58,14 +58,37 @@ def enos_time(ms: int, zone: timezone) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=zone).strftime(TIME_FORMAT)
 
 
-def parse_enos_time(text: object, zone: timezone) -> int | None:
-    """Return an EnOS time string read in ``zone`` as ms since the epoch; None when empty or unreadable."""
+def enos_datetime(text: object, zone: timezone) -> datetime | None:
+    """Return an EnOS time string (``startTime``, ``endTime``, ``createTime``...) as an aware datetime.
+
+    The one reading of EnOS's zone-less strings: they are in the tenant's zone (Get Timezone).
+
+    :param text: the string, ``yyyy-MM-dd HH:mm:ss``.
+    :param zone: the tenant's zone (:meth:`~airflow_enos_provider.hooks.enos.EnOSHook.get_time_zone`).
+    :return: the time in ``zone``; None when the string is empty or unreadable.
+    """
     if not isinstance(text, str) or not text.strip():
         return None
     try:
-        return int(datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=zone).timestamp() * 1000)
+        return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=zone)
     except ValueError:
         return None
+
+
+def parse_enos_time(text: object, zone: timezone) -> int | None:
+    """Return an EnOS time string read in ``zone`` as ms since the epoch; None when empty or unreadable."""
+    when = enos_datetime(text, zone)
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+def show_enos_time(text: object, zone: timezone) -> str:
+    """Return an EnOS time string for a log or a message: ISO 8601 with the tenant's offset.
+
+    :param text: the string as EnOS gave it; shown as given (quoted) when unreadable.
+    :param zone: the tenant's zone.
+    """
+    when = enos_datetime(text, zone)
+    return repr(text) if when is None else when.isoformat()
 
 
 def business_date(trigger_ms: int, zone: timezone = UTC) -> date:
@@ -141,7 +164,8 @@ def own_instances(
         elif instance.get("hasEditPri") is False:
             dropped.append((name, f"owned by {instance.get('owner')!r}, not the connection's user"))
         elif not_before_ms is not None and started is not None and started < not_before_ms - 999:
-            dropped.append((name, f"started {instance.get('startTime')}, before this task instance"))
+            shown = show_enos_time(instance.get("createTime") or instance.get("startTime"), zone)
+            dropped.append((name, f"started {shown}, before this task instance"))
         else:
             own.append((wanted[str(at)], dict(instance)))
     own.sort(key=lambda pair: pair[0])

@@ -146,10 +146,17 @@ class Paging:
     reached when it is clearly a total (larger than the page); or the hard cap of :meth:`cap` pages,
     which the caller warns about (the result may then be incomplete).
 
+    A series whose gateway may shorten pages silently (Search Flow's largest page is undocumented)
+    trusts no short page: it ends at an empty page or one with nothing new instead.
+
     :param page_size: the page size asked for.
+    :param key: the field that identifies an item (``instanceId``; ``flowId`` for flows).
+    :param short_page_ends: whether a page shorter than asked ends the series.
     """
 
     page_size: int
+    key: str = "instanceId"
+    short_page_ends: bool = True
     page_no: int = 1
     collected: int = 0
     first_total: int | None = None
@@ -157,20 +164,22 @@ class Paging:
     seen: set[str] = field(default_factory=set)
 
     def take(self, page: list[dict[str, Any]], count: object) -> list[dict[str, Any]]:
-        """Record a page's instances (each has a string ``instanceId``) and return the new ones.
+        """Record a page's items (each has its ``key``) and return the new ones.
 
         Afterwards ``ended`` says why the series is over, or is None to ask for ``page_no``.
 
         :param page: the page's instances.
         :param count: the reply's ``count``.
         """
-        new = {str(i["instanceId"]): i for i in page if str(i["instanceId"]) not in self.seen}
+        new = {str(i[self.key]): i for i in page if str(i[self.key]) not in self.seen}
         self.seen.update(new)
         self.collected += len(page)
         total = _total(count, len(page))
         if self.first_total is None:
             self.first_total = total
-        if len(page) < self.page_size:
+        if not page:
+            self.ended = "empty page"
+        elif len(page) < self.page_size and self.short_page_ends:
             self.ended = "short page"
         elif not new:
             self.ended = "a page with no new instance"

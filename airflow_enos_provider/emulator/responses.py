@@ -25,6 +25,7 @@ from airflow_enos_provider.status import EnOSFlowInstanceStatus as Status
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "FLOW_SORT_FIELDS",
     "MAX_PAGE_SIZE",
     "NOT_FOUND",
     "SORT_FIELDS",
@@ -45,8 +46,10 @@ __all__ = [
     "get_instance",
     "get_task_instance",
     "get_task_log",
+    "my_flows",
     "not_found",
     "search",
+    "search_flows",
     "time_zone",
     "token_get",
     "token_refresh",
@@ -63,6 +66,8 @@ TOKEN_BUSINESS = "apim-token-service"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
 SORT_FIELDS: tuple[str, ...] = ("createTime", "updateTime", "startTime", "triggerTime", "endTime")
+#: Search Flow's sorters (search_flow.md: "Supported fields are createTime, updateTime, and startTime").
+FLOW_SORT_FIELDS: tuple[str, ...] = ("createTime", "updateTime", "startTime")
 NOT_FOUND: dict[str, Any] = {"message": "Not Found"}
 # Stands for a body that is not JSON, so it differs from both "no body" and any JSON value.
 UNPARSEABLE = object()
@@ -222,6 +227,18 @@ def enable_flow(state: EmulatorState, user_id: str, request: Request) -> str:
     return ""
 
 
+def search_flows(state: EmulatorState, user_id: str, request: Request) -> list[dict[str, Any]]:
+    """Serve "Search Flow" (search_flow.md; sorters on createTime, updateTime or startTime)."""
+    page_no, page_size, sorters = _pagination(request.parsed.get("pagination"), FLOW_SORT_FIELDS)
+    descending = bool(sorters) and sorters[0][1]
+    return state.search_flows(user_id, request.parsed.get("expression") or "", page_no, page_size, descending)
+
+
+def my_flows(state: EmulatorState, user_id: str, request: Request) -> list[dict[str, Any]]:
+    """Serve "Get My Flow" (get_my_flow.md; ``expression`` in the query, no paging)."""
+    return state.my_flows(user_id, request.query.get("expression") or "")
+
+
 def time_zone(state: EmulatorState, user_id: str, request: Request) -> dict[str, str]:
     """Serve "Get Timezone" (get_time_zone.md)."""
     return state.get_time_zone()
@@ -343,7 +360,9 @@ def _trigger_request(
     return TriggerRequest(flow_id, trigger_ms, parameters, task_id)
 
 
-def _pagination(value: Mapping[str, Any] | None) -> tuple[int, int, tuple[tuple[str, bool], ...]]:
+def _pagination(
+    value: Mapping[str, Any] | None, fields: tuple[str, ...] = SORT_FIELDS
+) -> tuple[int, int, tuple[tuple[str, bool], ...]]:
     # The Pagination Struct (search_flow.md); its pageNo >= 1 and pageSize > 0 are contract checks.
     if value is None:
         # A search without pagination: the first page, newest trigger first (undocumented).
@@ -352,7 +371,7 @@ def _pagination(value: Mapping[str, Any] | None) -> tuple[int, int, tuple[tuple[
         raise invalid_parameter(f"Invalid parameter: pageSize must be 1 to {MAX_PAGE_SIZE}")
     sorters: list[tuple[str, bool]] = []
     for sorter in value.get("sorters") or [{"field": "triggerTime", "order": "DESC"}]:
-        if sorter["field"] not in SORT_FIELDS:
+        if sorter["field"] not in fields:
             # list_flow_instances.md's error table, with its five fields.
             raise invalid_parameter("The sorters field parameter is invalid")
         # search_flow.md: "ASC (default) = ascending order".

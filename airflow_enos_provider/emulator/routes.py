@@ -55,6 +55,8 @@ _RESPONDERS: dict[str, Responder] = {
     "flows.get": responses.batch_route(responses.get_flow),
     "flows.disable": responses.batch_route(responses.disable_flow),
     "flows.enable": responses.batch_route(responses.enable_flow),
+    "flows.search": responses.batch_route(responses.search_flows),
+    "flows.getMyFlow": responses.batch_route(responses.my_flows),
     "time.getCurrentTime": responses.batch_route(responses.current_time),
     "time.getTimeZone": responses.batch_route(responses.time_zone),
     "taskInstances.get": responses.batch_route(responses.get_task_instance),

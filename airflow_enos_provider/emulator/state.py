@@ -100,6 +100,14 @@ class EmulatorState(Tenant):
         # real gateway's tolerance is undocumented).
         self.max_skew: float | None = None
         self.faults = FaultPlan()
+        # Search Flow and Get My Flow, where their pages say nothing (each undocumented): whether the
+        # fuzzy match ignores case ("insensitive", like List Flow Instances here, or "sensitive"); the
+        # largest Search Flow page, beyond which a page is shortened without a word (None: no limit);
+        # and whether Search Flow writes flowId as its samples do ("text", "21") or as its table
+        # types it ("number", 21).
+        self.flow_match = "insensitive"
+        self.flow_page_cap: int | None = None
+        self.flow_ids_as = "text"
 
     def inject(self, kind: str, operation: str = "*", **options: Any) -> Fault:
         """Put a fault in force; see :mod:`airflow_enos_provider.emulator.faults` for the kinds.
@@ -322,6 +330,41 @@ class EmulatorState(Tenant):
             if not active and self.disable_running == "cancel":
                 for inst in self._active_instances(flow_id, now):
                     inst.freeze(Status.CANCEL, now)
+
+    def search_flows(
+        self, user_id: str, expression: str, page_no: int, page_size: int, descending: bool
+    ) -> list[dict[str, Any]]:
+        """Return one page of "Search Flow" (search_flow.md): ``[{flowId, flowName}]``, any flow of the OU.
+
+        Flows carry no times here: every sorter orders them by registration (undocumented).
+        """
+        with self.lock:
+            size = min(page_size, self.flow_page_cap or page_size)
+            flows = self._matching_flows(expression)[:: -1 if descending else 1]
+            page = flows[(page_no - 1) * size : page_no * size]
+            as_text = self.flow_ids_as == "text"
+            return [{"flowId": str(f.flow_id) if as_text else f.flow_id, "flowName": f.name} for f in page]
+
+    def my_flows(self, user_id: str, expression: str) -> list[dict[str, Any]]:
+        """Return "Get My Flow" (get_my_flow.md): the user's flows, ``flowId`` a String.
+
+        Which flows are "related to the user" is undocumented: here, those it owns. ``cycle`` for a
+        flow without a schedule is undocumented: here ``"D"``, the value every sample shows.
+        """
+        with self.lock:
+            return [
+                {"flowId": str(f.flow_id), "editable": not f.locked, "flowName": f.name, "cycle": "D"}
+                for f in self._matching_flows(expression)
+                if f.owner == user_id
+            ]
+
+    def _matching_flows(self, expression: str) -> list[Flow]:
+        # Both pages: "fuzzy matching query for the flowId and flowName parameters".
+        def fold(text: str) -> str:
+            return text if self.flow_match == "sensitive" else text.lower()
+
+        wanted = fold(expression)
+        return [f for f in self._flows.values() if wanted in str(f.flow_id) or wanted in fold(f.name)]
 
     def get_time_zone(self) -> dict[str, str]:
         """Return Get Timezone's data (get_time_zone.md): the emulator writes times in UTC."""

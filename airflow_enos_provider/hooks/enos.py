@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow_enos_provider._failure_logs import MAX_FAILED_TASKS, FailureReport, read_failure_report
 from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.catalog import flows_of, lookup_flow
 from airflow_enos_provider._protocol.codes import EnOSCode
 from airflow_enos_provider._protocol.ended import ended_instances
 from airflow_enos_provider._protocol.flow import Caller
@@ -38,6 +39,7 @@ from airflow_enos_provider._validation import (
     require_flow_inst_id,
     require_flow_inst_ids,
     require_int,
+    require_text,
     to_epoch_ms,
     to_flow_id,
 )
@@ -51,7 +53,7 @@ from airflow_enos_provider.exceptions import (
 from airflow_enos_provider.hooks.enos_base import EnOSBaseHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
-__all__ = ["EnOSHook", "Statuses"]
+__all__ = ["EnOSHook", "Started", "Statuses"]
 
 _DEFAULT_MAX_CONCURRENCY = 16
 _SEARCH_PASSES = 5  # the kill switch's searches at most, while each still finds new instances
@@ -421,43 +423,11 @@ class EnOSHook(EnOSBaseHook):
         trigger_time: int | datetime | None = None,
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
         start_task_id: str | int | None = None,
-        user_id: str | None = None,
-        org_id: str | None = None,
-    ) -> str:
-        """Start a workflow and return the new flow-instance id (see :meth:`start_flow_instance`).
-
-        :param flow_id: the workflow id (an integer, or its digits as a string).
-        :param trigger_time: the trigger time (the business time), ms since the epoch or a datetime;
-            default now.
-        :param parameters: run with these parameters (EnOS "Update And Trigger Flow"): a mapping
-            ``{"REPLACE": "ddee"}``, the documented list ``[{"key": ..., "value": ...}]``, or a JSON
-            string of either; sent as the list, values as text.
-        :param start_task_id: start from this task of the workflow (EnOS "Trigger Flow From Task").
-        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
-        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
-        """
-        started = self.start_flow_instance(
-            flow_id,
-            trigger_time=trigger_time,
-            parameters=parameters,
-            start_task_id=start_task_id,
-            user_id=user_id,
-            org_id=org_id,
-        )
-        return started.flow_inst_id
-
-    def start_flow_instance(
-        self,
-        flow_id: int | str,
-        *,
-        trigger_time: int | datetime | None = None,
-        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
-        start_task_id: str | int | None = None,
         not_before: int | datetime | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
     ) -> Started:
-        """Start a workflow; return the instance id, the trigger time it got and the one asked for.
+        """Start a workflow; return the new flow-instance id, the trigger time it got and the one asked for.
 
         The trigger time is kept, except where EnOS refuses a second instance for the same minute:
         then the next free minute of the same hour is used, and the log says both times and why. A
@@ -466,10 +436,14 @@ class EnOSHook(EnOSBaseHook):
         instance it started is looked up (at its exact trigger time, owned by this user, started no
         earlier than ``not_before``) instead of starting a second one.
 
-        :param flow_id: the workflow id.
-        :param trigger_time: the trigger time, ms since the epoch or a datetime; default now.
-        :param parameters: as :meth:`trigger_flow`'s.
-        :param start_task_id: start from this task (its id is sent as an integer when it is digits).
+        :param flow_id: the workflow id (an integer, or its digits as a string).
+        :param trigger_time: the trigger time (the business time), ms since the epoch or a datetime;
+            default now.
+        :param parameters: run with these parameters (EnOS "Update And Trigger Flow"): a mapping
+            ``{"REPLACE": "ddee"}``, the documented list ``[{"key": ..., "value": ...}]``, or a JSON
+            string of either; sent as the list, values as text.
+        :param start_task_id: start from this task of the workflow (EnOS "Trigger Flow From Task"; its
+            id is sent as an integer when it is digits).
         :param not_before: the earliest an instance this caller started can have started; default a
             minute before this call.
         :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
@@ -729,6 +703,40 @@ class EnOSHook(EnOSBaseHook):
             user_id,
             org_id,
         )
+
+    def find_flow(self, name: str, *, user_id: str | None = None, org_id: str | None = None) -> int:
+        """Return the id of the flow named exactly ``name`` (EnOS "Search Flow", every page).
+
+        Search Flow matches fuzzily (on id and name, in any flow of the OU); the flow is the one
+        whose name equals ``name``, case included.
+
+        :param name: the flow name.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :raises EnOSFlowNameError: when no flow or several are named exactly ``name`` (it lists the
+            flows found, fuzzy matches included).
+        """
+        require_text(name, "flow_name")  # before the connection is read
+        return self._run(lambda caller: lookup_flow(caller, name), user_id, org_id)
+
+    async def afind_flow(self, name: str, *, user_id: str | None = None, org_id: str | None = None) -> int:
+        """Return the id of the flow named exactly ``name`` (async; see :meth:`find_flow`)."""
+        require_text(name, "flow_name")
+        return await self._arun(lambda caller: lookup_flow(caller, name), user_id, org_id)
+
+    def get_my_flows(
+        self, expression: str | None = None, *, user_id: str | None = None, org_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the user's flows (EnOS "Get My Flow"), matching ``expression`` if given.
+
+        :param expression: fuzzy match on flow id and flow name; None for every flow.
+        :param user_id: the EnOS user id; defaults to the connection's ``user_id`` extra.
+        :param org_id: the OU id; defaults to the connection's ``org_id`` extra.
+        :return: ``[{"flowId", "flowName", "editable", "cycle"}]`` as EnOS gives them, ``flowId`` as
+            an int (the page types it String).
+        """
+        op = ops.get_my_flows(expression)
+        return flows_of(self._call(op, user_id, org_id), op)
 
 
 def _schedule(flow_id: int, was_active: bool, active: bool, *, changed: bool) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Imported when the task runs, not at DAG parse. The decisions are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -75,7 +75,12 @@ def due_time(dag_run: Any) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
-def start_instance(op: TriggerTask, context: Context, parameters: Any) -> dict[str, Any]:
+def start_instance(
+    op: TriggerTask,
+    context: Context,
+    parameters: Any,
+    before_trigger: Callable[[str | None], str] | None = None,
+) -> dict[str, Any]:
     """Return the instance this try waits on, the earlier try's (re-attach) or a new one, as
     :func:`run_facts` describes it.
 
@@ -83,6 +88,9 @@ def start_instance(op: TriggerTask, context: Context, parameters: Any) -> dict[s
     :param context: the task's context (``ti``, ``dag_run``, ``task_state_store`` on Airflow 3.3+).
     :param parameters: the parameters a new instance is triggered with (the operator's, plus any
         it adds).
+    :param before_trigger: run after the re-attach found nothing to wait on, just before the trigger,
+        with the instance id the store names (if any); it may raise to trigger nothing, and what it
+        returns is logged with the trigger (``if_running``'s check).
     """
     from airflow_enos_provider._protocol.reattach import parse_enos_time, plan
     from airflow_enos_provider._validation import to_epoch_ms
@@ -108,11 +116,12 @@ def start_instance(op: TriggerTask, context: Context, parameters: Any) -> dict[s
         op.log.info("EnOS flow %s, retry: %s", op.flow_id, decision.note)
         if decision.attach is not None:
             assert earlier is not None  # a decision to attach names the instance found
-            zone = _zone(op)
+            zone = _zone(op, "business dates")
             trigger_ms = None if zone is None else parse_enos_time(earlier.get("triggerTime"), zone)
             return run_facts(op.flow_id, decision.attach, trigger_ms, zone)
         start_task_id = decision.start_task_id or start_task_id
-    started = op.hook.start_flow_instance(
+    checked = before_trigger(store.get(STORE_KEY) if store is not None else None) if before_trigger else ""
+    started = op.hook.trigger_flow(
         op.flow_id,
         trigger_time=requested,
         parameters=parameters,
@@ -124,7 +133,7 @@ def start_instance(op: TriggerTask, context: Context, parameters: Any) -> dict[s
     if store is not None:
         # Before any wait or defer: a retry of a try that dies from here on finds it without a search.
         store.set(STORE_KEY, started.flow_inst_id)
-    zone = _log_started(op, started, start_task_id)
+    zone = _log_started(op, started, start_task_id, checked)
     return run_facts(op.flow_id, started.flow_inst_id, started.trigger_ms, zone)
 
 
@@ -200,16 +209,16 @@ def _earlier(
     :param sole: whether the task is its DAG's only, unmapped, trigger task of this flow.
     :param earlier_tries: how many tries came before this one.
     """
-    from airflow_enos_provider._protocol.reattach import ambiguity, newest_own
+    from airflow_enos_provider._protocol.reattach import ambiguity, newest_own, show_enos_time
 
     stored = store.get(STORE_KEY) if store is not None else None
     if stored:
         zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
         instance = op.hook.get_flow_instance(str(stored), user_id=op.user_id, org_id=op.org_id)
         op.log.info(
-            "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s in "
+            "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s, "
             "EnOS's zone %s; no search)",
-            op.flow_id, stored, instance.get("triggerTime"), zone,
+            op.flow_id, stored, show_enos_time(instance.get("triggerTime"), zone), zone,
         )  # fmt: skip
         return instance
     found = op.hook.find_own_flow_instances(
@@ -236,25 +245,39 @@ def _earlier(
     return op.hook.get_flow_instance(flow_inst_id, user_id=op.user_id, org_id=op.org_id)
 
 
-def _zone(op: TriggerTask) -> timezone | None:
-    """Return EnOS's zone (read once per hook and OU), or None, saying so, when it cannot be read."""
+def _zone(op: TriggerTask, what: str) -> timezone | None:
+    """Return EnOS's zone (read once per hook and OU), or None, saying so, when it cannot be read.
+
+    :param what: what the log then shows in UTC (for the warning).
+    """
     try:
         return op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
     except EnOSError as err:
-        op.log.warning("Could not read EnOS's time zone (%s): business dates are UTC's in the log", err)
+        op.log.warning("Could not read EnOS's time zone (%s): %s in the log are UTC's", err, what)
         return None
 
 
-def _log_started(op: TriggerTask, started: Any, start_task_id: str | None) -> timezone | None:
+def tenant_zone(op: TriggerTask, what: str) -> timezone:
+    """Return the zone EnOS writes its times in, for a log line: UTC, said so, when it cannot be read.
+
+    :param op: the operator.
+    :param what: what the log shows in UTC's zone then (for the warning).
+    """
+    zone = _zone(op, what)
+    return UTC if zone is None else zone
+
+
+def _log_started(op: TriggerTask, started: Any, start_task_id: str | None, checked: str) -> timezone | None:
     from airflow_enos_provider._protocol.reattach import describe
 
-    read = _zone(op)
+    read = _zone(op, "the business date below")
     zone = UTC if read is None else read
     moved = started.trigger_ms != started.requested_ms
     op.log.info(
-        "Started EnOS flow %s as %s, trigger time %s%s%s",
+        "Started EnOS flow %s as %s, trigger time %s%s%s%s",
         op.flow_id, started.flow_inst_id, describe(started.trigger_ms, zone),
         f", moved from {describe(started.requested_ms, zone)}" if moved else "",
         f", from task {start_task_id}" if start_task_id else "",
+        f"; {checked}" if checked else "",
     )  # fmt: skip
     return read

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_enos_provider._validation import to_flow_id
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
-from airflow_enos_provider.operators.flow_instance import _EnOSOperator
+from airflow_enos_provider.operators.flow_instance import _EnOSOperator, _one_flow
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,22 +24,23 @@ __all__ = ["EnOSDisableFlowOperator", "EnOSEnableFlowOperator"]
 class _EnOSFlowScheduleOperator(_EnOSOperator):
     """What both schedule operators share: the workflow, the identity and the connection."""
 
-    template_fields: Sequence[str] = ("flow_id", "user_id", "org_id", "enos_conn_id")
+    template_fields: Sequence[str] = ("flow_id", "flow_name", "user_id", "org_id", "enos_conn_id")
     ui_color = "#f4e2a6"
 
     def __init__(
         self,
         *,
-        flow_id: int | str,
+        flow_id: int | str | None = None,
+        flow_name: str | None = None,
         user_id: str | None = None,
         org_id: str | None = None,
         enos_conn_id: str = "enos_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if flow_id is None:
-            raise EnOSValidationError("flow_id is required: the workflow whose schedule to change")
+        _one_flow(flow_id, flow_name)
         self.flow_id = flow_id
+        self.flow_name = flow_name
         self.user_id = user_id
         self.org_id = org_id
         self.enos_conn_id = enos_conn_id
@@ -53,7 +54,9 @@ class EnOSDisableFlowOperator(_EnOSFlowScheduleOperator):
     :class:`~airflow_enos_provider.operators.flow_instance.CancelFlowInstanceOperator`). Use it as
     the setup of a maintenance window, with :class:`EnOSEnableFlowOperator` as its teardown.
 
-    :param flow_id: the workflow id (templated).
+    :param flow_id: the workflow id (templated); or give ``flow_name``.
+    :param flow_name: the workflow's exact name instead of its id, looked up with EnOS Search Flow
+        once per try (templated).
     :param user_id: the EnOS user id, the workflow's owner (Disable Flow needs the owner); default:
         the connection's ``user_id`` extra (templated).
     :param org_id: the OU id; default: the connection's ``org_id`` extra (templated).
@@ -63,6 +66,7 @@ class EnOSDisableFlowOperator(_EnOSFlowScheduleOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._resolve_flow()
         return self.hook.disable_flow(self.flow_id, user_id=self.user_id, org_id=self.org_id)
 
 
@@ -74,7 +78,9 @@ class EnOSEnableFlowOperator(_EnOSFlowScheduleOperator):
     (``was_active``), and otherwise leaves it stopped (one Get Flow, to report the state). When that
     XCom is missing, the task fails rather than guess: the state before the window is unknown.
 
-    :param flow_id: the workflow id (templated).
+    :param flow_id: the workflow id (templated); or give ``flow_name``.
+    :param flow_name: the workflow's exact name instead of its id, looked up with EnOS Search Flow
+        once per try (templated).
     :param restore_from: the task id (with any task group prefix) of the disable task whose XCom
         says whether the schedule was started before; None always enables.
     :param user_id: the EnOS user id, the workflow's owner; default: the connection's ``user_id``
@@ -91,6 +97,7 @@ class EnOSEnableFlowOperator(_EnOSFlowScheduleOperator):
         self.restore_from = restore_from
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._resolve_flow()
         if self.restore_from is not None and not self._was_active_before(context):
             flow = to_flow_id(self.flow_id)
             active = self.hook.is_flow_active(flow, user_id=self.user_id, org_id=self.org_id)

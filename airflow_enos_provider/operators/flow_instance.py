@@ -5,8 +5,9 @@ Imported on every DAG parse: the hook (HTTP stack) and the trigger are imported 
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +25,7 @@ from airflow_enos_provider._validation import (
     check_failure_log_bytes,
     require_flow_inst_ids,
     require_int,
+    require_text,
     seconds,
 )
 from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
@@ -43,6 +45,8 @@ _IF_ALREADY_FINAL = ("skip", "fail")
 # The XCom key of what the trigger task knows of its instance (_reattach.run_facts): a deferred
 # task's execute_complete reads it back, and a downstream task may (its trigger time, business date).
 _RUN_XCOM_KEY = "flow_instance_run"
+#: if_running's choices (operators/_if_running.py says what each does).
+_IF_RUNNING = ("queue", "wait", "cancel", "fail", "skip")
 # on_kill has about 5 s before SIGKILL: one request, bounded well inside that.
 _ON_KILL_TIMEOUT = 3.0
 
@@ -51,6 +55,19 @@ class _EnOSOperator(BaseOperator):
     """What every EnOS operator shares: the connection, the identity, and the wait's deadline."""
 
     enos_conn_id: str
+    flow_id: Any = None
+    flow_name: str | None = None
+
+    def _resolve_flow(self) -> None:
+        """Turn ``flow_name`` into ``flow_id``: one Search Flow per try, never at DAG parse.
+
+        A deferred task carries the id into the method it resumes in instead of looking it up again.
+        """
+        if self.flow_name is None:
+            return
+        user_id, org_id = getattr(self, "user_id", None), getattr(self, "org_id", None)
+        self.flow_id = self.hook.find_flow(self.flow_name, user_id=user_id, org_id=org_id)
+        self.log.info("Resolved EnOS flow name %r to flow id %s", self.flow_name, self.flow_id)
 
     @cached_property
     def hook(self) -> EnOSHook:
@@ -68,6 +85,16 @@ class _EnOSOperator(BaseOperator):
             limits.append(start.timestamp() + self.execution_timeout.total_seconds())
         return min(limits) if limits else None
 
+    def _until_final(self, context: Context, flow_inst_ids: list[str]) -> EnOSFlowInstanceTrigger:
+        # A wait that ends at any final status and cancels nothing, within the task's timeout.
+        return self._wait_trigger(
+            flow_inst_ids,
+            target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
+            failure_statuses=[],
+            poll_interval=getattr(self, "poll_interval", 30.0),
+            deadline=self._deadline(context, getattr(self, "timeout", None)),
+        )
+
     def _wait_trigger(self, flow_inst_ids: list[str], **kwargs: Any) -> EnOSFlowInstanceTrigger:
         from airflow_enos_provider.triggers.flow_instance import EnOSFlowInstanceTrigger
 
@@ -79,6 +106,18 @@ class _EnOSOperator(BaseOperator):
             max_outage=getattr(self, "max_outage", None),
             **kwargs,
         )
+
+
+def _one_flow(flow_id: object, flow_name: object, required: bool = True) -> None:
+    # Checked at construction, before any request; a template or an XComArg is checked when it renders.
+    if flow_id is not None and flow_name is not None:
+        raise EnOSValidationError("give flow_id or flow_name, not both: they name the same workflow")
+    if required and flow_id is None and flow_name is None:
+        raise EnOSValidationError(
+            "give flow_id (the workflow id) or flow_name (its exact name, looked up with Search Flow)"
+        )
+    if isinstance(flow_name, str):
+        require_text(flow_name, "flow_name")
 
 
 class EnOSTriggerFlowOperator(_EnOSOperator):
@@ -118,7 +157,19 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     ``openlineage_inject_parent`` the flow also gets this task's OpenLineage run as its parent, as
     parameters (see the lineage how-to).
 
+    **A flow that is busy** (``if_running``): EnOS runs one instance of a flow at a time and runs a
+    trigger that finds one active after it. Just before triggering (after the re-attach, so an
+    instance an earlier try of this task started is waited on, never counted), the flow's active
+    instances are listed and: ``"queue"`` triggers anyway, logging the blocking instances' ids and
+    statuses; ``"wait"`` waits until they end (polling, or deferred with ``deferrable``; bounded by
+    ``timeout``/``execution_timeout``, one of which it needs), then triggers; ``"cancel"`` cancels
+    them (a cancel counts only when EnOS accepts it or the instance is already final; otherwise the
+    task fails and triggers nothing), then triggers; ``"fail"`` fails; ``"skip"`` skips the task.
+    The check's verdict is logged in the trigger's log line.
+
     :param flow_id: the workflow id (templated).
+    :param flow_name: instead of ``flow_id``, the workflow's exact name (templated): looked up with
+        EnOS Search Flow once per try (one flow must have exactly that name), logged with the id found.
     :param trigger_time: the trigger time (EnOS's business time), ms since the epoch or an aware
         datetime (templated), sent as given; default: the DAG run's due time (above).
     :param parameters: run with these parameters, via EnOS "Update And Trigger Flow" (templated): a
@@ -150,14 +201,17 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         task's log (at most 5 tasks) in the task log, and its last lines in the error; 0 for none.
     :param openlineage_inject_parent: send this task's OpenLineage run (parent and root) to the flow
         as the parameters ``OPENLINEAGE_CONTEXT``, ``OPENLINEAGE_PARENT_ID`` and
-        ``OPENLINEAGE_ROOT_PARENT_ID``, through "Update And Trigger Flow" (the flow's stored
-        parameters are updated too: off by default). Needs the ``openlineage`` extra; a key of
+        ``OPENLINEAGE_ROOT_PARENT_ID``, through "Update And Trigger Flow" (off by default:
+        parameters change what a flow does). Needs the ``openlineage`` extra; a key of
         ``parameters`` with one of these names is an error, never overwritten; not with
         ``start_task_id`` or ``retry_from_failure`` (EnOS cannot combine a task and parameters).
+    :param if_running: what to do when the flow has an active instance that is not this task's:
+        ``"queue"`` (default), ``"wait"``, ``"cancel"``, ``"fail"`` or ``"skip"`` (see above).
     """
 
     template_fields: Sequence[str] = (
         "flow_id",
+        "flow_name",
         "trigger_time",
         "parameters",
         "start_task_id",
@@ -174,7 +228,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
     def __init__(
         self,
         *,
-        flow_id: int | str,
+        flow_id: int | str | None = None,
+        flow_name: str | None = None,
         trigger_time: Any = None,
         parameters: dict[str, Any] | list[dict[str, Any]] | str | None = None,
         start_task_id: str | None = None,
@@ -192,9 +247,20 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         retry_from_failure: bool = False,
         failure_log_bytes: int = DEFAULT_FAILURE_LOG_BYTES,
         openlineage_inject_parent: bool = False,
+        if_running: str = "queue",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        _one_flow(flow_id, flow_name)
+        if if_running not in _IF_RUNNING:
+            raise EnOSValidationError(
+                f"if_running must be one of {', '.join(_IF_RUNNING)}, got {if_running!r}"
+            )
+        if if_running == "wait" and timeout is None and self.execution_timeout is None:
+            raise EnOSValidationError(
+                "if_running='wait' needs timeout or execution_timeout: the instance it waits for is "
+                "not this task's and may never end"
+            )
         if self.outlets and not wait_for_completion:
             raise EnOSValidationError(
                 "outlets need wait_for_completion=True: an asset event says the flow's data is there, "
@@ -219,6 +285,8 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self.retry_from_failure = retry_from_failure
         self.max_outage = seconds(max_outage, "max_outage")
         self.flow_id = flow_id
+        self.flow_name = flow_name
+        self.if_running = if_running
         self.trigger_time = trigger_time
         self.parameters = parameters
         self.start_task_id = start_task_id
@@ -243,9 +311,49 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
         self._flow_name: str | None = None
 
     def execute(self, context: Context) -> str:
+        from airflow_enos_provider.operators._if_running import check
+
+        self._resolve_flow()
+        wait_out = functools.partial(self._wait_out, context)
+        return self._start(context, lambda own: check(self, self.if_running, own, wait_out))
+
+    def execute_after_wait(self, context: Context, event: dict[str, Any], flow_id: int) -> str:
+        """Trigger once the deferred wait for the flow's other active instances has ended.
+
+        :param flow_id: the flow id this try resolved before deferring (not looked up again).
+        """
+        from airflow_enos_provider.operators._if_running import check
+
+        self.flow_id = flow_id
+        waited = self._waited(event)
+        return self._start(
+            context, lambda own: f"if_running='wait': {waited}; then {check(self, 'queue', own)}"
+        )
+
+    def _wait_out(self, context: Context, flow_inst_ids: list[str]) -> str:
+        # if_running="wait": the instances are not this task's, so the wait never cancels them.
+        trigger = self._until_final(context, flow_inst_ids)
+        if self.deferrable:
+            self.log.info(
+                "EnOS flow %s: waiting in the triggerer for active instance(s) %s to end, then triggering",
+                self.flow_id, ", ".join(flow_inst_ids),
+            )  # fmt: skip
+            self.defer(trigger=trigger, method_name="execute_after_wait", kwargs={"flow_id": self.flow_id})
+        return self._waited(trigger.run_inline())
+
+    def _waited(self, event: dict[str, Any]) -> str:
+        if event["status"] != "success":
+            raise EnOSError(
+                f"if_running='wait': the active instance(s) of EnOS flow {self.flow_id} did not end in "
+                f"time ({event['message']}); not triggering"
+            )
+        ended = ", ".join(f"{i} {status}" for i, status in event["statuses"].items())
+        return f"waited until they ended ({ended})"
+
+    def _start(self, context: Context, before_trigger: Callable[[str | None], str]) -> str:
         from airflow_enos_provider.operators._reattach import start_instance
 
-        run = start_instance(self, context, self._parameters_to_send(context))
+        run = start_instance(self, context, self._parameters_to_send(context), before_trigger)
         self._run = run
         flow_inst_id: str = run["flow_inst_id"]
         self.flow_inst_id = flow_inst_id
@@ -388,6 +496,8 @@ class CancelFlowInstanceOperator(_EnOSOperator):
 
     :param flow_inst_id: one flow-instance id or a list of them (templated).
     :param flow_id: cancel instances of this workflow instead (templated).
+    :param flow_name: instead of ``flow_id``, the workflow's exact name (templated), looked up with
+        EnOS Search Flow once per try.
     :param expression: cancel instances whose id or flow name matches this (templated).
     :param only_active: with ``flow_id``/``expression``, only instances that may still run.
     :param disable_flow: with ``flow_id``, stop the workflow's schedule first (EnOS "Disable Flow",
@@ -423,6 +533,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
     template_fields: Sequence[str] = (
         "flow_inst_id",
         "flow_id",
+        "flow_name",
         "expression",
         "user_id",
         "org_id",
@@ -437,6 +548,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         enos_conn_id: str = "enos_default",
         flow_inst_id: str | list[str] | None = None,
         flow_id: int | str | None = None,
+        flow_name: str | None = None,
         expression: str | None = None,
         only_active: bool = True,
         disable_flow: bool = False,
@@ -460,23 +572,28 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             raise EnOSValidationError(
                 f"if_already_final must be one of {', '.join(_IF_ALREADY_FINAL)}, got {if_already_final!r}"
             )
-        if flow_inst_id is None and flow_id is None and expression is None:
+        query = flow_id is not None or flow_name is not None or expression is not None
+        if flow_inst_id is None and not query:
             raise EnOSValidationError(
-                "nothing to cancel: give flow_inst_id (the instances to cancel) or flow_id/expression "
-                "(a query for them)"
+                "nothing to cancel: give flow_inst_id (the instances to cancel) or flow_id/flow_name/"
+                "expression (a query for them)"
             )
-        if flow_inst_id is not None and (flow_id is not None or expression is not None):
+        if flow_inst_id is not None and query:
             raise EnOSValidationError(
-                "give either flow_inst_id (the instances to cancel) or flow_id/expression (a query), not both"
+                "give either flow_inst_id (the instances to cancel) or flow_id/flow_name/expression "
+                "(a query), not both"
             )
-        if disable_flow and flow_id is None:
+        _one_flow(flow_id, flow_name, required=False)
+        if disable_flow and flow_id is None and flow_name is None:
             raise EnOSValidationError(
-                "disable_flow needs flow_id: the workflow whose schedule to stop before cancelling"
+                "disable_flow needs flow_id or flow_name: the workflow whose schedule to stop before "
+                "cancelling"
             )
         require_int(max_concurrency, "max_concurrency", 1, 256)
         self.disable_flow = disable_flow
         self.flow_inst_id = flow_inst_id
         self.flow_id = flow_id
+        self.flow_name = flow_name
         self.expression = expression
         self.only_active = only_active
         self.user_id = user_id
@@ -494,6 +611,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self._flow_names: dict[str, str] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._resolve_flow()
         if (one_id := self._single_id()) is not None:
             push_console_url(self, context, one_id)
         schedule, outcomes = self._cancel()
@@ -516,13 +634,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
                 failures[flow_inst_id] = f"already finished with status {outcome['status']}"
         to_wait = [i for i, r in results.items() if r["status"] is None]
         if self.wait_for_termination and to_wait:
-            trigger = self._wait_trigger(
-                to_wait,
-                target_statuses=[s.name for s in EnOSFlowInstanceStatus.final_statuses()],
-                failure_statuses=[],
-                poll_interval=self.poll_interval,
-                deadline=self._deadline(context, self.timeout),
-            )
+            trigger = self._until_final(context, to_wait)
             if self.deferrable:
                 state = {"results": results, "failures": failures, "schedule": schedule}
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs=state)

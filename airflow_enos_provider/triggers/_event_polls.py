@@ -87,7 +87,7 @@ async def poll_flow(
     while True:
         try:
             if flow_id is None:
-                flow_id = await hook.afind_flow(name, user_id=user_id, org_id=org_id)  # type: ignore[attr-defined]
+                flow_id = await hook.afind_flow(name, user_id=user_id, org_id=org_id)
             if not types or polls % FLOW_TYPE_POLLS == 0:
                 types = flow_type_of(await hook.aget_flow(flow_id, user_id=user_id, org_id=org_id))
             zone = await hook.aget_time_zone(user_id=user_id, org_id=org_id)

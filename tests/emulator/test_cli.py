@@ -103,7 +103,7 @@ def test_help_and_the_docs_name_every_seed_field():
 
 
 def test_inspection_shows_instances_and_their_history_over_http(emulator, hook):
-    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID)
+    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID).flow_inst_id
     emulator.state.advance(5)
     hook.cancel_flow_instance(instance_id)
     recorded = emulator.state.requests
@@ -184,7 +184,7 @@ def test_the_documented_emulator_connection_is_the_demo_tenant():
 def test_the_requests_view_shows_what_a_client_sent_without_secrets(emulator, hook):
     instance_id = hook.trigger_flow(
         env.IDLE_FLOW_ID, trigger_time=1767225600000, parameters={"day": "2026-01-01"}
-    )
+    ).flow_inst_id
     hook.get_flow_instance(instance_id)
     served = requests.get(emulator.url + "/_emulator/requests", timeout=10)
     assert served.status_code == 200

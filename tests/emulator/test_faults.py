@@ -19,7 +19,7 @@ CALLS = {
     "get": lambda hook: hook.get_flow_instance(env.RUNNING_ID),
     "list": lambda hook: hook.list_flow_instances(status="RUNNING", type=0),  # one request series
     "cancel": lambda hook: hook.ensure_flow_instance_stopped(env.RUNNING_ID),
-    "trigger": lambda hook: hook.trigger_flow(env.IDLE_FLOW_ID),
+    "trigger": lambda hook: hook.trigger_flow(env.IDLE_FLOW_ID).flow_inst_id,
 }
 
 

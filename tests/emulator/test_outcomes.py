@@ -47,7 +47,7 @@ def test_a_seeded_flow_fails_at_the_named_task_with_its_log_after_its_run_time(
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     hook = EnOSHook()
-    flow_inst_id = hook.trigger_flow(FAILING, trigger_time=1767225600000)
+    flow_inst_id = hook.trigger_flow(FAILING, trigger_time=1767225600000).flow_inst_id
     enos_emulator.state.advance(19)  # run_seconds is how long it takes
     assert hook.get_flow_instance(flow_inst_id)["status"] == S.RUNNING
     enos_emulator.state.advance(1)
@@ -70,7 +70,7 @@ def test_a_seeded_flow_ends_in_the_given_status(enos_emulator, enos_connection):
     from airflow_enos_provider.hooks.enos import EnOSHook
 
     hook = EnOSHook()
-    flow_inst_id = hook.trigger_flow(TIMING_OUT)
+    flow_inst_id = hook.trigger_flow(TIMING_OUT).flow_inst_id
     enos_emulator.state.advance(7)
     assert hook.get_flow_instance(flow_inst_id)["status"] == S.TIMEOUT
     assert graph_statuses(hook, flow_inst_id) == [("a", "SUCCESS"), ("b", "TIMEOUT")]

@@ -49,7 +49,7 @@ def test_operation_arguments_override_the_connection_identity(hook, emulator):
 
 
 def test_trigger_flow_and_follow_the_instance(hook, emulator):
-    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID)
+    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID).flow_inst_id
     assert instance_id.startswith(f"{env.IDLE_FLOW_ID}-")
     assert hook.get_flow_instance(instance_id)["status"] == S.INIT
     emulator.state.advance(2)
@@ -255,7 +255,7 @@ def test_the_kill_switch_cancels_every_active_instance_of_a_periodic_flow(hook, 
 
 
 def test_a_users_mapping_reaches_enos_as_the_documented_list(hook, emulator):
-    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID, parameters={"A": "1", "DRY_RUN": True})
+    instance_id = hook.trigger_flow(env.IDLE_FLOW_ID, parameters={"A": "1", "DRY_RUN": True}).flow_inst_id
     (call,) = [r for r in emulator.state.requests if r.operation == "flows.updateAndTrigger"]
     assert call.body["parameters"] == [{"key": "A", "value": "1"}, {"key": "DRY_RUN", "value": "true"}]
     stored = json.loads(hook.get_flow_instance(instance_id)["parameters"])
@@ -264,9 +264,9 @@ def test_a_users_mapping_reaches_enos_as_the_documented_list(hook, emulator):
 
 def test_a_second_trigger_while_one_runs_is_queued_and_runs_after_it(hook, emulator):
     state = emulator.state
-    first = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_000_000)
+    first = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_000_000).flow_inst_id
     state.advance(2)
-    second = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_060_000)
+    second = hook.trigger_flow(env.IDLE_FLOW_ID, trigger_time=1_700_000_060_000).flow_inst_id
     assert hook.get_flow_instance(first)["status"] == S.RUNNING
     assert hook.get_flow_instance(second)["status"] == S.WAIT
     state.advance(3600)  # the first ends; the second starts, then ends
@@ -407,7 +407,7 @@ def test_a_trigger_whose_reply_was_lost_is_found_instead_of_repeated(monkeypatch
     zone = batch_reply({"timezone": "GMT+0"})
     replies = [lost(), zone, batch_reply({"flowId": 2440, "type": 1}), batch_reply(found)]
     hook, script, slept = scripted_hook(monkeypatch, replies)
-    started = hook.start_flow_instance(2440, trigger_time=1_700_000_000_000)
+    started = hook.trigger_flow(2440, trigger_time=1_700_000_000_000)
     assert (started.flow_inst_id, started.trigger_ms) == ("2440-202311142213", 1_700_000_000_000)
     assert script.names() == ["trigger_flow", "get_time_zone", "get_flow", "list_flow_instances"]
     search = json.loads(script.sent[3].body or b"")
@@ -421,7 +421,7 @@ def test_a_trigger_whose_reply_was_lost_is_repeated_when_enos_shows_no_instance(
     zone = batch_reply({"timezone": "GMT+8"})
     replies = [lost(), zone, batch_reply({"type": 0}), nothing, batch_reply({"flowInstanceId": "2440-2"})]
     hook, script, slept = scripted_hook(monkeypatch, replies)
-    assert hook.start_flow_instance(2440, trigger_time=1_700_000_000_000).flow_inst_id == "2440-2"
+    assert hook.trigger_flow(2440, trigger_time=1_700_000_000_000).flow_inst_id == "2440-2"
     assert script.names() == [
         "trigger_flow",
         "get_time_zone",

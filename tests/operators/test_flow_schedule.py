@@ -98,7 +98,7 @@ def test_not_the_owner_is_a_typed_refusal(enos_conn):
 
 
 def test_bad_input_is_refused_naming_the_field(enos_conn):
-    with pytest.raises(EnOSValidationError, match="flow_id is required"):
+    with pytest.raises(EnOSValidationError, match="give flow_id"):
         EnOSDisableFlowOperator(task_id="pause", flow_id=None)
     with pytest.raises(EnOSValidationError, match="restore_from must be a task id"):
         EnOSEnableFlowOperator(task_id="resume", flow_id=1, restore_from=" ")
@@ -109,7 +109,7 @@ def test_bad_input_is_refused_naming_the_field(enos_conn):
 
 def test_templated_fields_and_defaults():
     for cls in (EnOSDisableFlowOperator, EnOSEnableFlowOperator):
-        assert set(cls.template_fields) == {"flow_id", "user_id", "org_id", "enos_conn_id"}
+        assert set(cls.template_fields) == {"flow_id", "flow_name", "user_id", "org_id", "enos_conn_id"}
         assert cls(task_id="t", flow_id=1).enos_conn_id == "enos_default"
 
 

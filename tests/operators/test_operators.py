@@ -112,7 +112,11 @@ def test_if_already_final_is_checked_when_the_dag_is_parsed():
 
 @pytest.mark.parametrize(
     "given",
-    [{"flow_inst_id": "{{ params.v }}-1"}, {"flow_id": "{{ params.v }}", "expression": "x{{ params.v }}"}],
+    [
+        {"flow_inst_id": "{{ params.v }}-1"},
+        {"flow_id": "{{ params.v }}", "expression": "x{{ params.v }}"},
+        {"flow_name": "n{{ params.v }}"},
+    ],
 )
 def test_what_names_the_instances_and_the_caller_is_templated(given):
     given = {
@@ -185,7 +189,7 @@ def test_wait_for_termination_reports_the_final_status(enos_conn):
     [{"flow_inst_id": "a-1", "flow_id": 1}, {"flow_inst_id": "a-1", "expression": "x"}],
 )
 def test_ids_or_a_query_but_not_both(kwargs):  # neither: test_cancel_operator_says_which_..._is_wrong
-    with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/expression"):
+    with pytest.raises(EnOSValidationError, match=r"either flow_inst_id .* or flow_id/flow_name/expression"):
         CancelFlowInstanceOperator(task_id="c", **kwargs)
 
 

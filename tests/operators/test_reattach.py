@@ -67,6 +67,23 @@ def test_the_business_date_is_the_trigger_day_minus_one_in_the_tenants_zone():
     )
 
 
+def test_enos_time_strings_are_read_in_the_tenants_zone():
+    from airflow_enos_provider._protocol.reattach import (
+        enos_datetime,
+        parse_enos_time,
+        parse_zone,
+        show_enos_time,
+    )
+
+    gmt8 = parse_zone("GMT+8")
+    when = enos_datetime("2026-12-04 08:00:00", gmt8)
+    assert when is not None and when.utcoffset().total_seconds() == 8 * 3600
+    assert parse_enos_time("2026-12-04 08:00:00", gmt8) == 1_796_342_400_000  # 2026-12-04T00:00:00Z
+    assert show_enos_time("2026-12-04 08:00:00", gmt8) == "2026-12-04T08:00:00+08:00"
+    assert enos_datetime("", gmt8) is None and enos_datetime("yesterday", gmt8) is None
+    assert show_enos_time("yesterday", gmt8) == "'yesterday'"  # shown as given, never guessed
+
+
 def test_own_instances_keep_only_what_this_task_instance_can_have_started():
     from airflow_enos_provider._protocol.reattach import candidate_times, own_instances, parse_zone
 

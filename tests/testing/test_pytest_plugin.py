@@ -19,7 +19,7 @@ def test_the_connection_points_the_default_conn_at_the_emulator(enos_emulator, e
     assert (enos_connection.user_id, enos_connection.org_id) == (env.USER_ID, env.ORG_ID)
     assert enos_connection.env_var == "AIRFLOW_CONN_ENOS_DEFAULT"
     started = enos_emulator.state.now()
-    instance_id = EnOSHook().trigger_flow(env.IDLE_FLOW_ID)
+    instance_id = EnOSHook().trigger_flow(env.IDLE_FLOW_ID).flow_inst_id
     assert enos_emulator.state.instance_status(instance_id) == S.INIT
     enos_emulator.state.advance(2)  # the manual clock: INIT lasts 1 s in the suite's tenant
     assert enos_emulator.state.now() == started + 2

@@ -13,7 +13,6 @@ from packaging.version import Version
 from airflow_enos_provider._compat import airflow_version
 from airflow_enos_provider._watermark import Watermark
 from airflow_enos_provider.exceptions import EnOSValidationError
-from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.triggers._event_polls import Snapshot, poll_flow
 from airflow_enos_provider.triggers.flow_instance_event import EnOSFlowInstanceEventTrigger
@@ -486,13 +485,6 @@ def _notify_after(aset, stores, written: asyncio.Event):
     return wrapped
 
 
-# EnOSHook.afind_flow comes with helper h2's branch (Search Flow); until it is merged these two skip.
-needs_find_flow = pytest.mark.skipif(
-    not hasattr(EnOSHook, "afind_flow"), reason="EnOSHook.afind_flow is not merged yet"
-)
-
-
-@needs_find_flow
 def test_a_flow_named_is_looked_up_and_watched(tenant):
     now = tenant.now()
     tenant.schedule_instance(f"{FLOW}-202612041001", FLOW, now + 10)
@@ -502,7 +494,6 @@ def test_a_flow_named_is_looked_up_and_watched(tenant):
     assert event["flow_inst_id"] == f"{FLOW}-202612041001" and event["flow_id"] == FLOW
 
 
-@needs_find_flow
 def test_an_unknown_flow_name_is_an_error_event(tenant):
     ((event,),) = polls(watcher(tenant, flow_id=None, flow_name="no_such_flow"))
     assert event["status"] == "error" and event["flow_name"] == "no_such_flow"
