@@ -63,6 +63,24 @@ def seed(
     }
 
 
+#: Row W's flows (periodic), watched by 100 event watchers.
+EVENT_FLOWS = list(range(5001, 5011))
+
+
+def event_seed() -> dict[str, Any]:
+    """The tenant: 10 flows, each with 3 instances that ended (SUCCESS, FAIL, SUCCESS) before the run."""
+    doc = seed(0)
+    doc["flows"] = [
+        {"flow_id": flow, "name": f"flow_{flow}", "owner": USER_ID, "type": 1} for flow in EVENT_FLOWS
+    ]
+    doc["instances"] = [
+        {"instance_id": f"{flow}-2026120400{n:02d}", "flow_id": flow, "status": status}
+        for flow in EVENT_FLOWS
+        for n, status in enumerate(("SUCCESS", "FAIL", "SUCCESS"))
+    ]
+    return doc
+
+
 def instance_ids(count: int, prefix: str = "2438-2020") -> list[str]:
     """Return the ids :func:`seed` gives its instances."""
     return [f"{prefix}{n:08d}" for n in range(count)]

@@ -87,6 +87,11 @@ CPU_PER_POLL_MS = 2.0
 MEMORY_PER_TRIGGER_KB = 50.0
 LATENESS_S = 1.0
 CAPACITY_MARGIN = 1.25
+WATCH_INTERVAL = 1.0
+# A shared poll per flow: one search, and a Get Flow every 10th poll (the flow's scheduling type): 1.1
+# requests per flow and round, plus slack for a poll that falls on the edge of the window.
+WATCH_REQUESTS_PER_FLOW = 1.5
+WATCH_CPU_RATIO = 0.5
 
 
 @dataclass
@@ -389,6 +394,55 @@ def row_deferred_waits(quick: bool, raw: dict[str, Any]) -> list[Row]:
     ]
 
 
+# ----------------------------------------------------------------------------- row W
+
+
+def row_event_watchers(quick: bool, raw: dict[str, Any]) -> list[Row]:
+    seconds = "5" if quick else "20"
+    runs: dict[str, list[dict[str, Any]]] = {"own": [], "shared": []}
+    with EmulatorProcess(common.event_seed()) as emulator:
+        for _ in range(1 if quick else 3):
+            for mode in ("own", "shared"):  # interleaved, so both meet the same machine
+                runs[mode].append(
+                    run_worker(
+                        "event_watchers.py", emulator.url, emulator.control_url, mode, seconds,
+                        str(WATCH_INTERVAL),
+                    )
+                )  # fmt: skip
+    stats = {
+        mode: {key: summary([r[key] for r in done], 2) for key in ("requests_per_round", "cpu_per_round_ms")}
+        for mode, done in runs.items()
+    }
+    ratios = summary(
+        [
+            s["cpu_per_round_ms"] / o["cpu_per_round_ms"]
+            for o, s in zip(runs["own"], runs["shared"], strict=True)
+        ],
+        3,
+    )
+    raw["event_watchers"] = {"runs": runs, "summary": stats | {"cpu_ratio_shared_to_own": ratios}}
+    flows = runs["own"][0]["flows"]
+    own, shared = stats["own"], stats["shared"]
+    requests_ok = shared["requests_per_round"]["max"] <= WATCH_REQUESTS_PER_FLOW * flows
+    return [
+        Row(
+            "W",
+            f"100 event watchers of {flows} flows, requests per poll round: own polls / shared",
+            f"{fmt(own['requests_per_round'])} / {fmt(shared['requests_per_round'])}",
+            f"shared <= {WATCH_REQUESTS_PER_FLOW:g} per flow",
+            verdict(requests_ok),
+        ),
+        Row(
+            "W",
+            "100 event watchers, CPU per poll round: own polls / shared",
+            f"{fmt(own['cpu_per_round_ms'], ' ms')} / {fmt(shared['cpu_per_round_ms'], ' ms')}"
+            f" = {fmt(ratios, 'x', 3)}",
+            f"shared <= {WATCH_CPU_RATIO:g}x own",
+            verdict(ratios["median"] <= WATCH_CPU_RATIO),
+        ),
+    ]
+
+
 # ----------------------------------------------------------------------------- row 6
 
 
@@ -456,6 +510,7 @@ SECTIONS: list[tuple[str, str, Callable[[bool, dict[str, Any]], list[Row]]]] = [
     ("4", "bulk cancel", row_bulk_cancel),
     ("K", "kill switch over a periodic flow", row_kill_switch),
     ("5", "deferred waits", row_deferred_waits),
+    ("W", "event watchers, own polls and shared", row_event_watchers),
     ("6", "cancel latency after an upstream failure", row_cancel_latency),
     ("C", "emulator capacity", row_capacity),
 ]

@@ -51,7 +51,7 @@ nitpick_ignore_regex = [
         "py:class",
         r"(airflow|requests|aiohttp|yarl|datetime|collections\.abc|contextlib|enum|os|typing|types)\..+",
     ),
-    ("py:class", r"Context|Connection|BaseOperator|TaskInstanceKey|asyncio\..+"),
+    ("py:class", r"Context|Connection|BaseOperator|TaskInstanceKey|SharedStreamProducer|asyncio\..+"),
     ("py:class", r"airflow_enos_provider\..+\.T|concurrent\.futures\..+"),  # a TypeVar; the stdlib
     ("py:obj", r"airflow_enos_provider\..+\.T"),
     # Internal types in public signatures (a settings object, a failure report): not documented, so

@@ -107,3 +107,26 @@ def hook(enos_conn):
     hook = EnOSHook()
     yield hook
     hook.close()
+
+
+@pytest.fixture
+def gateway(monkeypatch):
+    """Start scripted gateways; the first one started is the ``enos_default`` connection's host."""
+    from airflow_enos_provider._protocol.tokens import TOKENS
+    from tests.hostile_gateway import Gateway
+
+    started: list[Gateway] = []
+
+    def start(script, *, timeout: float = 1.0, retries: int = 0) -> Gateway:
+        server = Gateway(script)
+        if not started:
+            conn = enos_env.connection_json(server.url, timeout=timeout, retries=retries)
+            monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", conn)
+        started.append(server)
+        return server
+
+    TOKENS.clear()
+    yield start
+    TOKENS.clear()
+    for server in started:
+        server.close()

@@ -45,26 +45,6 @@ def record(case: str, seconds: float, **figures: object) -> None:
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
-@pytest.fixture
-def gateway(monkeypatch):
-    """Start scripted gateways; the first one started is the ``enos_default`` connection's host."""
-    started: list[Gateway] = []
-
-    def start(script, *, timeout: float = 1.0, retries: int = 0) -> Gateway:
-        server = Gateway(script)
-        if not started:
-            conn = env.connection_json(server.url, timeout=timeout, retries=retries)
-            monkeypatch.setenv("AIRFLOW_CONN_ENOS_DEFAULT", conn)
-        started.append(server)
-        return server
-
-    TOKENS.clear()
-    yield start
-    TOKENS.clear()
-    for server in started:
-        server.close()
-
-
 def both_transports(hook: EnOSHook, method: str, *args):
     """Run a hook method over requests and over aiohttp; return [(result or error, seconds)] each."""
     sync = timed(lambda: getattr(hook, method)(*args))

@@ -78,12 +78,7 @@ def ended_instances(
             if newest_first and last_end is not None and last_end < ended_since:
                 break  # every later page ended earlier still
         sorted_ok = sorted_ok and newest_first
-        if paging.ended == "cap":
-            caller.log.warning(
-                "EnOS search of flow %s stopped after %s pages of %s (its cap); instances that ended "
-                "earlier may be missing",
-                flow_id, paging.page_no - 1, page_size,
-            )  # fmt: skip
+        paging.warn_if_capped(caller.log, f"of flow {flow_id} (type {flow_type})")
     return list(found.values()), sorted_ok
 
 

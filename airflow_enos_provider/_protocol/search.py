@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_enos_provider._protocol.codes import EnOSFlowType
 from airflow_enos_provider._protocol.operations import Operation
+from airflow_enos_provider._protocol.retry import Logger
 from airflow_enos_provider._status import ALL_STATUSES
 from airflow_enos_provider._validation import (
     INSTANCE_ID,
@@ -187,6 +188,19 @@ class Paging:
         if self.first_total is None:
             return most
         return min(most, 2 * -(-self.first_total // self.page_size) + 1)
+
+    def warn_if_capped(self, log: Logger, what: str) -> None:
+        """Log that the series ended at :meth:`cap`, when it did: its result may be incomplete.
+
+        :param log: where to log.
+        :param what: which series, for the log (``"of type 1"``, ``"of flow 2438"``).
+        """
+        if self.ended == "cap":
+            log.warning(
+                "EnOS search %s stopped after %s pages of %s (its cap): the gateway kept sending new "
+                "instances beyond what count said; the result may be incomplete",
+                what, self.page_no - 1, self.page_size,
+            )  # fmt: skip
 
 
 def _total(count: object, page_length: int) -> int | None:

@@ -341,11 +341,7 @@ class Tenant:
         code = Status(parse_status(status))
         params = parameters_string(parameters) if parameters is not None else None
         with self.lock:
-            if instance_id in self._instances:
-                raise ValueError(f"instance {instance_id!r} already exists")
-            flow = self._flows.get(flow_id)
-            if flow is None:
-                raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+            flow = self._flow_of_new(instance_id, flow_id)
             now = self.now()
             self._seq += 1
             self._instances[instance_id] = Instance.seeded(
@@ -394,11 +390,7 @@ class Tenant:
         if not end.is_final:
             raise ValueError(f"end_status {end.name} is not a final status")
         with self.lock:
-            if instance_id in self._instances:
-                raise ValueError(f"instance {instance_id!r} already exists")
-            flow = self._flows.get(flow_id)
-            if flow is None:
-                raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+            flow = self._flow_of_new(instance_id, flow_id)
             now = self.now()
             start = min(now if start_at is None else start_at, end_at)
             self._seq += 1
@@ -500,6 +492,15 @@ class Tenant:
             return self._flow_json(flow, viewer if viewer is not None else flow.owner)
 
     # ----------------------------------------------------------------- rendering (lock held)
+
+    def _flow_of_new(self, instance_id: str, flow_id: int) -> Flow:
+        # The flow a test adds an instance to; the id must be new.
+        if instance_id in self._instances:
+            raise ValueError(f"instance {instance_id!r} already exists")
+        flow = self._flows.get(flow_id)
+        if flow is None:
+            raise ValueError(f"instance {instance_id!r} refers to unknown flow {flow_id}")
+        return flow
 
     def _instance_json(self, inst: Instance, now: float, viewer: str) -> dict[str, Any]:
         return inst.to_json(self._flows[inst.flow_id], now, viewer, self._user_name(inst.owner))

@@ -337,12 +337,7 @@ class EnOSHook(EnOSBaseHook):
                 found.update((str(i["instanceId"]), i) for i in new)
                 if on_page is not None and new:
                     on_page(new)
-            if paging.ended == "cap":
-                self.log.warning(
-                    "EnOS search of type %s stopped after %s pages of %s (its cap): the gateway kept sending "
-                    "new instances beyond what count said; the result may be incomplete",
-                    flow_type, paging.page_no - 1, page_size,
-                )  # fmt: skip
+            paging.warn_if_capped(self.log, f"of type {flow_type}")
         return list(found.values())
 
     def _with_flow_type(self, query: Search, user_id: str | None, org_id: str | None) -> Search:

@@ -22,7 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_enos_provider._status import status_list
 from airflow_enos_provider._validation import require_text, seconds, to_epoch_ms, to_flow_id
 from airflow_enos_provider._watermark import Ended, Watermark
-from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.exceptions import EnOSError, EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.triggers._event_polls import Snapshot, hook_for, iso, payload, poll_flow
 
@@ -129,7 +129,7 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        """Poll the flow for instances in any final status; yield one :class:`Snapshot` per poll."""
+        """Poll the flow for instances in any final status; yield one snapshot per poll."""
         async for snapshot in poll_flow(kwargs, _FINAL):
             yield snapshot
 
@@ -157,7 +157,10 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
             else:
                 listed = list(snapshot.instances)
                 if not caught_up and mark.horizon < snapshot.covers_from:
-                    listed += await self._catch_up(snapshot, mark.horizon)
+                    gap = await self._catch_up(snapshot, mark.horizon)
+                    if gap is None:
+                        continue  # taking this poll alone could move the horizon past the gap
+                    listed += gap
                 caught_up = True
                 mark.reported_error = None
                 wanted = {EnOSFlowInstanceStatus[name] for name in self.statuses}
@@ -232,8 +235,12 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
 
     # ----------------------------------------------------------------- helpers
 
-    async def _catch_up(self, snapshot: Snapshot, horizon: int) -> list[Ended]:
-        # The stream's polls began after this watcher's horizon (a restart after a gap): read the gap.
+    async def _catch_up(self, snapshot: Snapshot, horizon: int) -> list[Ended] | None:
+        """Read the instances that ended between this watcher's horizon and the stream's first poll.
+
+        The stream's polls began after the horizon (a restart after a gap). Returns None when the read
+        failed: the next poll tries again, and until then nothing is announced.
+        """
         assert snapshot.flow_id is not None
         self.log.info(
             "EnOS event watcher %s catches up on instances that ended since %s",
@@ -241,9 +248,16 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         )  # fmt: skip
         hook = hook_for(self.enos_conn_id)
         wanted = [EnOSFlowInstanceStatus[s] for s in self.statuses]
-        listed, _ = await hook._aended_instances(
-            snapshot.flow_id, snapshot.types, wanted, horizon, self.user_id, self.org_id
-        )
+        try:
+            listed, _ = await hook._aended_instances(
+                snapshot.flow_id, snapshot.types, wanted, horizon, self.user_id, self.org_id
+            )
+        except EnOSError as err:
+            self.log.warning(
+                "EnOS event watcher %s could not catch up (%s); trying again at the next poll",
+                self._flow_label(), err,
+            )  # fmt: skip
+            return None
         return listed
 
     def _error(self, message: str) -> TriggerEvent:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
-from airflow_enos_provider._watermark import LOOKBACK_MS, Watermark
+from airflow_enos_provider._compat import airflow_version
+from airflow_enos_provider._watermark import Watermark
 from airflow_enos_provider.exceptions import EnOSValidationError
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.triggers._event_polls import Snapshot, poll_flow
@@ -19,6 +21,8 @@ from tests import enos_env as env
 FLOW = 5001
 OTHER_FLOW = 5002
 POLL = 0.001  # the trigger's own pause between polls; tests step poll by poll, never by time
+AIRFLOW_2 = Version(airflow_version()).major < 3
+needs_airflow_3 = pytest.mark.skipif(AIRFLOW_2, reason="AssetWatcher came with Airflow 3.0")
 
 
 class MemoryStore:
@@ -90,6 +94,8 @@ class Watch:
 
 @pytest.fixture
 def tenant(enos_conn):
+    if AIRFLOW_2:
+        pytest.skip("AssetWatcher came with Airflow 3.0")
     state = enos_conn.state
     state.add_flow(FLOW, name="nightly_export", owner=env.USER_ID)
     state.add_flow(OTHER_FLOW, name="other", owner=env.USER_ID)
@@ -163,45 +169,36 @@ def test_run_fires_the_events_on_its_own_poll(tenant):
     assert search.body["status"] == "1"
 
 
-def test_out_of_order_ends_are_announced_once_each(tenant):
+@pytest.mark.parametrize(
+    ("first", "late"),
+    [
+        pytest.param({"0202": 20}, {"0201": 10}, id="out of order: the late one ended before"),
+        pytest.param({"0302": 10}, {"0301": 10, "0303": 10}, id="equal end times, listed a poll apart"),
+    ],
+)
+def test_an_instance_listed_after_a_later_or_equal_end_is_announced_once(tenant, first, late):
     now = tenant.now()
+
+    def add(instances: dict[str, int]) -> None:
+        for suffix, end in instances.items():
+            tenant.schedule_instance(f"{FLOW}-20261204{suffix}", FLOW, now + end)
 
     async def script():
         watch = Watch(watcher(tenant))
-        tenant.schedule_instance(f"{FLOW}-202612040202", FLOW, now + 20)
+        add(first)
         tenant.advance(30)
-        first = await watch.poll()
-        # shows up late: it ended before the one already announced
-        tenant.schedule_instance(f"{FLOW}-202612040201", FLOW, now + 10)
-        second = await watch.poll()
-        third = await watch.poll()
+        polls = [await watch.poll()]
+        add(late)  # shows up already ended, after the first poll announced a later or equal end
+        polls += [await watch.poll(), await watch.poll()]
         await watch.stop()
-        return first, second, third
+        return polls
 
-    first, second, third = run_script(script)
-    assert ids(first) == [f"{FLOW}-202612040202"]
-    assert ids(second) == [f"{FLOW}-202612040201"]
-    assert third == []
-
-
-def test_equal_end_times_are_all_announced(tenant):
-    now = tenant.now()
-
-    async def script():
-        watch = Watch(watcher(tenant))
-        tenant.schedule_instance(f"{FLOW}-202612040302", FLOW, now + 10)
-        tenant.advance(10)
-        first = await watch.poll()
-        # same end second, seen one poll later (a same-second end listed after the first poll)
-        tenant.schedule_instance(f"{FLOW}-202612040301", FLOW, now + 10)
-        tenant.schedule_instance(f"{FLOW}-202612040303", FLOW, now + 10)
-        second = await watch.poll()
-        await watch.stop()
-        return first, second
-
-    first, second = run_script(script)
-    assert ids(first) == [f"{FLOW}-202612040302"]
-    assert ids(second) == [f"{FLOW}-202612040301", f"{FLOW}-202612040303"]
+    polls = run_script(script)
+    assert [ids(p) for p in polls] == [
+        [f"{FLOW}-20261204{s}" for s in first],
+        [f"{FLOW}-20261204{s}" for s in late],
+        [],
+    ]
 
 
 def test_statuses_filter_what_is_announced(tenant):
@@ -253,6 +250,42 @@ def test_restart_with_the_stored_watermark_repeats_none_and_misses_none(tenant):
     before, after, later = run_script(script)
     assert ids(before) == [f"{FLOW}-202612040501", f"{FLOW}-202612040502"]
     assert ids(after) == [f"{FLOW}-202612040503"]
+    assert later == []
+
+
+def test_after_a_long_gap_the_watcher_catches_up_and_a_failed_catch_up_is_tried_again(tenant):
+    store = MemoryStore()
+    now = tenant.now()
+    hour = 3600
+
+    def make() -> EnOSFlowInstanceEventTrigger:
+        trigger = watcher(tenant, start_from=int((now - 5 * hour) * 1000))
+        trigger.asset_state_store = store
+        return trigger
+
+    async def script():
+        watch = Watch(make())
+        tenant.schedule_instance(f"{FLOW}-202612040901", FLOW, now - 4 * hour)
+        before = await watch.poll()
+        await watch.stop()
+        # while the triggerer was down: an instance ended 3 hours ago, before the lookback of a new
+        # stream's first poll, so only the watcher's catch-up read finds it
+        tenant.schedule_instance(f"{FLOW}-202612040902", FLOW, now - 3 * hour)
+        # the restarted stream's first search succeeds; the catch-up read then fails (every attempt)
+        tenant.after(
+            "flowInstances.search", lambda: tenant.inject("http_5xx", "flowInstances.search", times=4)
+        )
+        again = Watch(make())
+        failed = await again.poll()
+        after = await again.poll()
+        later = await again.poll()
+        await again.stop()
+        return before, failed, after, later
+
+    before, failed, after, later = run_script(script)
+    assert ids(before) == [f"{FLOW}-202612040901"]
+    assert failed == []
+    assert ids(after) == [f"{FLOW}-202612040902"]
     assert later == []
 
 
@@ -340,6 +373,7 @@ def test_an_unknown_flow_is_an_error_event(tenant):
     assert event["status"] == "error" and event["flow_id"] == 5999 and "5999" in event["message"]
 
 
+@needs_airflow_3
 def test_serialize_round_trip():
     trigger = EnOSFlowInstanceEventTrigger(
         flow_id="42",
@@ -367,11 +401,13 @@ def test_serialize_round_trip():
         ({"flow_id": "x"}, "flow_id"),
     ],
 )
+@needs_airflow_3
 def test_bad_arguments_are_refused_naming_the_field(kwargs, field):
     with pytest.raises(EnOSValidationError, match=field):
         EnOSFlowInstanceEventTrigger(**kwargs)
 
 
+@needs_airflow_3
 def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
     a = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["SUCCESS"])
     b = EnOSFlowInstanceEventTrigger(flow_id=1, statuses=["FAIL"])
@@ -379,8 +415,15 @@ def test_watchers_of_one_flow_share_a_key_and_differ_by_flow():
     assert a.shared_stream_key() == b.shared_stream_key() != c.shared_stream_key()
 
 
-def test_the_lookback_bounds_what_is_remembered():
-    assert LOOKBACK_MS == 3_600_000
+def test_without_event_triggers_the_trigger_says_it_needs_airflow_3(monkeypatch):
+    from airflow.triggers.base import BaseTrigger
+
+    from airflow_enos_provider.triggers import flow_instance_event
+
+    # What the module falls back to on Airflow 2.11, where it still imports.
+    monkeypatch.setattr(flow_instance_event, "BaseEventTrigger", BaseTrigger)
+    with pytest.raises(EnOSValidationError, match=r"AssetWatcher, which needs Airflow 3\.0 or later"):
+        EnOSFlowInstanceEventTrigger(flow_id=1)
 
 
 def test_watchers_of_one_flow_share_one_poll_and_write_after_the_events_are_stored(tenant):
