@@ -20,7 +20,7 @@ import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,9 +189,11 @@ class Watched:
         wait_for(f"a watcher on {self.dag_id}'s asset", self.watching, 90, describe=self.stack.describe)
         wait_polls(self.enos, self.flow_id, 1)
 
-    def end(self, minute: int, end_status: str = "SUCCESS", polled: bool = True) -> str:
+    def end(self, end_status: str = "SUCCESS", polled: bool = True) -> str:
         """Start an instance and end it on the clock, after a search saw it running if ``polled``
-        (the gateway is up); record it."""
+        (the gateway is up); record it. The n-th (from 0) is triggered n - 4 minutes after the wall
+        clock's minute: the ids differ, each names a minute before its start."""
+        minute = len(self.succeeded) + len(self.failed) - 4
         flow_inst_id, end_at = start_instance(self.enos, self.flow_id, minute, end_status)
         if polled:
             wait_polls(self.enos, self.flow_id, 1)  # a search found it RUNNING: not an event
@@ -217,8 +219,9 @@ class Watched:
             describe=lambda: f"runs {[r['state'] for r in self.runs()]}; {self.stack.describe()}",
         )
 
-    def tally(self, scenario: str) -> dict[str, int]:
-        """Wait until every run ended and the watcher polled twice more, then count and print."""
+    def tally(self, scenario: str, record: Callable[[str, object], None]) -> dict[str, int]:
+        """Wait until every run ended and the watcher polled twice more, then count, print and
+        ``record`` the counts (pytest's ``record_property``: the e2e timings report shows them)."""
         wait_polls(self.enos, self.flow_id, 2)
         runs = wait_for(
             f"every {self.dag_id} run to end",
@@ -238,6 +241,8 @@ class Watched:
             "misses": len(set(self.succeeded) - set(events)),
             "runs for FAIL instances": len(set(self.failed) & set(events)),
         }
+        for name, value in counts.items():
+            record(name, value)
         print(f"{scenario}: {counts}; instances {self.succeeded}; runs consumed {per_run}")
         print(f"{scenario}: asset state store {self.state_store()}")
         assert [r["state"] for r in runs] == ["success"] * len(runs)
@@ -273,16 +278,16 @@ def expected(watched: Watched) -> dict[str, int]:
     "start_from, so an instance that ended while no triggerer ran is missed (docs/howto/asset_watcher.rst)",
 )
 def test_a_sigkilled_triggerer_neither_repeats_nor_misses_an_instance(
-    airflow: AirflowStack, emulator: EnOSEmulator
+    airflow: AirflowStack, emulator: EnOSEmulator, record_property: Callable[[str, object], None]
 ):
     """Three SUCCESS instances and a FAIL; the triggerer dies by SIGKILL after the second's run and
     the third ends while none runs: after the restart, one run each, none twice."""
     watched = Watched(airflow, emulator, KILL_DAG, FLOWS[KILL_DAG])
     watched.wait_watching()
 
-    watched.wait_run(watched.end(minute=-4))
-    watched.end(minute=-3, end_status="FAIL")
-    second = watched.end(minute=-2)
+    watched.wait_run(watched.end())
+    watched.end(end_status="FAIL")
+    second = watched.end()
     watched.wait_run(second)
     # Airflow confirms an event stored before the watcher writes its watermark: a kill in between
     # repeats the event (documented). The kill comes once the stored watermark names the second.
@@ -294,27 +299,29 @@ def test_a_sigkilled_triggerer_neither_repeats_nor_misses_an_instance(
     )
 
     crash.kill_component(airflow, "triggerer")
-    third = watched.end(minute=-1, polled=False)  # no triggerer runs
+    third = watched.end(polled=False)  # no triggerer runs
     airflow.start("triggerer", "triggerer", "--skip-serve-logs")
 
     watched.wait_run(third, timeout=180)
-    assert watched.tally("triggerer SIGKILL") == expected(watched)
+    assert watched.tally("triggerer SIGKILL", record_property) == expected(watched)
 
 
-def test_a_one_minute_gateway_outage_misses_no_instance(airflow: AirflowStack, emulator: EnOSEmulator):
+def test_a_one_minute_gateway_outage_misses_no_instance(
+    airflow: AirflowStack, emulator: EnOSEmulator, record_property: Callable[[str, object], None]
+):
     """Three SUCCESS instances and a FAIL; the FAIL and the second SUCCESS end while the gateway
     refuses every connection for 60 s: the second's run comes when it is back, the FAIL's never."""
     watched = Watched(airflow, emulator, OUTAGE_DAG, FLOWS[OUTAGE_DAG])
     watched.wait_watching()
-    watched.wait_run(watched.end(minute=-4))
+    watched.wait_run(watched.end())
 
     with crash.gateway_down(emulator) as down:
-        watched.end(minute=-3, end_status="FAIL", polled=False)
-        second = watched.end(minute=-2, polled=False)
+        watched.end(end_status="FAIL", polled=False)
+        second = watched.end(polled=False)
         crash.hold(OUTAGE_SECONDS, since=down, during=airflow.check_alive)
         assert len(watched.runs()) == 1  # nothing could be seen meanwhile
 
     watched.wait_run(second, timeout=180)
     wait_log_text(airflow, f"of flow {watched.flow_id} readable again after an outage", 30)  # polled through
-    watched.wait_run(watched.end(minute=-1))
-    assert watched.tally("gateway outage") == expected(watched)
+    watched.wait_run(watched.end())
+    assert watched.tally("gateway outage", record_property) == expected(watched)
