@@ -13,6 +13,7 @@ from packaging.version import Version
 from airflow_enos_provider._compat import airflow_version
 from airflow_enos_provider._watermark import Watermark
 from airflow_enos_provider.exceptions import EnOSValidationError
+from airflow_enos_provider.hooks.enos import EnOSHook
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 from airflow_enos_provider.triggers._event_polls import Snapshot, poll_flow
 from airflow_enos_provider.triggers.flow_instance_event import EnOSFlowInstanceEventTrigger
@@ -118,6 +119,18 @@ def run_script(script: Callable[[], Any]) -> Any:
     return env.run_async(script())
 
 
+def polls(trigger: EnOSFlowInstanceEventTrigger, count: int = 1) -> list[list[dict[str, Any]]]:
+    """Run ``count`` polls of a watcher that starts now; return each poll's events."""
+
+    async def script():
+        watch = Watch(trigger)
+        done = [await watch.poll() for _ in range(count)]
+        await watch.stop()
+        return done
+
+    return run_script(script)
+
+
 def ids(events: list[dict[str, Any]]) -> list[str]:
     return [e["flow_inst_id"] for e in events]
 
@@ -208,13 +221,7 @@ def test_statuses_filter_what_is_announced(tenant):
     tenant.schedule_instance(f"{FLOW}-202612040403", FLOW, now + 30, end_status="CANCEL")
     tenant.advance(60)
 
-    async def script():
-        watch = Watch(watcher(tenant, statuses=["FAIL", "CANCEL"]))
-        events = await watch.poll()
-        await watch.stop()
-        return events
-
-    events = run_script(script)
+    (events,) = polls(watcher(tenant, statuses=["FAIL", "CANCEL"]))
     assert [(e["flow_inst_id"], e["status"]) for e in events] == [
         (f"{FLOW}-202612040401", "FAIL"),
         (f"{FLOW}-202612040403", "CANCEL"),
@@ -316,13 +323,8 @@ def test_an_instance_that_ended_before_start_from_is_not_announced(tenant):
     tenant.schedule_instance(f"{FLOW}-202612040602", FLOW, now + 30)
     tenant.advance(60)
 
-    async def script():
-        watch = Watch(watcher(tenant, start_from=int((now + 20) * 1000)))
-        events = await watch.poll()
-        await watch.stop()
-        return events
-
-    assert ids(run_script(script)) == [f"{FLOW}-202612040602"]
+    (events,) = polls(watcher(tenant, start_from=int((now + 20) * 1000)))
+    assert ids(events) == [f"{FLOW}-202612040602"]
 
 
 def test_an_outage_is_polled_through_and_nothing_is_missed(tenant, caplog):
@@ -346,30 +348,14 @@ def test_an_outage_is_polled_through_and_nothing_is_missed(tenant, caplog):
 
 
 def test_a_refusal_fires_one_error_event_and_the_watcher_carries_on(tenant):
-    now = tenant.now()
-
-    async def script():
-        watch = Watch(watcher(tenant, user_id=env.LOCKED_USER_ID))
-        refused = await watch.poll()
-        refused_again = await watch.poll()
-        await watch.stop()
-        return refused, refused_again
-
-    refused, refused_again = run_script(script)
+    refused, refused_again = polls(watcher(tenant, user_id=env.LOCKED_USER_ID), 2)
     assert [e["status"] for e in refused] == ["error"]
-    assert "62105" in refused[0]["message"] or "locked" in refused[0]["message"].lower()
+    assert "62105" in refused[0]["message"]
     assert refused_again == []  # the same refusal is announced once
-    assert now == tenant.now()
 
 
 def test_an_unknown_flow_is_an_error_event(tenant):
-    async def script():
-        watch = Watch(watcher(tenant, flow_id=5999))
-        events = await watch.poll()
-        await watch.stop()
-        return events
-
-    (event,) = run_script(script)
+    ((event,),) = polls(watcher(tenant, flow_id=5999))
     assert event["status"] == "error" and event["flow_id"] == 5999 and "5999" in event["message"]
 
 
@@ -498,3 +484,26 @@ def _notify_after(aset, stores, written: asyncio.Event):
             written.set()
 
     return wrapped
+
+
+# EnOSHook.afind_flow comes with helper h2's branch (Search Flow); until it is merged these two skip.
+needs_find_flow = pytest.mark.skipif(
+    not hasattr(EnOSHook, "afind_flow"), reason="EnOSHook.afind_flow is not merged yet"
+)
+
+
+@needs_find_flow
+def test_a_flow_named_is_looked_up_and_watched(tenant):
+    now = tenant.now()
+    tenant.schedule_instance(f"{FLOW}-202612041001", FLOW, now + 10)
+    tenant.advance(20)
+
+    ((event,),) = polls(watcher(tenant, flow_id=None, flow_name="nightly_export"))
+    assert event["flow_inst_id"] == f"{FLOW}-202612041001" and event["flow_id"] == FLOW
+
+
+@needs_find_flow
+def test_an_unknown_flow_name_is_an_error_event(tenant):
+    ((event,),) = polls(watcher(tenant, flow_id=None, flow_name="no_such_flow"))
+    assert event["status"] == "error" and event["flow_name"] == "no_such_flow"
+    assert "no_such_flow" in event["message"]
