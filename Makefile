@@ -112,12 +112,14 @@ test-matrix: test $(MATRIX_CI:%=test-airflow-%)
 test-e2e: $(E2E_STAMP)
 	$(BIN)/pytest tests/e2e -p no:cacheprovider
 
-# The LocalExecutor real-scheduler tests on the older Airflow lanes (logs in build/e2e/airflow-X.Y).
+# The LocalExecutor real-scheduler tests on the older Airflow lanes (logs in build/e2e/airflow-X.Y);
+# test_asset_watcher.py runs there to show its skip (AssetWatcher is Airflow 3.0+).
 E2E_MATRIX := 2.11
 test-e2e-matrix: $(E2E_MATRIX:%=.venv-airflow-%/.installed)
 	for version in $(E2E_MATRIX); do \
 		ENOS_E2E_LOG_DIR=build/e2e/airflow-$$version .venv-airflow-$$version/bin/pytest -p no:cacheprovider \
-			tests/e2e/test_real_scheduler_kill.py tests/e2e/test_due_time.py || exit 1; \
+			tests/e2e/test_real_scheduler_kill.py tests/e2e/test_due_time.py tests/e2e/test_asset_watcher.py \
+			|| exit 1; \
 	done
 
 bench: $(BENCH_STAMP)
