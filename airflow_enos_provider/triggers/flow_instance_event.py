@@ -59,8 +59,8 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
     :param statuses: the final statuses to announce (names, codes or members).
     :param poll_interval: seconds between polls.
     :param start_from: announce only instances that end at or after this time (ms since the epoch or
-        an aware datetime); default: when the watcher first started (kept across restarts on
-        Airflow 3.3).
+        an aware datetime); default: the second the watcher first started in (kept across restarts
+        on Airflow 3.3).
     :param enos_conn_id: the ``enos`` connection.
     :param user_id: the EnOS user id; default: the connection's.
     :param org_id: the OU id; default: the connection's.
@@ -146,7 +146,9 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         caught_up = False
         async for snapshot in shared_stream:
             if mark is None:
-                since = self.start_from if self.start_from is not None else int(time.time() * 1000)
+                # EnOS writes end times to the second: "from now" starts at this second's beginning, or
+                # an instance ending later in the same second would read as ending before it.
+                since = self.start_from if self.start_from is not None else int(time.time()) * 1000
                 mark = Watermark(since=since)
                 await self._save(mark.to_json())  # where "from now" began, before anything is announced
                 self.log.info("EnOS event watcher %s starts from %s", self._flow_label(), iso(since))

@@ -192,8 +192,11 @@ class AirflowAPI:
     def unpause(self, dag_id: str) -> None:
         assert self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})["is_paused"] is False
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        body = {"conf": conf} if AIRFLOW_2 else {"logical_date": None, "conf": conf}
+    def trigger(self, dag_id: str, conf: dict[str, Any], due: str | None = None) -> str:
+        """Start a run now; ``due`` (ISO) sets the time it is due instead (its logical date on 2.11)."""
+        body: dict[str, Any] = {"conf": conf} if AIRFLOW_2 else {"logical_date": None, "conf": conf}
+        if due is not None:
+            body.update({"logical_date": due} if AIRFLOW_2 else {"run_after": due})
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(run["dag_run_id"])
 

@@ -7,6 +7,7 @@ start the failed one again from its failed task. The emulator counts the instanc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -40,7 +41,10 @@ def test_retry_from_failure_restarts_the_flow_at_its_failed_task(airflow: Airflo
     crash.add_flows(
         enos, [flow_id], tasks=[{"name": "extract", "id": "530201"}, {"name": "load", "id": "530202"}]
     )
-    run_id = api.trigger(dag_id, {"flow_id": flow_id})
+    # Due at the start of this hour: the retry's refused minute has later minutes of the hour left
+    # (due in the hour's last minute, the provider would rightly give up).
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    run_id = api.trigger(dag_id, {"flow_id": flow_id}, due=hour.isoformat())
     api.wait_task_state(dag_id, run_id, "start", ["deferred"], timeout=120)
     [first] = crash.wait_instances(enos, [flow_id], timeout=30)
     wait_reads(enos, first, more_than=0, timeout=60)

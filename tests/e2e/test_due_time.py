@@ -71,14 +71,6 @@ def _searches(enos: EnOSEmulator, flow_id: int) -> int:
     )
 
 
-def _trigger_run(stack: AirflowStack, dag_id: str, flow_id: int, due: datetime) -> str:
-    """A manual run due at ``due``: on Airflow 3 without a logical date (``run_after``), on 2.11 with it."""
-    when = due.isoformat()
-    body: dict[str, Any] = {"conf": {"flow_id": flow_id}}
-    body.update({"logical_date": when} if AIRFLOW_2 else {"logical_date": None, "run_after": when})
-    return str(stack.api.call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
-
-
 def _ti_try(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, state: str) -> Any:
     api = stack.api
 
@@ -127,7 +119,7 @@ def test_a_midnight_run_keeps_its_business_date_across_tasks_and_retries(
     dag_id, flow_id, midnight = MIDNIGHT_TWO_TASKS, 5702, _midnight()
     airflow.wait_dags([dag_id], timeout=120)
     crash.add_flows(enos, [flow_id], tasks=[{"name": "extract", "id": "540201"}])
-    run_id = _trigger_run(airflow, dag_id, flow_id, midnight)
+    run_id = airflow.api.trigger(dag_id, {"flow_id": flow_id}, due=midnight.isoformat())
     ids = wait_for(
         "both tasks' instances",
         lambda: found if len(found := crash.instances_of(enos, flow_id)) == 2 else None,
@@ -188,7 +180,10 @@ def test_two_runs_two_minutes_apart_each_retry_reattaches_to_its_own_instance(
     crash.add_flows(enos, [flow_id])
     now = datetime.now(UTC).replace(microsecond=0)
     due = {"a": now - timedelta(minutes=4), "b": now - timedelta(minutes=2)}
-    runs = {name: _trigger_run(airflow, dag_id, flow_id, at) for name, at in due.items()}
+    runs = {
+        name: airflow.api.trigger(dag_id, {"flow_id": flow_id}, due=at.isoformat())
+        for name, at in due.items()
+    }
     tis = {name: _ti_try(airflow, dag_id, run_id, "start", 1, "running") for name, run_id in runs.items()}
     mine = {
         name: wait_for(
