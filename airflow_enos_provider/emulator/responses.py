@@ -229,7 +229,9 @@ def enable_flow(state: EmulatorState, user_id: str, request: Request) -> str:
 
 def search_flows(state: EmulatorState, user_id: str, request: Request) -> list[dict[str, Any]]:
     """Serve "Search Flow" (search_flow.md; sorters on createTime, updateTime or startTime)."""
-    page_no, page_size, sorters = _pagination(request.parsed.get("pagination"), FLOW_SORT_FIELDS)
+    page_no, page_size, sorters = _pagination(
+        request.parsed.get("pagination"), FLOW_SORT_FIELDS, default=(("createTime", False),)
+    )
     descending = bool(sorters) and sorters[0][1]
     return state.search_flows(user_id, request.parsed.get("expression") or "", page_no, page_size, descending)
 
@@ -361,18 +363,23 @@ def _trigger_request(
 
 
 def _pagination(
-    value: Mapping[str, Any] | None, fields: tuple[str, ...] = SORT_FIELDS
+    value: Mapping[str, Any] | None,
+    fields: tuple[str, ...] = SORT_FIELDS,
+    default: tuple[tuple[str, bool], ...] = (("triggerTime", True),),
 ) -> tuple[int, int, tuple[tuple[str, bool], ...]]:
     # The Pagination Struct (search_flow.md); its pageNo >= 1 and pageSize > 0 are contract checks.
+    # ``default``: the order of a search that names no sorter, which the pages leave undocumented
+    # (instances: newest trigger first; flows: in creation order, "ASC (default)").
     if value is None:
-        # A search without pagination: the first page, newest trigger first (undocumented).
-        return 1, DEFAULT_PAGE_SIZE, (("triggerTime", True),)
-    if value["pageSize"] > MAX_PAGE_SIZE:
+        return 1, DEFAULT_PAGE_SIZE, default
+    if value["pageSize"] > MAX_PAGE_SIZE:  # undocumented: the pages ask only pageSize > 0
         raise invalid_parameter(f"Invalid parameter: pageSize must be 1 to {MAX_PAGE_SIZE}")
+    if not value.get("sorters"):
+        return value["pageNo"], value["pageSize"], default
     sorters: list[tuple[str, bool]] = []
-    for sorter in value.get("sorters") or [{"field": "triggerTime", "order": "DESC"}]:
+    for sorter in value["sorters"]:
         if sorter["field"] not in fields:
-            # list_flow_instances.md's error table, with its five fields.
+            # list_flow_instances.md's error table (search_flow.md names its own three fields).
             raise invalid_parameter("The sorters field parameter is invalid")
         # search_flow.md: "ASC (default) = ascending order".
         order = sorter.get("order", "ASC")

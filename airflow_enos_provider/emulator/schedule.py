@@ -24,7 +24,13 @@ __all__ = ["MAX_CATCH_UP", "Cron", "Schedule"]
 MAX_CATCH_UP = 1000
 # How far back a cron's fire times are looked for after a jump of the clock (bounds the day loop).
 _MAX_LOOK_BACK_DAYS = 366 * 5
-_MONTHS = {name: n for n, name in enumerate(calendar.month_abbr) if name}
+# Quartz's English names, whatever the process's locale (calendar.month_abbr follows LC_TIME).
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1
+    )
+}
 _DAYS = {name.upper(): n for n, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
 
 
@@ -77,13 +83,13 @@ class Cron:
             )
         parts += ["*"] * (7 - len(parts))
         limits = ((0, 59, "second"), (0, 59, "minute"), (0, 23, "hour"), (1, 31, "day of month"),
-                  (1, 12, "month"), (1, 7, "day of week"), (1970, 2199, "year"))  # fmt: skip
+                  (1, 12, "month"), (1, 7, "day of week"), (1970, 2099, "year"))  # fmt: skip
         names: tuple[dict[str, int], ...] = (
             {},
             {},
             {},
             {},
-            {k.upper(): v for k, v in _MONTHS.items()},
+            _MONTHS,
             _DAYS,
             {},
         )

@@ -348,8 +348,8 @@ class EmulatorState(Tenant):
     def my_flows(self, user_id: str, expression: str) -> list[dict[str, Any]]:
         """Return "Get My Flow" (get_my_flow.md): the user's flows, ``flowId`` a String.
 
-        Which flows are "related to the user" is undocumented: here, those it owns. ``cycle`` for a
-        flow without a schedule is undocumented: here ``"D"``, the value every sample shows.
+        Undocumented, and so chosen here: which flows are "related to the user" (those it owns), what
+        ``editable`` means (not locked), and ``cycle``, always ``"D"``, the value every sample shows.
         """
         with self.lock:
             return [
