@@ -693,11 +693,12 @@ class EnOSHook(EnOSBaseHook):
         types: Sequence[int],
         statuses: Iterable[EnOSFlowInstanceStatus],
         ended_since: int,
+        zone: timezone,
         user_id: str | None,
         org_id: str | None,
     ) -> tuple[list[Ended], bool]:
-        # The event watcher's search (airflow_enos_provider._protocol.ended).
-        zone = await self.aget_time_zone(user_id=user_id, org_id=org_id)
+        # The event watcher's search (airflow_enos_provider._protocol.ended), in the zone its caller
+        # already read (each poll reads it once; a catch-up reuses its poll's).
         return await self._arun(
             lambda caller: ended_instances(caller, flow_id, types, statuses, ended_since, zone),
             user_id,

@@ -22,7 +22,6 @@ from airflow_enos_provider.operators._reattach import TriggerTask, tenant_zone
 from airflow_enos_provider.status import EnOSFlowInstanceStatus
 
 #: The choices, in the order the docs list them.
-IF_RUNNING = ("queue", "wait", "cancel", "fail", "skip")
 
 
 def blocking_instances(op: TriggerTask, own: str | None) -> list[dict[str, Any]]:
@@ -41,7 +40,7 @@ def check(
     """Act on the flow's other active instances as ``mode`` says; return what to log with the trigger.
 
     :param op: the operator.
-    :param mode: one of :data:`IF_RUNNING`.
+    :param mode: one of the operator's ``if_running`` choices.
     :param own: the instance an earlier try of this task instance started, if known (never blocking).
     :param wait_out: for ``wait``: waits until the given instances are final and says how they ended;
         it may defer the task instead (then it does not return). Afterwards the flow is checked once

@@ -213,7 +213,7 @@ def _earlier(
 
     stored = store.get(STORE_KEY) if store is not None else None
     if stored:
-        zone = op.hook.get_time_zone(user_id=op.user_id, org_id=op.org_id)
+        zone = tenant_zone(op, "the trigger time below")  # only for the log line: UTC if unreadable
         instance = op.hook.get_flow_instance(str(stored), user_id=op.user_id, org_id=op.org_id)
         op.log.info(
             "Retry of EnOS flow %s: the task state store names flow instance %s (trigger time %s, "

@@ -419,7 +419,9 @@ class EnOSTriggerFlowOperator(_EnOSOperator):
             pushed = ti.xcom_pull(task_ids=self.task_id, key=_RUN_XCOM_KEY, map_indexes=ti.map_index)
         if isinstance(pushed, dict) and pushed.get("flow_inst_id") == flow_inst_id:
             return pushed
-        return run_facts(self.flow_id, flow_inst_id, None, None)
+        # A task given flow_name resumes without the id it looked up: EnOS's instance id begins with it.
+        flow_id = self.flow_id if self.flow_id is not None else flow_inst_id.split("-", 1)[0]
+        return run_facts(flow_id, flow_inst_id, None, None)
 
     def _set_asset_events(self, context: Context, run: dict[str, Any], status: str) -> None:
         """Give the outlets' asset events the instance's extra, or skip the task when the instance
@@ -717,7 +719,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
             return hook.disable_flow(flow, user_id=self.user_id, org_id=self.org_id)
         except EnOSError as err:
             self.log.error("Could not stop the schedule of EnOS flow %s: %s; cancelling anyway", flow, err)
-            return f"not stopped: {err}"
+            return f"of flow {flow} was not stopped: {err}"  # names it: a resumed task has no flow_id
 
     def _what_is_cancelled(self) -> str:
         """Name the cancel in each attempt's log line, since its first calls (the token) name no id."""
@@ -753,7 +755,7 @@ class CancelFlowInstanceOperator(_EnOSOperator):
         self._results = results
         problems = []
         if isinstance(schedule, str):  # EnOS refused to stop the schedule (see _stop_schedule)
-            problems.append(f"the schedule of flow {self.flow_id} was {schedule}")
+            problems.append(f"the schedule {schedule}")
         if failures:
             total = len(results.keys() | failures.keys())
             listed = "\n".join(f"- {flow_inst_id}: {why}" for flow_inst_id, why in failures.items())

@@ -92,7 +92,7 @@ async def poll_flow(
                 types = flow_type_of(await hook.aget_flow(flow_id, user_id=user_id, org_id=org_id))
             zone = await hook.aget_time_zone(user_id=user_id, org_id=org_id)
             listed, in_order = await hook._aended_instances(
-                flow_id, types, statuses, horizon, user_id, org_id
+                flow_id, types, statuses, horizon, zone, user_id, org_id
             )
         except EnOSError as err:
             step = outage.read_failed(log, what, err, time.monotonic())

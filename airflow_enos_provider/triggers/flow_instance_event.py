@@ -251,8 +251,9 @@ class EnOSFlowInstanceEventTrigger(BaseEventTrigger):
         hook = hook_for(self.enos_conn_id)
         wanted = [EnOSFlowInstanceStatus[s] for s in self.statuses]
         try:
+            zone = snapshot.zone or await hook.aget_time_zone(user_id=self.user_id, org_id=self.org_id)
             listed, _ = await hook._aended_instances(
-                snapshot.flow_id, snapshot.types, wanted, horizon, self.user_id, self.org_id
+                snapshot.flow_id, snapshot.types, wanted, horizon, zone, self.user_id, self.org_id
             )
         except EnOSError as err:
             self.log.warning(

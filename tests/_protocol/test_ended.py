@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta, timezone
+
 import pytest
 
 from airflow_enos_provider.exceptions import EnOSAPIError
@@ -11,10 +13,12 @@ from tests import enos_env as env
 from tests.hostile_gateway import Reply, envelope, with_token
 
 FLOW = 5101
+GMT8 = timezone(timedelta(hours=8))  # the zone the scripted gateway says it writes in
 
 
-def ended(hook: EnOSHook, since_ms: int, flow: int = FLOW, types=(0,)):
-    return env.run_async(hook._aended_instances(flow, types, [S.SUCCESS], since_ms, None, None))
+def ended(hook: EnOSHook, since_ms: int, zone: timezone = UTC, flow: int = FLOW, types=(0,)):
+    # The zone is the one the gateway writes in: the emulator's UTC, or a scripted gateway's GMT+8.
+    return env.run_async(hook._aended_instances(flow, types, [S.SUCCESS], since_ms, zone, None, None))
 
 
 def test_pages_are_read_only_down_to_the_horizon(enos_conn):
@@ -41,8 +45,6 @@ def test_pages_are_read_only_down_to_the_horizon(enos_conn):
 
 def _listing(pages: list[list[dict]]):
     def script(seen):
-        if seen.action == "getTimeZone":
-            return Reply(body=envelope({"timezone": "GMT+8"}))
         page_no = seen.json()["pagination"]["pageNo"]
         page = pages[page_no - 1] if page_no <= len(pages) else []
         return Reply(body=envelope({"flowInsts": page, "count": sum(map(len, pages))}))
@@ -62,7 +64,7 @@ def test_a_gateway_that_ignores_the_sort_gets_every_page_read(gateway):
     new[0]["instanceId"] = f"{FLOW}-20261204999"
     server = gateway(with_token(_listing([old, new])))
     since = 1_796_342_400_000  # 2026-12-04 00:00 UTC = 08:00 in GMT+8
-    found, in_order = ended(EnOSHook(), since)
+    found, in_order = ended(EnOSHook(), since, GMT8)
     assert not in_order
     assert [e.flow_inst_id for e in found] == [f"{FLOW}-20261204999"]
     assert found[0].end_ms == since  # endTime read in the tenant's zone
@@ -72,4 +74,4 @@ def test_a_gateway_that_ignores_the_sort_gets_every_page_read(gateway):
 def test_a_final_instance_without_an_end_time_is_a_malformed_reply(gateway):
     gateway(with_token(_listing([[_instance(1, None)]])))
     with pytest.raises(EnOSAPIError, match="no readable endTime"):
-        ended(EnOSHook(), 0)
+        ended(EnOSHook(), 0, GMT8)
