@@ -99,9 +99,13 @@ class Watermark:
         for ended in taken:
             self.seen[ended.flow_inst_id] = ended.end_ms
             self.mark = max(self.mark, ended.end_ms)
+        self._forget_older()
+        return taken
+
+    def _forget_older(self) -> None:
+        # An id that ended before the horizon can never be announced again: it need not be kept.
         horizon = self.horizon
         self.seen = {i: end for i, end in self.seen.items() if end >= horizon}
-        return taken
 
     def to_json(self) -> dict[str, Any]:
         """Return the watermark as the JSON value an asset state store keeps."""
@@ -148,8 +152,7 @@ class Watermark:
         for mark in marks:
             merged.seen.update(mark.seen)
         merged.reported_error = next((m.reported_error for m in marks if m.reported_error), None)
-        horizon = merged.horizon
-        merged.seen = {i: end for i, end in merged.seen.items() if end >= horizon}
+        merged._forget_older()
         return merged
 
 

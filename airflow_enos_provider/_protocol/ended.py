@@ -20,6 +20,7 @@ from datetime import timezone
 from typing import Any
 
 from airflow_enos_provider._protocol import operations as ops
+from airflow_enos_provider._protocol.envelope import expect_dict
 from airflow_enos_provider._protocol.flow import Caller, Flow
 from airflow_enos_provider._protocol.reattach import parse_enos_time
 from airflow_enos_provider._protocol.search import Paging, Search, instances_of, of_flow
@@ -64,9 +65,7 @@ def ended_instances(
         last_end: int | None = None
         while paging.ended is None:
             op = ops.search_flow_instances(query.body(flow_type), paging.page_no, page_size, list(END_ORDER))
-            data = yield from caller.call(op)
-            if not isinstance(data, dict):
-                raise EnOSAPIError(f"the reply is not an object: {data!r:.200}", operation=op.name)
+            data = expect_dict((yield from caller.call(op)), op)
             page = paging.take(instances_of(data, op), data.get("count"))
             ends = [_ended(i, zone, op.name) for i in page if of_flow(i, flow_id)]
             for ended in ends:
