@@ -38,6 +38,7 @@ OUR_MODULES = [
     "airflow_enos_provider.operators.flow",
     "airflow_enos_provider.sensors.flow_instance",
     "airflow_enos_provider.triggers.flow_instance",
+    "airflow_enos_provider.triggers.flow_instance_event",
     "airflow_enos_provider.notifications.flow_instance",
 ]
 HOOK_MODULE = "airflow_enos_provider.hooks.enos"
@@ -50,7 +51,8 @@ AIRFLOW_BASES = {
     OUR_MODULES[1]: "airflow.sdk.bases.operator,airflow.models.baseoperator",
     OUR_MODULES[2]: "airflow.sdk.bases.sensor,airflow.sensors.base",
     OUR_MODULES[3]: "airflow.triggers.base",
-    OUR_MODULES[4]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
+    OUR_MODULES[4]: "airflow.triggers.base",
+    OUR_MODULES[5]: "airflow.sdk.bases.notifier,airflow.notifications.basenotifier",
 }
 # The base a DAG file has imported anyway: the task SDK on Airflow 3, `from airflow import DAG` on 2.11;
 # then the first importable module of each comma-separated group in argv[2:]; then argv[1] is timed.

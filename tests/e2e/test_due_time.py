@@ -109,6 +109,11 @@ def test_daily_catchup_triggers_each_run_at_its_due_time(airflow: AirflowStack, 
     print(f"catch-up trigger times: {[t.isoformat() for t in sent]}")
     assert sorted(sent) == due  # one trigger each, none refused: three different minutes
     assert len(crash.instances_of(enos, CATCHUP_FLOW)) == 3
+    # What the task reports of its instance (its outlets' extra, its lineage facet) is the same time
+    # and business date, under the scheduler's real run dates (the emulator's zone is UTC).
+    facts = [api.xcom(CATCHUP, r["dag_run_id"], "start", key="flow_instance_run") for r in runs]
+    reported = sorted((f["trigger_time_iso"], f["business_date"]) for f in facts)
+    assert reported == [(d.isoformat(), (d - timedelta(days=1)).date().isoformat()) for d in due]
 
 
 def test_a_midnight_run_keeps_its_business_date_across_tasks_and_retries(
